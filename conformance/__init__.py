@@ -1,0 +1,1 @@
+"""Conformance layer: joins the model and the kernel through traces."""

@@ -1,0 +1,1 @@
+"""pytest plugin exposing lashspec conformance traces to ports' test suites."""

@@ -1,0 +1,1 @@
+"""Declarative transition model of the lash runtime kernel."""
