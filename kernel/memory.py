@@ -1,0 +1,148 @@
+"""In-memory backend: plain dictionaries behind one lock, with an undo snapshot per operation.
+
+Every operation holds the store-wide lock for its whole duration (store.md §8.12: simply
+serialise everything), and a failing operation restores the snapshot taken when it began,
+so the in-memory store is as atomic as the SQLite one (unlike lash's, see store.md §8.1).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from .clock import Clock, LivenessOracle, ProcfsLiveness, SystemClock
+from .engine import BatchRecord, HeadRecord, InputRecord, StoreEngine, TurnRecord
+from .types import LeaseRow
+
+
+@dataclass
+class _Data:
+    leases: dict[str, LeaseRow] = field(default_factory=dict)
+    batches: dict[str, BatchRecord] = field(default_factory=dict)
+    inputs: dict[str, InputRecord] = field(default_factory=dict)
+    turns: dict[tuple[str, str], TurnRecord] = field(default_factory=dict)
+    head: HeadRecord | None = None
+    seq: int = 0
+
+    def snapshot(self) -> _Data:
+        # Rows are immutable, so copying the dictionaries is a complete snapshot.
+        return _Data(
+            dict(self.leases),
+            dict(self.batches),
+            dict(self.inputs),
+            dict(self.turns),
+            self.head,
+            self.seq,
+        )
+
+
+class _MemoryTables:
+    def __init__(self, data: _Data) -> None:
+        self._d = data
+
+    def lease(self, session_id: str) -> LeaseRow | None:
+        return self._d.leases.get(session_id)
+
+    def put_lease(self, row: LeaseRow) -> None:
+        self._d.leases[row.session_id] = row
+
+    def batches(self, session_id: str) -> list[BatchRecord]:
+        rows = [r for r in self._d.batches.values() if r.batch.session_id == session_id]
+        return sorted(rows, key=lambda r: r.batch.enqueue_seq)
+
+    def batch(self, batch_id: str) -> BatchRecord | None:
+        return self._d.batches.get(batch_id)
+
+    def batch_by_source_key(self, session_id: str, source_key: str) -> BatchRecord | None:
+        for r in self._d.batches.values():
+            if r.batch.session_id == session_id and r.batch.source_key == source_key:
+                return r
+        return None
+
+    def put_batch(self, record: BatchRecord) -> None:
+        self._d.batches[record.batch.batch_id] = record
+
+    def delete_batch(self, batch_id: str) -> None:
+        self._d.batches.pop(batch_id, None)
+
+    def inputs(self, session_id: str) -> list[InputRecord]:
+        rows = [r for r in self._d.inputs.values() if r.row.session_id == session_id]
+        return sorted(rows, key=lambda r: r.row.enqueue_seq)
+
+    def input(self, input_id: str) -> InputRecord | None:
+        return self._d.inputs.get(input_id)
+
+    def input_by_source_key(self, session_id: str, source_key: str) -> InputRecord | None:
+        for r in self._d.inputs.values():
+            if r.row.session_id == session_id and r.row.source_key == source_key:
+                return r
+        return None
+
+    def terminal_inputs(self) -> list[InputRecord]:
+        rows = [r for r in self._d.inputs.values() if r.row.state.is_terminal]
+        return sorted(rows, key=lambda r: r.row.enqueue_seq)
+
+    def put_input(self, record: InputRecord) -> None:
+        self._d.inputs[record.row.input_id] = record
+
+    def delete_input(self, input_id: str) -> None:
+        self._d.inputs.pop(input_id, None)
+
+    def next_seq(self) -> int:
+        self._d.seq += 1
+        return self._d.seq
+
+    def head(self) -> HeadRecord | None:
+        return self._d.head
+
+    def put_head(self, record: HeadRecord) -> None:
+        self._d.head = record
+
+    def turn(self, session_id: str, turn_id: str) -> TurnRecord | None:
+        return self._d.turns.get((session_id, turn_id))
+
+    def put_turn(self, record: TurnRecord) -> None:
+        self._d.turns[(record.session_id, record.turn_id)] = record
+
+
+class _MemoryBackend:
+    def __init__(self) -> None:
+        self._data = _Data()
+        self._lock = threading.RLock()
+        self.write_transactions = 0
+        self.read_transactions = 0
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[_MemoryTables]:
+        with self._lock:
+            if write:
+                self.write_transactions += 1
+            else:
+                self.read_transactions += 1
+            if not write:
+                yield _MemoryTables(self._data)
+                return
+            before = self._data.snapshot()
+            try:
+                yield _MemoryTables(self._data)
+            except BaseException:
+                self._data = before
+                raise
+
+    def close(self) -> None:
+        pass
+
+
+class InMemoryStore(StoreEngine):
+    """The store kept in process memory; state is lost when the object goes away."""
+
+    def __init__(self, clock: Clock | None = None, liveness: LivenessOracle | None = None) -> None:
+        self._memory = _MemoryBackend()
+        super().__init__(self._memory, clock or SystemClock(), liveness or ProcfsLiveness())
+
+    @property
+    def transaction_counts(self) -> tuple[int, int]:
+        """(read transactions, write transactions) opened so far."""
+        return self._memory.read_transactions, self._memory.write_transactions
