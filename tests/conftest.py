@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from lashspec.kernel.clock import FakeProcessTable, ManualClock
 from lashspec.kernel.memory import InMemoryStore
 from lashspec.kernel.sqlite import SqliteStore
