@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-
 from lashspec.kernel.errors import (
     HeadRevisionConflict,
     PendingTurnInputSourceKeyConflict,
@@ -52,7 +51,6 @@ from lashspec.kernel.types import (
     ProcessWake,
     ProcessWakeDelivery,
     QueuedWorkBatchDraft,
-    QueuedWorkCompletion,
     RefreshToolCatalog,
     RuntimeCommit,
     RuntimeTurnCommitStamp,
@@ -68,6 +66,7 @@ from lashspec.kernel.types import (
     TurnInputState,
     turn_commit_hash,
 )
+
 from tests.conftest import StoreHarness
 from tests.runtime_scenarios import test_fault_matrix_rows as fault_rows
 
