@@ -1670,29 +1670,31 @@ def test_case_35_runtime_persistence_clock_expiry(harness: StoreHarness) -> None
 
 
 def test_case_36_runtime_persistence_survives_reopen(harness: StoreHarness) -> None:
-    """A first-claim race across two handles (SQLite: two connections on one file; memory:
-    one shared store) has exactly one winner, repeatedly.  Adapted: session meta and
-    attachment intents are not kernel records, so what must be visible through a reopened
-    handle is the checkpoint state (tool-state generation 77), the queued batch with its
-    source key and text, the pending input with its attachment, and the live lease, which
-    the new handle sees as Busy and can release with the completion."""
+    """A first-claim race of four contenders (SQLite: four connections on one file; memory:
+    one shared store) has exactly one winner and three Busy, repeatedly (invariant L7).
+    Adapted: session meta and attachment intents are not kernel records, so what must be
+    visible through a reopened handle is the checkpoint state (tool-state generation 77),
+    the queued batch with its source key and text, the pending input with its attachment,
+    and the live lease, which the new handle sees as Busy and can release with the
+    completion."""
     store = harness.store
-    open_handle, reopen_handle = handles(harness, 2)
+    contenders = handles(harness, 4)
+    open_handle = contenders[0]
     for round_index in range(RACE_ROUNDS):
         session = f"first-claim-race-{round_index}"
         outcomes = race(
             [
-                lambda s=session: open_handle.try_claim_session_execution_lease(
-                    s, owner("owner-a"), TTL
-                ),
-                lambda s=session: reopen_handle.try_claim_session_execution_lease(
-                    s, owner("owner-b"), TTL
-                ),
+                lambda s=session, h=handle, i=index: h.try_claim_session_execution_lease(
+                    s, owner(f"owner-{i}"), TTL
+                )
+                for index, handle in enumerate(contenders)
             ]
         )
         winners = [o.lease for o in outcomes if isinstance(o, Acquired)]
-        assert len(winners) == 1, f"round {round_index}: {outcomes}"
+        holders = [o.holder for o in outcomes if isinstance(o, Busy)]
+        assert len(winners) == 1 and len(holders) == 3, f"round {round_index}: {outcomes}"
         assert winners[0].fencing_token == 1
+        assert all(h.lease_token == winners[0].lease_token for h in holders)
         store.release_session_execution_lease(winners[0].completion())
 
     lease = acquire(open_handle, "root", "reopen")
