@@ -754,6 +754,8 @@ def test_wrong_schema_version_is_a_mismatch_that_mentions_deletion(
 
 
 def test_foreign_sqlite_database_is_a_mismatch_and_keeps_its_data(tmp_path: Path) -> None:
+    """Another application's SQLite file is refused before anything is written to it: its
+    tables, rows and journal mode stay as they were."""
     path = tmp_path / "foreign.sqlite"
     with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("CREATE TABLE notes (body TEXT)")
@@ -765,3 +767,5 @@ def test_foreign_sqlite_database_is_a_mismatch_and_keeps_its_data(tmp_path: Path
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         assert tables == {"notes"}, f"the foreign file gained tables: {tables}"
         assert connection.execute("SELECT body FROM notes").fetchall() == [("keep me",)]
+        journal = connection.execute("PRAGMA journal_mode").fetchone()
+        assert journal == ("delete",), f"the foreign file's journal mode became {journal}"
