@@ -32,7 +32,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import codec, rules
 from .clock import Clock, LivenessOracle, is_definitely_dead_for_claimant
@@ -165,6 +165,7 @@ class Backend(Protocol):
 
 
 T = TypeVar("T")
+JsonValue = Any
 
 
 def _sha256(text: str) -> str:
@@ -206,6 +207,46 @@ def _candidate(record: BatchRecord) -> rules.Candidate:
 
 
 UNCLAIMED = ClaimColumns()
+
+E = TypeVar("E", ClaimBoundary, CheckpointKind)
+
+
+def _wire(enum_type: type[E], value: object) -> E:
+    """Accept an enum member or its wire string; anything else is an InvalidRequest."""
+    if isinstance(value, enum_type):
+        return value
+    try:
+        if isinstance(value, str):
+            return enum_type(value)
+        raise ValueError(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum_type)
+        raise InvalidRequest(
+            f"unknown {enum_type.__name__} {value!r}; expected one of {allowed}"
+        ) from None
+
+
+def _plain_json_copy(value: object, path: str = "state") -> JsonValue:
+    """A deep copy of JSON data (str keys, lists, scalars); anything else is rejected so
+    that every backend returns exactly what was committed."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list):
+        return [_plain_json_copy(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        copied = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidRequest(
+                    f"checkpoint {path} has the non-string key {key!r}; JSON objects need "
+                    f"string keys"
+                )
+            copied[key] = _plain_json_copy(item, f"{path}.{key}")
+        return copied
+    raise InvalidRequest(
+        f"checkpoint {path} holds a {type(value).__name__}, which is not plain JSON "
+        f"(use objects with string keys, lists, strings, numbers, booleans and null)"
+    )
 
 
 class StoreEngine:
@@ -517,7 +558,7 @@ class StoreEngine:
     ) -> QueuedWorkClaim | None:
         _check_session_id(session_id)
         _check_non_negative(max_batches, "max_batches")
-        boundary = ClaimBoundary(boundary)
+        boundary = _wire(ClaimBoundary, boundary)
         if max_batches == 0:
             return None
 
@@ -536,7 +577,7 @@ class StoreEngine:
         batch_ids: Sequence[str],
     ) -> QueuedWorkClaim | None:
         _check_session_id(session_id)
-        boundary = ClaimBoundary(boundary)
+        boundary = _wire(ClaimBoundary, boundary)
         ids = list(batch_ids)
         if not ids:
             return None
@@ -766,7 +807,7 @@ class StoreEngine:
         _check_session_id(session_id)
         _check_session_id(turn_id, "turn id")
         _check_non_negative(max_inputs, "max_inputs")
-        mode = ActiveTurnMode(turn_id, CheckpointKind(checkpoint))
+        mode = ActiveTurnMode(turn_id, _wire(CheckpointKind, checkpoint))
         if max_inputs == 0:
             return None
 
@@ -790,7 +831,7 @@ class StoreEngine:
         _check_session_id(turn_id, "turn id")
         _check_non_negative(max_inputs, "max_inputs")
         _check_non_negative(max_batches, "max_batches")
-        mode = ActiveTurnMode(turn_id, CheckpointKind(checkpoint))
+        mode = ActiveTurnMode(turn_id, _wire(CheckpointKind, checkpoint))
         generation = fence.fencing_token
 
         def probe(tx: Tables, now: int) -> bool:
@@ -944,10 +985,10 @@ class StoreEngine:
         _check_non_negative(commit.checkpoint.turn_index, "checkpoint turn_index")
         for draft in commit.enqueued_queue_batches:
             self._check_draft(draft)
-        try:
-            checkpoint_ref = "ckpt:" + _sha256(codec.dumps(commit.checkpoint))
-        except (TypeError, ValueError) as error:
-            raise InvalidRequest(f"checkpoint state is not JSON-serialisable: {error}") from None
+        checkpoint = SessionCheckpoint(
+            commit.checkpoint.turn_index, _plain_json_copy(dict(commit.checkpoint.state))
+        )
+        checkpoint_ref = "ckpt:" + _sha256(codec.dumps(checkpoint))
 
         def op(tx: Tables, now: int) -> RuntimeCommitResult:
             head = tx.head()
@@ -1030,7 +1071,7 @@ class StoreEngine:
                 )
             # -- everything validated: apply --
             new_revision = current + 1
-            tx.put_head(HeadRecord(session_id, new_revision, commit.checkpoint, checkpoint_ref))
+            tx.put_head(HeadRecord(session_id, new_revision, checkpoint, checkpoint_ref))
             for completion in commit.completed_queue_claims:
                 for batch_id in completion.batch_ids:
                     tx.delete_batch(batch_id)
@@ -1080,9 +1121,10 @@ class StoreEngine:
             head = tx.head()
             if head is None:
                 return None
-            return SessionRead(
-                head.session_id, head.head_revision, head.checkpoint, head.checkpoint_ref
+            checkpoint = SessionCheckpoint(
+                head.checkpoint.turn_index, _plain_json_copy(dict(head.checkpoint.state))
             )
+            return SessionRead(head.session_id, head.head_revision, checkpoint, head.checkpoint_ref)
 
         return self._run(op, write=False)
 

@@ -328,18 +328,27 @@ class _SqliteBackend:
     def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self.path = path
         try:
-            self._connection = sqlite3.connect(
+            connection = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
             )
+        except sqlite3.Error as error:
+            raise BackendFailure(f"cannot open store file {path!r}: {error}") from None
+        self._connection = connection
+        try:
             self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._connection.execute("PRAGMA journal_mode = WAL")
-            self._connection.execute("PRAGMA synchronous = NORMAL")
             self._lock = threading.RLock()
             self.write_transactions = 0
             self.read_transactions = 0
             self._initialise()
+            # Only a verified lashspec store is switched to WAL (a refused file stays as it was).
+            self._connection.execute("PRAGMA journal_mode = WAL")
+            self._connection.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as error:
+            self._connection.close()
             raise SchemaVersionMismatch(path, None, SCHEMA_VERSION) from error
+        except SchemaVersionMismatch:
+            self._connection.close()
+            raise
 
     def _initialise(self) -> None:
         c = self._connection
