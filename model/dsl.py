@@ -607,6 +607,98 @@ def ite_chain(pairs: Sequence[tuple[Value, Value]], default: Value) -> Expr:
     return result
 
 
+def children(expr: Expr) -> tuple[Expr, ...]:
+    """The direct sub-expressions of a node (in field order)."""
+    if isinstance(expr, Const | Var | Next | Param | ActionIs):
+        return ()
+    if isinstance(expr, Select):
+        return (expr.map, expr.key)
+    if isinstance(expr, Store):
+        return (expr.map, expr.key, expr.value)
+    if isinstance(expr, MapOf | ForAll | Exists | Count):
+        return (expr.body,)
+    if isinstance(expr, MapLit):
+        return expr.values
+    if isinstance(expr, Not):
+        return (expr.arg,)
+    if isinstance(expr, And | Or):
+        return expr.args
+    if isinstance(expr, Implies | Eq | Lt | Le | Add | Sub | Mul):
+        return (expr.lhs, expr.rhs)
+    if isinstance(expr, Ite):
+        return (expr.cond, expr.then, expr.else_)
+    if isinstance(expr, Let):
+        return (expr.value, expr.body)
+    if isinstance(expr, SetOf):
+        return (expr.cond,)
+    if isinstance(expr, ListOf):
+        return (expr.cond, expr.item)
+    raise ModelError(f"unknown expression node {type(expr).__name__}")
+
+
+def rebuild(expr: Expr, kids: Sequence[Expr]) -> Expr:
+    """A node of the same type and non-expression fields as ``expr`` with new children."""
+    k = tuple(kids)
+    if isinstance(expr, Const | Var | Next | Param | ActionIs):
+        return expr
+    if isinstance(expr, Select):
+        return Select(k[0], k[1])
+    if isinstance(expr, Store):
+        return Store(k[0], k[1], k[2])
+    if isinstance(expr, MapOf):
+        return MapOf(expr.name, expr.domain, k[0])
+    if isinstance(expr, ForAll):
+        return ForAll(expr.name, expr.domain, k[0])
+    if isinstance(expr, Exists):
+        return Exists(expr.name, expr.domain, k[0])
+    if isinstance(expr, Count):
+        return Count(expr.name, expr.domain, k[0])
+    if isinstance(expr, MapLit):
+        return MapLit(expr.key_sort, k)
+    if isinstance(expr, Not):
+        return Not(k[0])
+    if isinstance(expr, And):
+        return And(k)
+    if isinstance(expr, Or):
+        return Or(k)
+    if isinstance(expr, Implies | Eq | Lt | Le | Add | Sub | Mul):
+        return type(expr)(k[0], k[1])
+    if isinstance(expr, Ite):
+        return Ite(k[0], k[1], k[2])
+    if isinstance(expr, Let):
+        return Let(expr.name, k[0], k[1])
+    if isinstance(expr, SetOf):
+        return SetOf(expr.name, expr.domain, k[0])
+    if isinstance(expr, ListOf):
+        return ListOf(expr.name, expr.domain, k[0], k[1])
+    raise ModelError(f"unknown expression node {type(expr).__name__}")
+
+
+def transform(expr: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
+    """Rewrite top-down: where ``fn`` returns an Expr it replaces the node (not revisited);
+    where it returns None the node is kept and its children are rewritten."""
+    replaced = fn(expr)
+    if replaced is not None:
+        return replaced
+    kids = children(expr)
+    if not kids:
+        return expr
+    new_kids = tuple(transform(k, fn) for k in kids)
+    if all(a is b for a, b in zip(kids, new_kids, strict=True)):
+        return expr
+    return rebuild(expr, new_kids)
+
+
+def replace_all(expr: Expr, pattern: Expr, replacement: Expr) -> Expr:
+    """Replace every sub-expression structurally equal to ``pattern``."""
+    return transform(expr, lambda e: replacement if e == pattern else None)
+
+
+def count_matches(expr: Expr, predicate: Callable[[Expr], bool]) -> int:
+    """How many sub-expressions (including ``expr``) satisfy ``predicate``."""
+    return int(predicate(expr)) + sum(count_matches(k, predicate) for k in children(expr))
+
+
 # --------------------------------------------------------------------------------------------
 # Model structure
 
@@ -645,6 +737,14 @@ class Case:
     def update_map(self) -> dict[str, Expr]:
         return dict(self.updates)
 
+    def map_exprs(self, fn: Callable[[Expr], Expr]) -> Case:
+        """A copy with ``fn`` applied to the condition, every update and every outcome field."""
+        return Case(
+            fn(self.condition),
+            [(k, fn(v)) for k, v in self.updates],
+            Outcome(self.outcome.tag, [(k, fn(v)) for k, v in self.outcome.fields]),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Action:
@@ -681,6 +781,10 @@ class Action:
         names = [n for n, _ in self.params]
         domains = [s.values() for _, s in self.params]
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*domains)]
+
+    def map_exprs(self, fn: Callable[[Expr], Expr]) -> Action:
+        """A copy with ``fn`` applied to the guard and to every expression of every case."""
+        return self.replace(guard=fn(self.guard), cases=[c.map_exprs(fn) for c in self.cases])
 
     def replace(self, **changes: Any) -> Action:
         """A copy with some fields replaced (used by model transformations)."""
@@ -1122,18 +1226,153 @@ class _Bind(Expr):
     body: Expr
 
 
+@dataclass(frozen=True, slots=True)
+class _Undefined(Expr):
+    """Compiler-internal: a select at a key outside the map's domain; raises if evaluated."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Members(Expr):
+    members: tuple[tuple[Scalar, Expr], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entries(Expr):
+    entries: tuple[tuple[Expr, Expr], ...]
+
+
+_ATOMS = (Const, _Slot, _Local, _Undefined)
+
+
+def _implied_facts(expr: Expr, holds: bool) -> list[tuple[Expr, Const]]:
+    """Atom values implied when ``expr`` evaluates to ``holds``."""
+    if isinstance(expr, _Slot | _Local):
+        return [(expr, Const(holds))]
+    if isinstance(expr, Not):
+        return _implied_facts(expr.arg, not holds)
+    if holds and isinstance(expr, Eq):
+        if isinstance(expr.lhs, _Slot | _Local) and isinstance(expr.rhs, Const):
+            return [(expr.lhs, expr.rhs)]
+        if isinstance(expr.rhs, _Slot | _Local) and isinstance(expr.lhs, Const):
+            return [(expr.rhs, expr.lhs)]
+        return []
+    if (holds and isinstance(expr, And)) or (not holds and isinstance(expr, Or)):
+        return [fact for arg in expr.args for fact in _implied_facts(arg, holds)]
+    if isinstance(expr, Eq | Lt | Le):
+        return [(expr, Const(holds))]
+    return []
+
+
+def _substitute(expr: Expr, facts: Mapping[Expr, Const]) -> Expr:
+    """Replace atoms by constants in a specialised Boolean/arithmetic expression."""
+    if isinstance(expr, _Slot | _Local):
+        return facts.get(expr, expr)
+    if isinstance(expr, And):
+        return And(tuple(_substitute(a, facts) for a in expr.args))
+    if isinstance(expr, Or):
+        return Or(tuple(_substitute(a, facts) for a in expr.args))
+    if isinstance(expr, Not):
+        return Not(_substitute(expr.arg, facts))
+    if isinstance(expr, Eq | Lt | Le):
+        known = facts.get(expr)
+        if known is not None:
+            return known
+        return type(expr)(_substitute(expr.lhs, facts), _substitute(expr.rhs, facts))
+    if isinstance(expr, Add | Sub | Mul):
+        return type(expr)(_substitute(expr.lhs, facts), _substitute(expr.rhs, facts))
+    if isinstance(expr, Ite):
+        return Ite(
+            _substitute(expr.cond, facts),
+            _substitute(expr.then, facts),
+            _substitute(expr.else_, facts),
+        )
+    if isinstance(expr, _Bind):
+        return _Bind(expr.name, _substitute(expr.value, facts), _substitute(expr.body, facts))
+    return expr
+
+
+def _mentions(expr: Expr, name: str) -> bool:
+    """Does the specialised ``expr`` read local ``name``?"""
+    if isinstance(expr, _Local):
+        return expr.name == name
+    if isinstance(expr, Const | _Slot | _Undefined | _Path):
+        return False
+    if isinstance(expr, _Members):
+        return any(_mentions(c, name) for _, c in expr.members)
+    if isinstance(expr, _Entries):
+        return any(_mentions(c, name) or _mentions(v, name) for c, v in expr.entries)
+    if isinstance(expr, And | Or):
+        return any(_mentions(a, name) for a in expr.args)
+    if isinstance(expr, MapLit):
+        return any(_mentions(v, name) for v in expr.values)
+    if isinstance(expr, Not):
+        return _mentions(expr.arg, name)
+    if isinstance(expr, Eq | Lt | Le | Add | Sub | Mul):
+        return _mentions(expr.lhs, name) or _mentions(expr.rhs, name)
+    if isinstance(expr, Ite):
+        return (
+            _mentions(expr.cond, name) or _mentions(expr.then, name) or _mentions(expr.else_, name)
+        )
+    if isinstance(expr, Store):
+        return _mentions(expr.map, name) or _mentions(expr.key, name) or _mentions(expr.value, name)
+    if isinstance(expr, _Bind):
+        return _mentions(expr.value, name) or _mentions(expr.body, name)
+    if isinstance(expr, SetOf):
+        return _mentions(expr.cond, name)
+    if isinstance(expr, ListOf):
+        return _mentions(expr.cond, name)
+    raise ModelError(f"unexpected node {type(expr).__name__} after specialisation")
+
+
+class _Scope:
+    """Locals already assigned on the current code path: value code -> local name."""
+
+    def __init__(self, parent: _Scope | None = None):
+        self.parent = parent
+        self.known: dict[str, str] = {}
+        self.alias: dict[str, str] = {}
+
+    def lookup_value(self, code: str) -> str | None:
+        scope: _Scope | None = self
+        while scope is not None:
+            if code in scope.known:
+                return scope.known[code]
+            scope = scope.parent
+        return None
+
+    def resolve(self, name: str) -> str:
+        scope: _Scope | None = self
+        while scope is not None:
+            if name in scope.alias:
+                return scope.alias[name]
+            scope = scope.parent
+        return name
+
+
 class _Compiler:
-    """Turns specialised expressions into Python source over locals v<i> (pre) / n<i> (post)."""
+    """Specialises expressions per action instance and emits Python source.
+
+    Pre-state slots are the locals ``v<i>``; post-state slots of the case being emitted are
+    ``n<i>`` (case updates) or ``m<i>`` (monitors).
+    """
 
     def __init__(self, model: Model):
         self.model = model
         self.sorts = model.sorts()
-        self.offsets = model.slot_offsets()
         self.layout = model.layout()
         self.slot_index: dict[tuple[str, tuple[Scalar, ...]], int] = {
             (s.variable, s.keys): i for i, s in enumerate(self.layout)
         }
         self.counter = itertools.count()
+        # Slots a case changes; a Next() of any other slot reads the pre-state slot.
+        self.changed: set[int] | None = None
+
+    def _slot(self, index: int, post: bool) -> _Slot:
+        if post and self.changed is not None and index not in self.changed:
+            return _Slot(index, False)
+        return _Slot(index, post)
 
     # -- sort helpers ---------------------------------------------------------------------------
 
@@ -1167,7 +1406,7 @@ class _Compiler:
     def specialise(self, expr: Expr, env: Mapping[str, Expr], action: str | None) -> Expr:
         """Substitute parameters, unroll binders, fold constants, resolve constant selects."""
         sp = self.specialise
-        if isinstance(expr, Const | _Slot | _Local):
+        if isinstance(expr, _ATOMS):
             return expr
         if isinstance(expr, Var | Next):
             post = isinstance(expr, Next)
@@ -1175,7 +1414,7 @@ class _Compiler:
                 raise UnboundNameError(f"unknown variable {expr.name}")
             if isinstance(self.sorts[expr.name], MapSort):
                 return _Path(expr.name, (), post)
-            return _Slot(self.slot_index[(expr.name, ())], post)
+            return self._slot(self.slot_index[(expr.name, ())], post)
         if isinstance(expr, Param):
             if expr.name not in env:
                 raise UnboundNameError(f"unbound parameter {expr.name}")
@@ -1189,7 +1428,7 @@ class _Compiler:
         if isinstance(expr, Store):
             key = sp(expr.key, env, action)
             stored = Store(sp(expr.map, env, action), key, sp(expr.value, env, action))
-            if isinstance(key, Const | _Slot | _Local):
+            if isinstance(key, _ATOMS):
                 return stored
             local = _Local(f"t{next(self.counter)}")
             return _Bind(local.name, key, Store(stored.map, local, stored.value))
@@ -1208,23 +1447,7 @@ class _Compiler:
                 return arg.arg
             return Not(arg)
         if isinstance(expr, And | Or):
-            is_and = isinstance(expr, And)
-            kept: list[Expr] = []
-            for a in expr.args:
-                s = sp(a, env, action)
-                if isinstance(s, Const):
-                    if bool(s.value) == is_and:
-                        continue
-                    return Const(not is_and)
-                if (is_and and isinstance(s, And)) or (not is_and and isinstance(s, Or)):
-                    kept.extend(s.args)
-                else:
-                    kept.append(s)
-            if not kept:
-                return Const(is_and)
-            if len(kept) == 1:
-                return kept[0]
-            return And(tuple(kept)) if is_and else Or(tuple(kept))
+            return self._junction(isinstance(expr, And), expr.args, env, action)
         if isinstance(expr, Implies):
             return sp(Or((Not(expr.lhs), expr.rhs)), env, action)
         if isinstance(expr, Eq | Lt | Le | Add | Sub | Mul):
@@ -1232,6 +1455,9 @@ class _Compiler:
             rhs = sp(expr.rhs, env, action)
             if isinstance(lhs, Const) and isinstance(rhs, Const):
                 return Const(_fold(expr, lhs.value, rhs.value))
+            if isinstance(expr, Eq | Le | Lt) and lhs == rhs:
+                # specialised expressions are pure, so x == x and x <= x hold, x < x fails
+                return Const(not isinstance(expr, Lt))
             return type(expr)(lhs, rhs)
         if isinstance(expr, Ite):
             cond = sp(expr.cond, env, action)
@@ -1243,6 +1469,8 @@ class _Compiler:
                 return then
             if then == TRUE and else_ == FALSE:
                 return cond
+            if then == FALSE and else_ == TRUE:
+                return Not(cond)
             return Ite(cond, then, else_)
         if isinstance(expr, Let):
             value = sp(expr.value, env, action)
@@ -1250,19 +1478,25 @@ class _Compiler:
                 return sp(expr.body, {**env, expr.name: value}, action)
             local = _Local(f"t{next(self.counter)}")
             body = sp(expr.body, {**env, expr.name: local}, action)
+            if not _mentions(body, local.name):
+                return body
             return _Bind(local.name, value, body)
         if isinstance(expr, ForAll | Exists):
-            parts = tuple(expr.body for _ in expr.domain.values())
-            envs = [{**env, expr.name: Const(k)} for k in expr.domain.values()]
-            combined: list[Expr] = [sp(p, e, action) for p, e in zip(parts, envs, strict=True)]
-            node = And(tuple(combined)) if isinstance(expr, ForAll) else Or(tuple(combined))
-            return sp(node, {}, action)
+            return self._junction(
+                isinstance(expr, ForAll),
+                tuple(expr.body for _ in expr.domain.values()),
+                env,
+                action,
+                [{expr.name: Const(k)} for k in expr.domain.values()],
+            )
         if isinstance(expr, Count):
             total: Expr = Const(0)
             for k in expr.domain.values():
                 body = sp(expr.body, {**env, expr.name: Const(k)}, action)
                 total = sp(Add(total, Ite(body, Const(1), Const(0))), {}, action)
             return total
+        if isinstance(expr, SetOf | ListOf) and isinstance(expr.cond, _Members | _Entries):
+            return expr
         if isinstance(expr, SetOf):
             members = tuple(
                 (k, sp(expr.cond, {**env, expr.name: Const(k)}, action))
@@ -1278,11 +1512,75 @@ class _Compiler:
                 for k in expr.domain.values()
             )
             return ListOf(expr.name, expr.domain, _Entries(entries), Const(0))
-        if isinstance(expr, _Path):
-            return expr
-        if isinstance(expr, _Bind):
+        if isinstance(expr, _Path | _Bind | _Members | _Entries):
             return expr
         raise ModelError(f"cannot compile node {type(expr).__name__}")
+
+    def _junction(
+        self,
+        is_and: bool,
+        args: tuple[Expr, ...],
+        env: Mapping[str, Expr],
+        action: str | None,
+        extra_envs: list[dict[str, Expr]] | None = None,
+    ) -> Expr:
+        """Specialise And/Or arguments left to right, stopping at a deciding constant."""
+        kept: list[Expr] = []
+        for position, arg in enumerate(args):
+            arg_env = env if extra_envs is None else {**env, **extra_envs[position]}
+            s = self.specialise(arg, arg_env, action)
+            if isinstance(s, Const):
+                if bool(s.value) == is_and:
+                    continue
+                return Const(not is_and)
+            if (is_and and isinstance(s, And)) or (not is_and and isinstance(s, Or)):
+                kept.extend(s.args)
+            elif s not in kept:
+                kept.append(s)
+        if len(kept) > 1:
+            refined = self._propagate(is_and, kept, action)
+            if refined is None:
+                return Const(not is_and)
+            kept = refined
+        if not kept:
+            return Const(is_and)
+        if len(kept) == 1:
+            return kept[0]
+        return And(tuple(kept)) if is_and else Or(tuple(kept))
+
+    def _propagate(self, is_and: bool, parts: list[Expr], action: str | None) -> list[Expr] | None:
+        """Use ``x == c`` facts of a conjunction (``x != c`` of a disjunction) in its siblings.
+
+        In ``A and B`` the conjunct ``B`` only matters when ``A`` holds, and in ``A or B`` the
+        disjunct ``B`` only matters when ``A`` fails, so a sibling may be simplified under that
+        assumption. Returns None when the junction folds to its absorbing constant.
+        """
+        facts: dict[Expr, Const] = {}
+        sources: dict[Expr, int] = {}
+        for position, part in enumerate(parts):
+            for atom, value in _implied_facts(part, is_and):
+                if atom not in facts:
+                    facts[atom] = value
+                    sources[atom] = position
+        if not facts:
+            return parts
+        result: list[Expr] = []
+        for position, part in enumerate(parts):
+            usable = {a: v for a, v in facts.items() if sources[a] != position}
+            if usable:
+                part = self.specialise(_substitute(part, usable), {}, action)
+            if isinstance(part, Const):
+                if bool(part.value) == is_and:
+                    continue
+                return None
+            result.append(part)
+        return result
+
+    def refine(self, expr: Expr, facts: Mapping[Expr, Const]) -> Expr:
+        """Simplify a specialised expression knowing the atom values in ``facts``."""
+        if not facts:
+            return expr
+        return self.specialise(_substitute(expr, facts), {}, None)
 
     def _select(self, mapping: Expr, key: Expr, action: str | None) -> Expr:
         if isinstance(key, Const):
@@ -1304,14 +1602,14 @@ class _Compiler:
             if not isinstance(sort, MapSort):
                 raise SortError(f"Select on non-map variable {mapping.variable}")
             if not sort.key.contains(key):
-                raise SortError(f"key {key!r} outside {sort.key} of {mapping.variable}")
+                return _Undefined(f"key {key!r} outside {sort.key} of {mapping.variable}")
             keys = (*mapping.keys, key)
             if isinstance(sort.value, MapSort):
                 return _Path(mapping.variable, keys, mapping.post)
-            return _Slot(self.slot_index[(mapping.variable, keys)], mapping.post)
+            return self._slot(self.slot_index[(mapping.variable, keys)], mapping.post)
         if isinstance(mapping, Store):
             if isinstance(mapping.key, Const):
-                if mapping.key.value == key and type(mapping.key.value) is type(key):
+                if mapping.key == Const(key):
                     return mapping.value
                 return self._select_const(mapping.map, key, action)
             inner = self._select_const(mapping.map, key, action)
@@ -1319,21 +1617,35 @@ class _Compiler:
                 Ite(Eq(mapping.key, Const(key)), mapping.value, inner), {}, action
             )
         if isinstance(mapping, MapLit):
+            if not mapping.key_sort.contains(key):
+                return _Undefined(f"key {key!r} outside {mapping.key_sort}")
             return mapping.values[mapping.key_sort.index_of(key)]
         if isinstance(mapping, Ite):
             then = self._select_const(mapping.then, key, action)
             else_ = self._select_const(mapping.else_, key, action)
             return self.specialise(Ite(mapping.cond, then, else_), {}, action)
         if isinstance(mapping, _Bind):
-            return _Bind(mapping.name, mapping.value, self._select_const(mapping.body, key, action))
+            inner_body = self._select_const(mapping.body, key, action)
+            if not _mentions(inner_body, mapping.name):
+                return inner_body
+            return _Bind(mapping.name, mapping.value, inner_body)
         raise SortError(f"Select on a non-map expression {type(mapping).__name__}")
 
     # -- emission -------------------------------------------------------------------------------
 
     def emit(
-        self, expr: Expr, prelude: list[str], post_names: Mapping[int, str] | None = None
+        self,
+        expr: Expr,
+        prelude: list[str],
+        scope: _Scope,
+        post_names: Mapping[int, str] | None = None,
     ) -> str:
-        """Python source for a specialised scalar expression; Let bindings go to ``prelude``."""
+        """Python source for a specialised scalar expression.
+
+        ``Let`` values are assigned to locals in ``prelude`` (once per value on the current code
+        path, tracked by ``scope``); specialised expressions are pure and total, so evaluating
+        them eagerly is safe.
+        """
 
         def go(e: Expr) -> str:
             if isinstance(e, Const):
@@ -1345,9 +1657,17 @@ class _Compiler:
                     return post_names[e.index]
                 return f"v{e.index}"
             if isinstance(e, _Local):
-                return e.name
+                return scope.resolve(e.name)
+            if isinstance(e, _Undefined):
+                return f"_undefined({e.message!r})"
             if isinstance(e, _Bind):
-                prelude.append(f"{e.name} = {go(e.value)}")
+                value_code = go(e.value)
+                existing = scope.lookup_value(value_code)
+                if existing is not None:
+                    scope.alias[e.name] = existing
+                else:
+                    prelude.append(f"{e.name} = {value_code}")
+                    scope.known[value_code] = e.name
                 return go(e.body)
             if isinstance(e, Not):
                 return f"(not {go(e.arg)})"
@@ -1384,25 +1704,10 @@ class _Compiler:
         return go(expr)
 
 
-@dataclass(frozen=True, slots=True)
-class _Members(Expr):
-    members: tuple[tuple[Scalar, Expr], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Entries(Expr):
-    entries: tuple[tuple[Expr, Expr], ...]
-
-
 def _fold(expr: Expr, lhs: Scalar, rhs: Scalar) -> Scalar:
     if isinstance(expr, Eq):
         return type(lhs) is type(rhs) and lhs == rhs
-    if (
-        isinstance(lhs, bool)
-        or isinstance(rhs, bool)
-        or isinstance(lhs, str)
-        or isinstance(rhs, str)
-    ):
+    if isinstance(lhs, bool | str) or isinstance(rhs, bool | str):
         raise SortError(f"{type(expr).__name__} needs integers, got {lhs!r} and {rhs!r}")
     if isinstance(expr, Lt):
         return lhs < rhs
@@ -1433,8 +1738,9 @@ Successor: TypeAlias = tuple[int, OutcomeValue, FlatState]
 class CompiledModel:
     """A model compiled to Python functions over flat state tuples.
 
-    ``successors(s)`` returns ``[(binding_index, outcome, next_state), ...]`` in binding order;
-    ``violations(s)`` returns the indices (into ``model.invariants``) of violated invariants.
+    ``successors(s)`` returns ``[(binding_index, outcome, next_state), ...]`` in binding order
+    (``next_state is s`` when a transition changes nothing); ``violations(s)`` returns the
+    indices (into ``model.invariants``) of the invariants violated in ``s``.
     """
 
     model: Model
@@ -1449,13 +1755,13 @@ def compile_model(model: Model, *, checked: bool = False) -> CompiledModel:
     """Compile ``model`` to straight-line Python.
 
     Every action instance (action x parameter binding) is specialised: parameters become
-    constants, quantifiers are unrolled, selects with constant keys become direct slot reads and
-    constant sub-expressions are folded. With ``checked`` the generated code also verifies that
-    every post-state value lies in its variable's sort (slower; used by tests).
+    constants, quantifiers are unrolled, selects with constant keys become direct slot reads,
+    constant sub-expressions are folded, guards are tested conjunct by conjunct and ``Let``
+    values are computed once per code path. With ``checked`` the generated code also verifies
+    that every post-state value lies in its variable's sort (slower; used by tests).
     """
     comp = _Compiler(model)
-    layout = comp.layout
-    width = len(layout)
+    width = len(comp.layout)
     monitored = {m.variable for m in model.monitors}
     lines: list[str] = []
     unpack = "(" + "".join(f"v{i}, " for i in range(width)) + ") = s"
@@ -1469,16 +1775,15 @@ def compile_model(model: Model, *, checked: bool = False) -> CompiledModel:
             binding = Binding(len(bindings), action.name, params)
             bindings.append(binding)
             env: dict[str, Expr] = {k: Const(v) for k, v in params.items()}
-            lines.extend(
-                _emit_binding(comp, model, action, binding, env, monitored, checked, "    ")
-            )
+            lines.extend(_emit_binding(comp, model, action, binding, env, monitored, checked))
     lines.append("    return out")
     lines.append("")
     lines.append("def violations(s):")
     lines.append(f"    {unpack}")
     prelude: list[str] = []
+    scope = _Scope()
     inv_codes = [
-        comp.emit(comp.specialise(inv.expr, {}, None), prelude) for inv in model.invariants
+        comp.emit(comp.specialise(inv.expr, {}, None), prelude, scope) for inv in model.invariants
     ]
     lines.extend(f"    {p}" for p in prelude)
     if inv_codes:
@@ -1494,6 +1799,7 @@ def compile_model(model: Model, *, checked: bool = False) -> CompiledModel:
     source = "\n".join(lines) + "\n"
     namespace: dict[str, Any] = {
         "NoCaseMatchedError": NoCaseMatchedError,
+        "_undefined": _raise_undefined,
         "_check_sorts": _make_sort_checker(model),
     }
     exec(compile(source, f"<compiled model {model.name}>", "exec"), namespace)
@@ -1507,6 +1813,15 @@ def compile_model(model: Model, *, checked: bool = False) -> CompiledModel:
     )
 
 
+def _conjuncts(expr: Expr) -> list[Expr]:
+    if isinstance(expr, And):
+        return list(expr.args)
+    if isinstance(expr, _Bind) and isinstance(expr.body, And):
+        # keep the binding with the first conjunct that reads it
+        return [_Bind(expr.name, expr.value, expr.body.args[0]), *expr.body.args[1:]]
+    return [expr]
+
+
 def _emit_binding(
     comp: _Compiler,
     model: Model,
@@ -1515,40 +1830,71 @@ def _emit_binding(
     env: Mapping[str, Expr],
     monitored: set[str],
     checked: bool,
-    indent: str,
 ) -> list[str]:
-    lines = [f"{indent}# {action.name} {dict(binding.params)}"]
-    prelude: list[str] = []
+    header = [f"    # {action.name} {dict(binding.params)}"]
     guard = comp.specialise(action.guard, env, None)
     if guard == FALSE:
-        return lines
-    guard_code = comp.emit(guard, prelude)
-    lines.extend(f"{indent}{p}" for p in prelude)
-    lines.append(f"{indent}if {guard_code}:")
-    inner = indent + "    "
-    depth = inner
-    for case_index, case in enumerate(action.cases):
+        return header
+    lines: list[str] = []
+    depth = "    "
+    scope = _Scope()
+    facts: dict[Expr, Const] = {}
+    for raw in _conjuncts(guard):
+        conjunct = comp.refine(raw, facts)
+        if conjunct == TRUE:
+            continue
+        if conjunct == FALSE:
+            return header
+        prelude: list[str] = []
+        scope = _Scope(scope)
+        code = comp.emit(conjunct, prelude, scope)
+        lines.extend(f"{depth}{p}" for p in prelude)
+        lines.append(f"{depth}if {code}:")
+        depth += "    "
+        for atom, value in _implied_facts(conjunct, True):
+            facts.setdefault(atom, value)
+    if depth == "    ":
+        lines.append(f"{depth}if True:")
+        depth += "    "
+    matched_all = False
+    for case in action.cases:
+        cond = comp.refine(comp.specialise(case.condition, env, None), facts)
+        if cond == FALSE:
+            continue
         prelude = []
-        cond = comp.specialise(case.condition, env, None)
-        cond_code = comp.emit(cond, prelude)
+        scope = _Scope(scope)
+        cond_code = comp.emit(cond, prelude, scope)
         lines.extend(f"{depth}{p}" for p in prelude)
         lines.append(f"{depth}if {cond_code}:")
-        body = depth + "    "
+        case_facts = dict(facts)
+        for atom, value in _implied_facts(cond, True):
+            case_facts.setdefault(atom, value)
         lines.extend(
             _emit_case(
-                comp, model, action, binding, case, case_index, env, monitored, checked, body
+                comp,
+                model,
+                action,
+                binding,
+                case,
+                env,
+                monitored,
+                checked,
+                depth + "    ",
+                _Scope(scope),
+                case_facts,
             )
         )
         if cond == TRUE:
+            matched_all = True
             break
         lines.append(f"{depth}else:")
-        depth = depth + "    "
-    else:
-        lines.append(
-            f"{depth}raise NoCaseMatchedError("
-            f"{f'no case of {action.name}{dict(binding.params)} matches the state'!r})"
-        )
-    return lines
+        depth += "    "
+        for atom, value in _implied_facts(cond, False):
+            facts.setdefault(atom, value)
+    if not matched_all:
+        message = f"no case of {action.name}{dict(binding.params)} matches the state"
+        lines.append(f"{depth}raise NoCaseMatchedError({message!r})")
+    return header + lines
 
 
 def _emit_case(
@@ -1557,18 +1903,18 @@ def _emit_case(
     action: Action,
     binding: Binding,
     case: Case,
-    case_index: int,
     env: Mapping[str, Expr],
     monitored: set[str],
     checked: bool,
     indent: str,
+    scope: _Scope,
+    facts: Mapping[Expr, Const],
 ) -> list[str]:
     lines: list[str] = []
     prelude: list[str] = []
     new_names: dict[int, str] = {}
     assigns: list[str] = []
-    updates = case.update_map()
-    for target, expr in updates.items():
+    for target, expr in case.updates:
         if target in monitored:
             raise IllFormedModelError(f"{action.name} updates monitored variable {target}")
         value = comp.specialise(expr, env, None)
@@ -1577,9 +1923,10 @@ def _emit_case(
             leaf = value
             for key in keys:
                 leaf = comp._select_const(leaf, key, None)
+            leaf = comp.refine(leaf, facts)
             if leaf == _Slot(index, False):
                 continue
-            code = comp.emit(leaf, prelude)
+            code = comp.emit(leaf, prelude, scope)
             new_names[index] = f"n{index}"
             assigns.append(f"n{index} = {code}")
     lines.extend(f"{indent}{p}" for p in prelude)
@@ -1587,37 +1934,47 @@ def _emit_case(
     post_names = {i: new_names.get(i, f"v{i}") for i in range(len(comp.layout))}
     monitor_assigns: list[str] = []
     monitor_prelude: list[str] = []
-    for monitor in model.monitors:
-        value = comp.specialise(monitor.update, env, action.name)
-        for keys, _ in _flatten_sort(comp.sorts[monitor.variable], ()):
-            index = comp.slot_index[(monitor.variable, keys)]
-            leaf = value
-            for key in keys:
-                leaf = comp._select_const(leaf, key, action.name)
-            if leaf == _Slot(index, False):
-                continue
-            code = comp.emit(leaf, monitor_prelude, post_names)
-            monitor_assigns.append(f"m{index} = {code}")
-            new_names[index] = f"m{index}"
+    comp.changed = set(new_names)
+    try:
+        for monitor in model.monitors:
+            value = comp.specialise(monitor.update, env, action.name)
+            for keys, _ in _flatten_sort(comp.sorts[monitor.variable], ()):
+                index = comp.slot_index[(monitor.variable, keys)]
+                leaf = value
+                for key in keys:
+                    leaf = comp._select_const(leaf, key, action.name)
+                leaf = comp.refine(leaf, facts)
+                if leaf == _Slot(index, False):
+                    continue
+                code = comp.emit(leaf, monitor_prelude, scope, post_names)
+                monitor_assigns.append(f"m{index} = {code}")
+                new_names[index] = f"m{index}"
+    finally:
+        comp.changed = None
     lines.extend(f"{indent}{p}" for p in monitor_prelude)
     lines.extend(f"{indent}{a}" for a in monitor_assigns)
     out_prelude: list[str] = []
     fields = []
     for fname, fexpr in case.outcome.fields:
-        code = comp.emit(comp.specialise(fexpr, env, None), out_prelude)
+        code = comp.emit(comp.refine(comp.specialise(fexpr, env, None), facts), out_prelude, scope)
         fields.append(f"({fname!r}, {code}), ")
     lines.extend(f"{indent}{p}" for p in out_prelude)
     outcome_code = f"({case.outcome.tag!r}, ({''.join(fields)}))"
-    state_code = (
-        "(" + "".join(f"{new_names.get(i, f'v{i}')}, " for i in range(len(comp.layout))) + ")"
-    )
+    if new_names:
+        slots = "".join(f"{new_names.get(i, f'v{i}')}, " for i in range(len(comp.layout)))
+        state_code = f"({slots})"
+    else:
+        state_code = "s"
     if checked:
         lines.append(f"{indent}_ns = {state_code}")
         lines.append(f"{indent}_check_sorts(_ns, {action.name!r}, {dict(binding.params)!r})")
         state_code = "_ns"
     lines.append(f"{indent}append(({binding.index}, {outcome_code}, {state_code}))")
-    del case_index
     return lines
+
+
+def _raise_undefined(message: str) -> Any:
+    raise SortError(message)
 
 
 def _make_sort_checker(model: Model) -> Callable[[FlatState, str, Mapping[str, Scalar]], None]:

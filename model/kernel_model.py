@@ -1,0 +1,1935 @@
+"""The runtime kernel's store as a declarative transition model.
+
+Theory of operation
+-------------------
+The model abstracts one session of the store (``docs/trace-format.md`` fixes the abstract
+system; ``store.md`` gives the semantics) into a finite transition system:
+
+* **Owners** ``0..owners-1`` are runtime worker processes. Each has an incarnation number, an
+  alive flag and *process-local memory*: the lease generation it believes it holds
+  (``owner_fence``) and at most one queue claim and one input claim it holds (claim code plus the
+  rows the claim named). A crash wipes that memory. Every owner-driven action requires the owner
+  to be alive. The holder a claimant observed on ``Busy`` is not memory but the ``observed``
+  parameter of ``reclaim``: any generation the row has minted is an observation some claimant
+  could hold, so ``reclaim(o, observed)`` covers fresh and stale observations alike.
+* **The lease row** is ``lease_holder``/``lease_holder_inc`` (the row's owner, kept after expiry,
+  cleared by release), ``lease_gen`` (the fencing token, never decreasing) and ``lease_live``.
+  Time is abstract: ``expire`` makes a live lease lapse; renew and re-entry therefore change no
+  state. A lease token is unique per generation, so "fence matches the row" is
+  ``holder == o and holder_inc == inc[o] and lease_gen == fence[o]``.
+* **Liveness oracle**: all owners share host and boot (``LocalProcess`` identities), so the
+  holder recorded on the row is *definitely dead* iff its owner is not alive or runs a newer
+  incarnation (same pid, different process start).
+* **Queued-work batch slots** and **input slots** come from fixed catalogues (below); slot
+  order is enqueue order. A batch is ``absent``/``queued``/``deleted``; claim columns are the
+  claim code, the pinned generation and the row's ``claim_fencing_token``.
+* **Claim ids** are integer codes ``head * (max_claims_per_row + 1) + fencing`` (0 = none), i.e.
+  the pair (head slot, new claim fencing token of the head row) that makes up the kernel's
+  claim id ``qwc:{head seq}:{fencing}``. Claim ids are unique, so a claim token adds nothing
+  except for the deliberately stale token of ``commit_stale``.
+* **Claims** follow store.md §3.4-3.7 and §4.5: rows are claimable by generation G iff
+  unclaimed or pinned to a generation other than G; the queue head gates (a ready session
+  command blocks turn work; ``active_turn_checkpoint`` needs an ``earliest_safe_boundary``
+  head); a join head extends over the contiguous run of matching join rows; the claim id is
+  derived from the head. ``max_batches``/``max_inputs`` equal the slot counts, so caps never
+  bind. A ``Claimed`` result replaces the owner's remembered claim of that lane (the runtime
+  scenario context overwrites its claim the same way); the older claim is simply forgotten and
+  recovered by generation fencing. ``NoClaim`` leaves memory unchanged.
+* **Commit** validates everything first (fence, queue completion, input completion: the rows
+  stamped with the claim must be exactly the rows it named), then applies completions,
+  interrupt deferral, the optional lease release and ``head_revision + 1`` atomically.
+* **Ghost state**: sticky ``hist_*`` flags maintained by monitors record any transition that
+  breaks a transition property (e.g. a commit reporting a row completed that it did not settle,
+  which is how "no batch is completed twice" is checked without counting completions).
+  Invariants over the flags turn history properties into state invariants, so a violation has
+  a shortest path.
+
+Bounds make the system finite: an action instance whose first matching case would push a
+bounded counter past its bound (a fourth generation, a third claim of a row, a fourth commit,
+a second restart) is *disabled* by its guard instead. Every such cut is written in the guard as
+``Implies(<case would apply>, <counter below bound>)``.
+
+Abstracted away: payloads and item ids, ``available_at`` (always 0), source-key replay after a
+row was deleted or vacuumed (the slot is not re-enqueued), sessions other than ``session-0``,
+head CAS (``expected_head_revision`` is never set), turn-commit stamps and their replay,
+outbox batches, checkpoint contents, exact-by-ids and checkpoint-work claims, and multiple
+targets in one cancel call (single and suffix cancels are modelled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .dsl import (
+    FALSE,
+    TRUE,
+    Action,
+    ActionIs,
+    BoolSort,
+    Case,
+    EnumSort,
+    Expr,
+    FlatState,
+    IntSort,
+    Invariant,
+    MapSort,
+    Model,
+    Monitor,
+    Next,
+    Outcome,
+    Param,
+    Value,
+    Var,
+    Variable,
+    all_of,
+    any_of,
+    count,
+    exists,
+    first_where,
+    forall,
+    ite,
+    let,
+    list_of,
+    map_lit,
+    map_of,
+    set_of,
+)
+
+# --------------------------------------------------------------------------------------------
+# Catalogues (docs/trace-format.md §1)
+
+BATCH_CATALOGUE: tuple[dict[str, str], ...] = (
+    {
+        "payload": "RefreshToolCatalog",
+        "work_class": "session_command",
+        "delivery": "earliest_safe_boundary",
+        "slot_policy": "exclusive",
+        "merge_key": "never",
+    },
+    {
+        "payload": "ProcessWake",
+        "work_class": "turn_work",
+        "delivery": "earliest_safe_boundary",
+        "slot_policy": "exclusive",
+        "merge_key": "never",
+    },
+    {
+        "payload": "ProcessWake",
+        "work_class": "turn_work",
+        "delivery": "after_current_turn_commit",
+        "slot_policy": "join",
+        "merge_key": "never",
+    },
+)
+
+INPUT_CATALOGUE: tuple[dict[str, str], ...] = (
+    {"ingress": "next_turn", "turn_id": "", "min_boundary": "none"},
+    {"ingress": "active_turn", "turn_id": "turn-0", "min_boundary": "after_work"},
+    {"ingress": "active_turn", "turn_id": "turn-0", "min_boundary": "before_completion"},
+)
+
+BATCH_STATUS = EnumSort("BatchStatus", ("absent", "queued", "deleted"))
+INPUT_STATE = EnumSort(
+    "InputState",
+    (
+        "absent",
+        "pending_active",
+        "deferred_next_turn",
+        "accepted",
+        "cancelled",
+        "completed",
+        "vacuumed",
+    ),
+)
+BOUNDARY = EnumSort("QueuedWorkClaimBoundary", ("idle", "active_turn_checkpoint"))
+CHECKPOINT = EnumSort("CheckpointKind", ("after_work", "before_completion"))
+WORK_CLASS = EnumSort("QueuedWorkClass", ("session_command", "turn_work"))
+DELIVERY = EnumSort("DeliveryPolicy", ("earliest_safe_boundary", "after_current_turn_commit"))
+SLOT_POLICY = EnumSort("SlotPolicy", ("exclusive", "join"))
+MERGE_KEY = EnumSort("MergeKey", ("never", "payload_default"))
+INGRESS = EnumSort("TurnInputIngress", ("next_turn", "active_turn"))
+MIN_BOUNDARY = EnumSort("TurnInputCheckpointBoundary", ("none", "after_work", "before_completion"))
+
+
+class BoundsError(ValueError):
+    """A bound is outside the range the abstract system supports."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Every finiteness parameter of the kernel model."""
+
+    owners: int = 2
+    max_incarnation: int = 1
+    batches: int = 2
+    inputs: int = 2
+    max_generation: int = 3
+    max_claims_per_row: int = 2
+    max_head_revision: int = 2
+
+    def __post_init__(self) -> None:
+        limits = {
+            "owners": (1, 4),
+            "max_incarnation": (0, 4),
+            "batches": (1, len(BATCH_CATALOGUE)),
+            "inputs": (1, len(INPUT_CATALOGUE)),
+            "max_generation": (1, 9),
+            "max_claims_per_row": (1, 9),
+            "max_head_revision": (0, 9),
+        }
+        for name, (lo, hi) in limits.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise BoundsError(f"bound {name}={value!r} must be an integer in {lo}..{hi}")
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+DEFAULT_BOUNDS = Bounds()
+
+
+# --------------------------------------------------------------------------------------------
+# Variables
+
+lease_holder = Var("lease_holder")
+lease_holder_inc = Var("lease_holder_inc")
+lease_gen = Var("lease_gen")
+lease_live = Var("lease_live")
+owner_alive = Var("owner_alive")
+owner_inc = Var("owner_inc")
+owner_fence = Var("owner_fence")
+owner_qclaim = Var("owner_qclaim")
+owner_qclaim_rows = Var("owner_qclaim_rows")
+owner_iclaim = Var("owner_iclaim")
+owner_iclaim_rows = Var("owner_iclaim_rows")
+batch_status = Var("batch_status")
+batch_claim = Var("batch_claim")
+batch_claim_gen = Var("batch_claim_gen")
+batch_fencing = Var("batch_fencing")
+input_state = Var("input_state")
+input_rewritten = Var("input_rewritten")
+input_claim = Var("input_claim")
+input_claim_gen = Var("input_claim_gen")
+input_fencing = Var("input_fencing")
+head_revision = Var("head_revision")
+
+HISTORY_FLAGS: tuple[tuple[str, str], ...] = (
+    ("hist_generation_step", "a transition changed the fencing token other than by a takeover"),
+    ("hist_live_takeover", "a live lease was taken over without a current observation"),
+    ("hist_release_foreign", "a lease row was cleared by someone other than its fence holder"),
+    ("hist_self_steal", "a generation re-claimed a row it already held"),
+    ("hist_command_gate", "turn work was claimed past a ready, unheld session command"),
+    ("hist_one_command", "a session command was claimed together with another row"),
+    ("hist_boundary_gate", "a checkpoint claim took after_current_turn_commit work"),
+    ("hist_live_batch_removed", "a live-claimed batch was deleted without completion"),
+    ("hist_claimed_input_cancelled", "an accepted or live-claimed input was cancelled"),
+    ("hist_input_transition", "an input made a transition outside store.md §4.2"),
+    ("hist_head_step", "head_revision moved other than +1 by a commit"),
+    ("hist_completion_mismatch", "a commit reported rows completed that it did not settle"),
+    ("hist_unfenced_commit", "a commit applied without a validating fence"),
+)
+
+
+@dataclass(frozen=True)
+class _Sorts:
+    owner: IntSort
+    owner_or_none: IntSort
+    inc: IntSort
+    inc_or_none: IntSort
+    gen: IntSort
+    batch: IntSort
+    input: IntSort
+    fencing: IntSort
+    qcode: IntSort
+    icode: IntSort
+    head: IntSort
+
+
+def _sorts(bounds: Bounds) -> _Sorts:
+    stride = bounds.max_claims_per_row + 1
+    return _Sorts(
+        owner=IntSort(0, bounds.owners - 1),
+        owner_or_none=IntSort(-1, bounds.owners - 1),
+        inc=IntSort(0, bounds.max_incarnation),
+        inc_or_none=IntSort(-1, bounds.max_incarnation),
+        gen=IntSort(0, bounds.max_generation),
+        batch=IntSort(0, bounds.batches - 1),
+        input=IntSort(0, bounds.inputs - 1),
+        fencing=IntSort(0, bounds.max_claims_per_row),
+        qcode=IntSort(0, bounds.batches * stride - 1),
+        icode=IntSort(0, bounds.inputs * stride - 1),
+        head=IntSort(0, bounds.max_head_revision),
+    )
+
+
+def _variables(s: _Sorts) -> tuple[Variable, ...]:
+    b, i, o = s.batch, s.input, s.owner
+    plain = [
+        Variable("lease_holder", s.owner_or_none, "owner of the lease row, -1 when released"),
+        Variable("lease_holder_inc", s.inc_or_none, "incarnation of the row's owner, -1 when none"),
+        Variable("lease_gen", s.gen, "the row's fencing token (0 = never acquired)"),
+        Variable("lease_live", BoolSort(), "token present and not expired"),
+        Variable("owner_alive", MapSort(o, BoolSort()), "the owner's process is running"),
+        Variable("owner_inc", MapSort(o, s.inc), "current incarnation number"),
+        Variable("owner_fence", MapSort(o, s.gen), "generation the owner believes it holds"),
+        Variable("owner_qclaim", MapSort(o, s.qcode), "queue claim code held, 0 = none"),
+        Variable(
+            "owner_qclaim_rows",
+            MapSort(o, MapSort(b, BoolSort())),
+            "batch slots named by the held queue claim",
+        ),
+        Variable("owner_iclaim", MapSort(o, s.icode), "input claim code held, 0 = none"),
+        Variable(
+            "owner_iclaim_rows",
+            MapSort(o, MapSort(i, BoolSort())),
+            "input slots named by the held input claim",
+        ),
+        Variable("batch_status", MapSort(b, BATCH_STATUS), "absent, queued or deleted"),
+        Variable("batch_claim", MapSort(b, s.qcode), "claim code stamped on the row"),
+        Variable("batch_claim_gen", MapSort(b, s.gen), "claim_session_lease_generation"),
+        Variable("batch_fencing", MapSort(b, s.fencing), "claim_fencing_token (never reset)"),
+        Variable("input_state", MapSort(i, INPUT_STATE), "pending turn input state"),
+        Variable("input_rewritten", MapSort(i, BoolSort()), "ingress rewritten to next_turn"),
+        Variable("input_claim", MapSort(i, s.icode), "claim code stamped on the row"),
+        Variable("input_claim_gen", MapSort(i, s.gen), "claim_session_lease_generation"),
+        Variable("input_fencing", MapSort(i, s.fencing), "claim_fencing_token (never reset)"),
+        Variable("head_revision", s.head, "committed head revision"),
+    ]
+    flags = [Variable(name, BoolSort(), doc, ghost=True) for name, doc in HISTORY_FLAGS]
+    return tuple(plain + flags)
+
+
+def _initial(bounds: Bounds, s: _Sorts) -> dict[str, Value]:
+    owners = range(bounds.owners)
+    batches = range(bounds.batches)
+    inputs = range(bounds.inputs)
+    init: dict[str, Value] = {
+        "lease_holder": -1,
+        "lease_holder_inc": -1,
+        "lease_gen": 0,
+        "lease_live": False,
+        "owner_alive": {o: True for o in owners},
+        "owner_inc": {o: 0 for o in owners},
+        "owner_fence": {o: 0 for o in owners},
+        "owner_qclaim": {o: 0 for o in owners},
+        "owner_qclaim_rows": {o: {b: False for b in batches} for o in owners},
+        "owner_iclaim": {o: 0 for o in owners},
+        "owner_iclaim_rows": {o: {i: False for i in inputs} for o in owners},
+        "batch_status": {b: "absent" for b in batches},
+        "batch_claim": {b: 0 for b in batches},
+        "batch_claim_gen": {b: 0 for b in batches},
+        "batch_fencing": {b: 0 for b in batches},
+        "input_state": {i: "absent" for i in inputs},
+        "input_rewritten": {i: False for i in inputs},
+        "input_claim": {i: 0 for i in inputs},
+        "input_claim_gen": {i: 0 for i in inputs},
+        "input_fencing": {i: 0 for i in inputs},
+        "head_revision": 0,
+    }
+    for name, _ in HISTORY_FLAGS:
+        init[name] = False
+    del s
+    return init
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+
+
+class KernelBuilder:
+    """Writes the model down: sorts, catalogue tables, shared predicates, actions, invariants.
+
+    The predicate methods are public so that model transformations (``mutants.py``) can find
+    the exact sub-expressions they rewrite.
+    """
+
+    def __init__(self, bounds: Bounds):
+        self.bounds = bounds
+        self.s = _sorts(bounds)
+        self.stride = bounds.max_claims_per_row + 1
+        nb, ni = bounds.batches, bounds.inputs
+        batch_rows = BATCH_CATALOGUE[:nb]
+        input_rows = INPUT_CATALOGUE[:ni]
+        self.work_class = map_lit(self.s.batch, [r["work_class"] for r in batch_rows])
+        self.delivery = map_lit(self.s.batch, [r["delivery"] for r in batch_rows])
+        self.slot_policy = map_lit(self.s.batch, [r["slot_policy"] for r in batch_rows])
+        self.merge_key = map_lit(self.s.batch, [r["merge_key"] for r in batch_rows])
+        self.ingress = map_lit(self.s.input, [r["ingress"] for r in input_rows])
+        self.min_boundary = map_lit(self.s.input, [r["min_boundary"] for r in input_rows])
+
+    # -- shared predicates --------------------------------------------------------------------
+
+    @staticmethod
+    def valid_fence(o: Expr) -> Expr:
+        """store.md §2.2 validate_fence for owner ``o``'s remembered fence."""
+        return all_of(
+            owner_fence[o].ne(0),
+            lease_live,
+            lease_holder.eq(o),
+            lease_holder_inc.eq(owner_inc[o]),
+            lease_gen.eq(owner_fence[o]),
+        )
+
+    @staticmethod
+    def holder_dead() -> Expr:
+        """is_definitely_dead_for_claimant for the holder recorded on the row (§1.1)."""
+        return all_of(
+            lease_holder >= 0,
+            any_of(~owner_alive[lease_holder], owner_inc[lease_holder].ne(lease_holder_inc)),
+        )
+
+    @staticmethod
+    def alive(o: Expr) -> Expr:
+        return owner_alive[o]
+
+    @staticmethod
+    def batch_claimable(b: Expr, g: Expr) -> Expr:
+        """§3.4: ready & claimable for generation ``g`` (available_at is always 0)."""
+        return all_of(
+            batch_status[b].eq("queued"),
+            any_of(batch_claim[b].eq(0), batch_claim_gen[b].ne(g)),
+        )
+
+    @staticmethod
+    def batch_live_claimed(b: Expr) -> Expr:
+        """§3.4 lease-less view: the row's claim is pinned to the live generation."""
+        return all_of(batch_claim[b].ne(0), lease_live, lease_gen.eq(batch_claim_gen[b]))
+
+    @staticmethod
+    def input_live_claimed(i: Expr) -> Expr:
+        return all_of(input_claim[i].ne(0), lease_live, lease_gen.eq(input_claim_gen[i]))
+
+    @staticmethod
+    def input_exists(i: Expr) -> Expr:
+        return all_of(input_state[i].ne("absent"), input_state[i].ne("vacuumed"))
+
+    def queue_head(self, g: Expr) -> Expr:
+        return first_where(self.s.batch, lambda b: self.batch_claimable(b, g), -1)
+
+    def turn_work_selected(self, b: Expr, h: Expr, g: Expr, boundary: Expr) -> Expr:
+        """§3.5 select_turn_work_claim_prefix: is slot ``b`` in the claim headed by ``h``."""
+
+        def joinable(c: Expr) -> Expr:
+            return all_of(
+                self.work_class[c].eq("turn_work"),
+                self.slot_policy[c].eq("join"),
+                self.delivery[c].eq(self.delivery[h]),
+                self.merge_key[c].eq(self.merge_key[h]),
+            )
+
+        gate = all_of(
+            h >= 0,
+            self.work_class[h].eq("turn_work"),
+            any_of(boundary.eq("idle"), self.delivery[h].eq("earliest_safe_boundary")),
+        )
+        run = all_of(
+            self.slot_policy[h].eq("join"),
+            h < b,
+            joinable(b),
+            forall(
+                "qc",
+                self.s.batch,
+                lambda c: all_of(h < c, c < b, self.batch_claimable(c, g)).implies(joinable(c)),
+            ),
+        )
+        return all_of(gate, self.batch_claimable(b, g), any_of(b.eq(h), run))
+
+    def claim_code(self, h: Expr, fencing: Expr) -> Expr:
+        return h * self.stride + fencing[h] + 1
+
+    def input_admits(self, i: Expr, checkpoint: Expr) -> Expr:
+        return all_of(
+            self.ingress[i].eq("active_turn"),
+            any_of(self.min_boundary[i].eq("after_work"), checkpoint.eq("before_completion")),
+        )
+
+    # -- lease ---------------------------------------------------------------------------------
+
+    def acquire(self) -> Action:
+        o = Param("o")
+        return Action(
+            "acquire",
+            {"o": self.s.owner},
+            all_of(self.alive(o), any_of(lease_gen < self.bounds.max_generation, lease_live)),
+            [
+                Case(
+                    all_of(lease_live, lease_holder.eq(o), lease_holder_inc.eq(owner_inc[o])),
+                    {"owner_fence": owner_fence.set(o, lease_gen)},
+                    Outcome("Acquired", {"gen": lease_gen}),
+                ),
+                Case(lease_live, {}, Outcome("Busy", {"holder": lease_holder, "gen": lease_gen})),
+                Case(TRUE, self._fresh_acquisition(o), Outcome("Acquired", {"gen": lease_gen + 1})),
+            ],
+            doc="try_claim_session_execution_lease: re-entry, Busy, or a fresh generation",
+        )
+
+    def _fresh_acquisition(self, o: Expr) -> dict[str, Expr]:
+        return {
+            "lease_holder": o,
+            "lease_holder_inc": owner_inc[o],
+            "lease_gen": lease_gen + 1,
+            "lease_live": TRUE,
+            "owner_fence": owner_fence.set(o, lease_gen + 1),
+        }
+
+    def reclaim(self) -> Action:
+        o = Param("o")
+        observed = Param("observed")
+        takeover = all_of(observed.eq(lease_gen), self.holder_dead())
+        return Action(
+            "reclaim",
+            {"o": self.s.owner, "observed": IntSort(1, self.bounds.max_generation)},
+            all_of(
+                self.alive(o),
+                observed <= lease_gen,
+                any_of(lease_gen < self.bounds.max_generation, all_of(lease_live, ~takeover)),
+            ),
+            [
+                Case(
+                    ~lease_live,
+                    self._fresh_acquisition(o),
+                    Outcome("Acquired", {"gen": lease_gen + 1}),
+                ),
+                Case(
+                    takeover,
+                    self._fresh_acquisition(o),
+                    Outcome("Acquired", {"gen": lease_gen + 1}),
+                ),
+                Case(TRUE, {}, Outcome("Busy", {"holder": lease_holder, "gen": lease_gen})),
+            ],
+            doc="reclaim_session_execution_lease: CAS on the observed holder plus deadness",
+        )
+
+    def renew(self) -> Action:
+        o = Param("o")
+        return Action(
+            "renew",
+            {"o": self.s.owner},
+            all_of(self.alive(o), owner_fence[o].ne(0)),
+            [
+                Case(self.valid_fence(o), {}, Outcome("Ok")),
+                Case(TRUE, {}, Outcome("SessionExecutionLeaseExpired")),
+            ],
+            doc="renew_session_execution_lease: keeps the generation; expired leases stay dead",
+        )
+
+    def release(self) -> Action:
+        o = Param("o")
+        matches = all_of(
+            lease_holder.eq(o),
+            lease_holder_inc.eq(owner_inc[o]),
+            lease_gen.eq(owner_fence[o]),
+        )
+        return Action(
+            "release",
+            {"o": self.s.owner},
+            all_of(self.alive(o), owner_fence[o].ne(0)),
+            [
+                Case(
+                    matches,
+                    {
+                        "lease_holder": -1,
+                        "lease_holder_inc": -1,
+                        "lease_live": FALSE,
+                        "owner_fence": owner_fence.set(o, 0),
+                    },
+                    Outcome("Ok"),
+                ),
+                Case(TRUE, {"owner_fence": owner_fence.set(o, 0)}, Outcome("Ok")),
+            ],
+            doc="release_session_execution_lease: fenced CAS, silent no-op otherwise",
+        )
+
+    def expire(self) -> Action:
+        return Action(
+            "expire",
+            {},
+            lease_live,
+            [Case(TRUE, {"lease_live": FALSE}, Outcome("Ok"))],
+            doc="advance the store clock by the TTL",
+        )
+
+    def crash(self) -> Action:
+        o = Param("o")
+        return Action(
+            "crash",
+            {"o": self.s.owner},
+            self.alive(o),
+            [
+                Case(
+                    TRUE,
+                    {"owner_alive": owner_alive.set(o, FALSE), **self._forget(o)},
+                    Outcome("Ok"),
+                )
+            ],
+            doc="kill the owner's process; its memory is lost",
+        )
+
+    def _forget(self, o: Expr) -> dict[str, Expr]:
+        return {
+            "owner_fence": owner_fence.set(o, 0),
+            "owner_qclaim": owner_qclaim.set(o, 0),
+            "owner_qclaim_rows": owner_qclaim_rows.set(
+                o, map_of("qb", self.s.batch, lambda _: FALSE)
+            ),
+            "owner_iclaim": owner_iclaim.set(o, 0),
+            "owner_iclaim_rows": owner_iclaim_rows.set(
+                o, map_of("qi", self.s.input, lambda _: FALSE)
+            ),
+        }
+
+    def restart(self) -> Action:
+        o = Param("o")
+        return Action(
+            "restart",
+            {"o": self.s.owner},
+            all_of(~owner_alive[o], owner_inc[o] < self.bounds.max_incarnation),
+            [
+                Case(
+                    TRUE,
+                    {
+                        "owner_alive": owner_alive.set(o, TRUE),
+                        "owner_inc": owner_inc.set(o, owner_inc[o] + 1),
+                    },
+                    Outcome("Ok"),
+                )
+            ],
+            doc="start a crashed owner again as its next incarnation",
+        )
+
+    # -- queued work ---------------------------------------------------------------------------
+
+    def enqueue_batch(self) -> Action:
+        b = Param("b")
+        earlier_enqueued = forall(
+            "qc", self.s.batch, lambda c: (c < b).implies(batch_status[c].ne("absent"))
+        )
+        return Action(
+            "enqueue_batch",
+            {"b": self.s.batch},
+            all_of(batch_status[b].eq("absent"), earlier_enqueued),
+            [Case(TRUE, {"batch_status": batch_status.set(b, "queued")}, Outcome("Enqueued"))],
+            doc="enqueue_queued_work of the slot's draft",
+        )
+
+    def replay_batch(self) -> Action:
+        b = Param("b")
+        return Action(
+            "replay_batch",
+            {"b": self.s.batch},
+            batch_status[b].eq("queued"),
+            [Case(TRUE, {}, Outcome("Replayed", {"state": "queued"}))],
+            doc="the same draft again: source-key idempotent, returns the stored batch",
+        )
+
+    def _stamp_batches(self, o: Expr, selected: Any, code: Expr, g: Expr) -> dict[str, Expr]:
+        return {
+            "batch_claim": map_of(
+                "qb", self.s.batch, lambda b: ite(selected(b), code, batch_claim[b])
+            ),
+            "batch_claim_gen": map_of(
+                "qb", self.s.batch, lambda b: ite(selected(b), g, batch_claim_gen[b])
+            ),
+            "batch_fencing": map_of(
+                "qb",
+                self.s.batch,
+                lambda b: ite(selected(b), batch_fencing[b] + 1, batch_fencing[b]),
+            ),
+            "owner_qclaim": owner_qclaim.set(o, code),
+            "owner_qclaim_rows": owner_qclaim_rows.set(o, map_of("qb", self.s.batch, selected)),
+        }
+
+    def claim_command(self) -> Action:
+        o = Param("o")
+        g = owner_fence[o]
+        k = self.bounds.max_claims_per_row
+
+        def with_head(body: Any) -> Expr:
+            return let("h", self.queue_head(g), body)
+
+        def is_command_head(h: Expr) -> Expr:
+            return all_of(h >= 0, self.work_class[h].eq("session_command"))
+
+        return Action(
+            "claim_command",
+            {"o": self.s.owner},
+            all_of(
+                self.alive(o),
+                owner_fence[o].ne(0),
+                any_of(
+                    forall("qb", self.s.batch, lambda b: batch_fencing[b] < k),
+                    ~self.valid_fence(o),
+                    with_head(lambda h: is_command_head(h).implies(batch_fencing[h] < k)),
+                ),
+            ),
+            [
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(
+                    with_head(is_command_head),
+                    {
+                        name: with_head(update)
+                        for name, update in self._command_updates(o, g).items()
+                    },
+                    Outcome(
+                        "Claimed",
+                        {
+                            "claim": with_head(lambda h: self.claim_code(h, batch_fencing)),
+                            "rows": with_head(
+                                lambda h: set_of("qb", self.s.batch, lambda b: b.eq(h))
+                            ),
+                        },
+                    ),
+                ),
+                Case(TRUE, {}, Outcome("NoClaim")),
+            ],
+            doc="claim_leading_ready_session_command: exactly the head, if it is a command",
+        )
+
+    def _command_updates(self, o: Expr, g: Expr) -> dict[str, Any]:
+        def updates_for(name: str) -> Any:
+            def build(h: Expr) -> Expr:
+                code = self.claim_code(h, batch_fencing)
+                return self._stamp_batches(o, lambda b: b.eq(h), code, g)[name]
+
+            return build
+
+        return {
+            name: updates_for(name)
+            for name in (
+                "batch_claim",
+                "batch_claim_gen",
+                "batch_fencing",
+                "owner_qclaim",
+                "owner_qclaim_rows",
+            )
+        }
+
+    def claim_work(self) -> Action:
+        o = Param("o")
+        boundary = Param("boundary")
+        g = owner_fence[o]
+        k = self.bounds.max_claims_per_row
+
+        def with_head(body: Any) -> Expr:
+            return let("h", self.queue_head(g), body)
+
+        def selected_under(h: Expr) -> Any:
+            return lambda b: self.turn_work_selected(b, h, g, boundary)
+
+        def any_selected(h: Expr) -> Expr:
+            return exists("qb", self.s.batch, selected_under(h))
+
+        def update_for(name: str) -> Expr:
+            return with_head(
+                lambda h: self._stamp_batches(
+                    o, selected_under(h), self.claim_code(h, batch_fencing), g
+                )[name]
+            )
+
+        names = (
+            "batch_claim",
+            "batch_claim_gen",
+            "batch_fencing",
+            "owner_qclaim",
+            "owner_qclaim_rows",
+        )
+        updates = {name: update_for(name) for name in names}
+        return Action(
+            "claim_work",
+            {"o": self.s.owner, "boundary": BOUNDARY},
+            all_of(
+                self.alive(o),
+                owner_fence[o].ne(0),
+                any_of(
+                    forall("qb", self.s.batch, lambda b: batch_fencing[b] < k),
+                    ~self.valid_fence(o),
+                    with_head(
+                        lambda h: forall(
+                            "qb",
+                            self.s.batch,
+                            lambda b: selected_under(h)(b).implies(batch_fencing[b] < k),
+                        )
+                    ),
+                ),
+            ),
+            [
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(
+                    with_head(any_selected),
+                    updates,
+                    Outcome(
+                        "Claimed",
+                        {
+                            "claim": with_head(lambda h: self.claim_code(h, batch_fencing)),
+                            "rows": with_head(
+                                lambda h: set_of("qb", self.s.batch, selected_under(h))
+                            ),
+                        },
+                    ),
+                ),
+                Case(TRUE, {}, Outcome("NoClaim")),
+            ],
+            doc="claim_ready_queued_work at a boundary, max_batches = number of slots",
+        )
+
+    def abandon_work(self) -> Action:
+        o = Param("o")
+        code = owner_qclaim[o]
+
+        def stamped(b: Expr) -> Expr:
+            return all_of(batch_status[b].eq("queued"), batch_claim[b].eq(code))
+
+        return Action(
+            "abandon_work",
+            {"o": self.s.owner},
+            all_of(self.alive(o), code.ne(0)),
+            [
+                Case(
+                    TRUE,
+                    {
+                        "batch_claim": map_of(
+                            "qb", self.s.batch, lambda b: ite(stamped(b), 0, batch_claim[b])
+                        ),
+                        "batch_claim_gen": map_of(
+                            "qb", self.s.batch, lambda b: ite(stamped(b), 0, batch_claim_gen[b])
+                        ),
+                        "owner_qclaim": owner_qclaim.set(o, 0),
+                        "owner_qclaim_rows": owner_qclaim_rows.set(
+                            o, map_of("qb", self.s.batch, lambda _: FALSE)
+                        ),
+                    },
+                    Outcome("Ok"),
+                )
+            ],
+            doc="abandon_queued_work_claim: clears rows stamped with the exact claim",
+        )
+
+    def cancel_batch(self) -> Action:
+        b = Param("b")
+        return Action(
+            "cancel_batch",
+            {"b": self.s.batch},
+            batch_status[b].ne("absent"),
+            [
+                Case(batch_status[b].eq("deleted"), {}, Outcome("NotCancelled")),
+                Case(self.batch_live_claimed(b), {}, Outcome("NotCancelled")),
+                Case(
+                    TRUE,
+                    {
+                        "batch_status": batch_status.set(b, "deleted"),
+                        "batch_claim": batch_claim.set(b, 0),
+                        "batch_claim_gen": batch_claim_gen.set(b, 0),
+                    },
+                    Outcome("Cancelled"),
+                ),
+            ],
+            doc="cancel_queued_work_batch: None when missing or live-claimed",
+        )
+
+    # -- pending turn input ----------------------------------------------------------------------
+
+    def enqueue_input(self) -> Action:
+        i = Param("i")
+        earlier = forall("qj", self.s.input, lambda j: (j < i).implies(input_state[j].ne("absent")))
+        return Action(
+            "enqueue_input",
+            {"i": self.s.input},
+            all_of(input_state[i].eq("absent"), earlier),
+            [
+                Case(
+                    TRUE,
+                    {
+                        "input_state": input_state.set(
+                            i,
+                            ite(
+                                self.ingress[i].eq("next_turn"),
+                                "deferred_next_turn",
+                                "pending_active",
+                            ),
+                        )
+                    },
+                    Outcome("Enqueued"),
+                )
+            ],
+            doc="enqueue_pending_turn_input of the slot's draft",
+        )
+
+    def replay_input(self) -> Action:
+        i = Param("i")
+        return Action(
+            "replay_input",
+            {"i": self.s.input},
+            self.input_exists(i),
+            [
+                Case(input_rewritten[i], {}, Outcome("PendingTurnInputSourceKeyConflict")),
+                Case(TRUE, {}, Outcome("Replayed", {"state": input_state[i]})),
+            ],
+            doc="the same draft again: the stored row in its current state (or a conflict "
+            "once deferral rewrote the ingress)",
+        )
+
+    def conflict_input(self) -> Action:
+        i = Param("i")
+        return Action(
+            "conflict_input",
+            {"i": self.s.input},
+            self.input_exists(i),
+            [Case(TRUE, {}, Outcome("PendingTurnInputSourceKeyConflict"))],
+            doc="same source key, changed text",
+        )
+
+    def _stamp_inputs(
+        self, o: Expr, selected: Any, code: Expr, g: Expr, accept: bool
+    ) -> dict[str, Expr]:
+        updates = {
+            "input_claim": map_of(
+                "qi", self.s.input, lambda i: ite(selected(i), code, input_claim[i])
+            ),
+            "input_claim_gen": map_of(
+                "qi", self.s.input, lambda i: ite(selected(i), g, input_claim_gen[i])
+            ),
+            "input_fencing": map_of(
+                "qi",
+                self.s.input,
+                lambda i: ite(selected(i), input_fencing[i] + 1, input_fencing[i]),
+            ),
+            "owner_iclaim": owner_iclaim.set(o, code),
+            "owner_iclaim_rows": owner_iclaim_rows.set(o, map_of("qi", self.s.input, selected)),
+        }
+        if accept:
+            updates["input_state"] = map_of(
+                "qi", self.s.input, lambda i: ite(selected(i), "accepted", input_state[i])
+            )
+        return updates
+
+    def _input_claim_action(
+        self, name: str, params: dict[str, Any], eligible: Any, accept: bool, doc: str
+    ) -> Action:
+        o = Param("o")
+        g = owner_fence[o]
+        k = self.bounds.max_claims_per_row
+
+        def selected(i: Expr) -> Expr:
+            return all_of(eligible(i), any_of(input_claim[i].eq(0), input_claim_gen[i].ne(g)))
+
+        def with_head(body: Any) -> Expr:
+            return let("h", first_where(self.s.input, selected, -1), body)
+
+        stamp_names = [
+            "input_claim",
+            "input_claim_gen",
+            "input_fencing",
+            "owner_iclaim",
+            "owner_iclaim_rows",
+        ]
+        if accept:
+            stamp_names.append("input_state")
+
+        def update_for(name: str) -> Expr:
+            return with_head(
+                lambda h: self._stamp_inputs(
+                    o, selected, self.claim_code(h, input_fencing), g, accept
+                )[name]
+            )
+
+        updates = {n: update_for(n) for n in stamp_names}
+        return Action(
+            name,
+            {"o": self.s.owner, **params},
+            all_of(
+                self.alive(o),
+                owner_fence[o].ne(0),
+                any_of(
+                    forall("qi", self.s.input, lambda i: input_fencing[i] < k),
+                    ~self.valid_fence(o),
+                    forall("qi", self.s.input, lambda i: selected(i).implies(input_fencing[i] < k)),
+                ),
+            ),
+            [
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(
+                    exists("qi", self.s.input, selected),
+                    updates,
+                    Outcome(
+                        "Claimed",
+                        {
+                            "claim": with_head(lambda h: self.claim_code(h, input_fencing)),
+                            "rows": set_of("qi", self.s.input, selected),
+                        },
+                    ),
+                ),
+                Case(TRUE, {}, Outcome("NoClaim")),
+            ],
+            doc=doc,
+        )
+
+    def claim_next_inputs(self) -> Action:
+        return self._input_claim_action(
+            "claim_next_inputs",
+            {},
+            lambda i: input_state[i].eq("deferred_next_turn"),
+            False,
+            "claim_next_turn_inputs: every claimable deferred_next_turn row, state unchanged",
+        )
+
+    def claim_active_inputs(self) -> Action:
+        checkpoint = Param("checkpoint")
+        return self._input_claim_action(
+            "claim_active_inputs",
+            {"checkpoint": CHECKPOINT},
+            lambda i: all_of(
+                input_state[i].eq("pending_active"),
+                ~input_rewritten[i],
+                self.input_admits(i, checkpoint),
+            ),
+            True,
+            "claim_active_turn_inputs for turn-0 at a checkpoint: matching rows become accepted",
+        )
+
+    def abandon_inputs(self) -> Action:
+        o = Param("o")
+        code = owner_iclaim[o]
+
+        def stamped(i: Expr) -> Expr:
+            return all_of(self.input_exists(i), input_claim[i].eq(code))
+
+        return Action(
+            "abandon_inputs",
+            {"o": self.s.owner},
+            all_of(self.alive(o), code.ne(0)),
+            [
+                Case(
+                    TRUE,
+                    {
+                        "input_state": map_of(
+                            "qi",
+                            self.s.input,
+                            lambda i: ite(
+                                all_of(stamped(i), input_state[i].eq("accepted")),
+                                "pending_active",
+                                input_state[i],
+                            ),
+                        ),
+                        "input_claim": map_of(
+                            "qi", self.s.input, lambda i: ite(stamped(i), 0, input_claim[i])
+                        ),
+                        "input_claim_gen": map_of(
+                            "qi", self.s.input, lambda i: ite(stamped(i), 0, input_claim_gen[i])
+                        ),
+                        "owner_iclaim": owner_iclaim.set(o, 0),
+                        "owner_iclaim_rows": owner_iclaim_rows.set(
+                            o, map_of("qi", self.s.input, lambda _: FALSE)
+                        ),
+                    },
+                    Outcome("Ok"),
+                )
+            ],
+            doc="abandon_turn_input_claim: accepted rows return to pending_active",
+        )
+
+    def cancel_row_tag(self, i: Expr) -> Expr:
+        """§4.6 cancel_row outcome tag of slot ``i`` (the row exists)."""
+        return ite(
+            input_state[i].eq("cancelled"),
+            "AlreadyCancelled",
+            ite(
+                input_state[i].eq("completed"),
+                "AlreadyCompleted",
+                ite(
+                    any_of(input_state[i].eq("accepted"), self.input_live_claimed(i)),
+                    "AlreadyClaimed",
+                    "Cancelled",
+                ),
+            ),
+        )
+
+    def cancellable(self, i: Expr) -> Expr:
+        return all_of(
+            any_of(input_state[i].eq("pending_active"), input_state[i].eq("deferred_next_turn")),
+            ~self.input_live_claimed(i),
+        )
+
+    def _cancel_updates(self, targeted: Any) -> dict[str, Expr]:
+        def hit(i: Expr) -> Expr:
+            return all_of(targeted(i), self.cancellable(i))
+
+        return {
+            "input_state": map_of(
+                "qi", self.s.input, lambda i: ite(hit(i), "cancelled", input_state[i])
+            ),
+            "input_claim": map_of("qi", self.s.input, lambda i: ite(hit(i), 0, input_claim[i])),
+            "input_claim_gen": map_of(
+                "qi", self.s.input, lambda i: ite(hit(i), 0, input_claim_gen[i])
+            ),
+        }
+
+    def cancel_input(self) -> Action:
+        i = Param("i")
+        return Action(
+            "cancel_input",
+            {"i": self.s.input},
+            input_state[i].ne("absent"),
+            [
+                Case(input_state[i].eq("vacuumed"), {}, Outcome("NotFound")),
+                Case(input_state[i].eq("cancelled"), {}, Outcome("AlreadyCancelled")),
+                Case(input_state[i].eq("completed"), {}, Outcome("AlreadyCompleted")),
+                Case(input_state[i].eq("accepted"), {}, Outcome("AlreadyClaimed")),
+                Case(self.input_live_claimed(i), {}, Outcome("AlreadyClaimed")),
+                Case(TRUE, self._cancel_updates(lambda j: j.eq(i)), Outcome("Cancelled")),
+            ],
+            doc="cancel_pending_turn_input: typed outcome per row state",
+        )
+
+    def cancel_suffix(self) -> Action:
+        i = Param("i")
+
+        def in_suffix(j: Expr) -> Expr:
+            return all_of(i <= j, self.input_exists(j))
+
+        return Action(
+            "cancel_suffix",
+            {"i": self.s.input},
+            input_state[i].ne("absent"),
+            [
+                Case(input_state[i].eq("vacuumed"), {}, Outcome("AnchorNotFound")),
+                Case(
+                    TRUE,
+                    self._cancel_updates(in_suffix),
+                    Outcome(
+                        "SuffixOutcomes",
+                        {"outcomes": list_of("qj", self.s.input, in_suffix, self.cancel_row_tag)},
+                    ),
+                ),
+            ],
+            doc="cancel_pending_turn_input_suffix: the anchor and every later row, atomically",
+        )
+
+    def vacuum(self) -> Action:
+        def tomb(i: Expr) -> Expr:
+            return any_of(input_state[i].eq("cancelled"), input_state[i].eq("completed"))
+
+        return Action(
+            "vacuum",
+            {},
+            TRUE,
+            [
+                Case(
+                    TRUE,
+                    {
+                        "input_state": map_of(
+                            "qi", self.s.input, lambda i: ite(tomb(i), "vacuumed", input_state[i])
+                        )
+                    },
+                    Outcome("Vacuumed", {"removed": count("qi", self.s.input, tomb)}),
+                )
+            ],
+            doc="vacuum: deletes cancelled and completed pending-input rows",
+        )
+
+    # -- commit --------------------------------------------------------------------------------
+
+    def queue_completion_ok(self, o: Expr) -> Expr:
+        """§5.3 step 5: rows stamped with the claim == rows the claim named."""
+        code = owner_qclaim[o]
+        return any_of(
+            code.eq(0),
+            forall(
+                "qb",
+                self.s.batch,
+                lambda b: owner_qclaim_rows[o][b].eq(
+                    all_of(batch_status[b].eq("queued"), batch_claim[b].eq(code))
+                ),
+            ),
+        )
+
+    def input_completion_ok(self, o: Expr) -> Expr:
+        """§5.3 step 6, same rule for the input claim."""
+        code = owner_iclaim[o]
+        return any_of(
+            code.eq(0),
+            forall(
+                "qi",
+                self.s.input,
+                lambda i: owner_iclaim_rows[o][i].eq(
+                    all_of(self.input_exists(i), input_claim[i].eq(code))
+                ),
+            ),
+        )
+
+    def stale_completion_matches(self, o: Expr) -> Expr:
+        """§5.3 step 5 for a completion with a stale token: no row carries that token, so the
+        check holds only if the claim named no row."""
+        return forall("qb", self.s.batch, lambda b: ~owner_qclaim_rows[o][b])
+
+    def _commit_effects(
+        self, o: Expr, release: Expr, defer: Expr, delete_rows: bool
+    ) -> dict[str, Expr]:
+        qcode = owner_qclaim[o]
+        icode = owner_iclaim[o]
+
+        def q_done(b: Expr) -> Expr:
+            return all_of(qcode.ne(0), owner_qclaim_rows[o][b])
+
+        def q_deleted(b: Expr) -> Expr:
+            # the rows stamped with the completion's claim id and token
+            if not delete_rows:
+                return FALSE
+            return all_of(q_done(b), batch_status[b].eq("queued"), batch_claim[b].eq(qcode))
+
+        def i_done(i: Expr) -> Expr:
+            return all_of(icode.ne(0), owner_iclaim_rows[o][i])
+
+        def i_completed(i: Expr) -> Expr:
+            return all_of(i_done(i), self.input_exists(i), input_claim[i].eq(icode))
+
+        def deferred(i: Expr) -> Expr:
+            return all_of(
+                defer,
+                ~i_completed(i),
+                input_state[i].eq("pending_active"),
+                self.ingress[i].eq("active_turn"),
+            )
+
+        no_rows_b = map_of("qb", self.s.batch, lambda _: FALSE)
+        no_rows_i = map_of("qi", self.s.input, lambda _: FALSE)
+        return {
+            "batch_status": map_of(
+                "qb", self.s.batch, lambda b: ite(q_deleted(b), "deleted", batch_status[b])
+            ),
+            "batch_claim": map_of(
+                "qb", self.s.batch, lambda b: ite(q_deleted(b), 0, batch_claim[b])
+            ),
+            "batch_claim_gen": map_of(
+                "qb", self.s.batch, lambda b: ite(q_deleted(b), 0, batch_claim_gen[b])
+            ),
+            "input_state": map_of(
+                "qi",
+                self.s.input,
+                lambda i: ite(
+                    i_completed(i),
+                    "completed",
+                    ite(deferred(i), "deferred_next_turn", input_state[i]),
+                ),
+            ),
+            "input_rewritten": map_of(
+                "qi", self.s.input, lambda i: ite(deferred(i), TRUE, input_rewritten[i])
+            ),
+            "input_claim": map_of(
+                "qi",
+                self.s.input,
+                lambda i: ite(any_of(i_completed(i), deferred(i)), 0, input_claim[i]),
+            ),
+            "input_claim_gen": map_of(
+                "qi",
+                self.s.input,
+                lambda i: ite(any_of(i_completed(i), deferred(i)), 0, input_claim_gen[i]),
+            ),
+            "lease_holder": ite(release, -1, lease_holder),
+            "lease_holder_inc": ite(release, -1, lease_holder_inc),
+            "lease_live": ite(release, FALSE, lease_live),
+            "owner_fence": owner_fence.set(o, ite(release, 0, owner_fence[o])),
+            "owner_qclaim": owner_qclaim.set(o, 0),
+            "owner_qclaim_rows": owner_qclaim_rows.set(o, no_rows_b),
+            "owner_iclaim": owner_iclaim.set(o, 0),
+            "owner_iclaim_rows": owner_iclaim_rows.set(o, no_rows_i),
+            "head_revision": head_revision + 1,
+        }
+
+    def commit(self) -> Action:
+        o = Param("o")
+        release = Param("release")
+        defer = Param("defer")
+        applies = all_of(
+            self.valid_fence(o), self.queue_completion_ok(o), self.input_completion_ok(o)
+        )
+        return Action(
+            "commit",
+            {"o": self.s.owner, "release": BoolSort(), "defer": BoolSort()},
+            all_of(
+                self.alive(o),
+                owner_fence[o].ne(0),
+                any_of(head_revision < self.bounds.max_head_revision, ~applies),
+            ),
+            [
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(~self.queue_completion_ok(o), {}, Outcome("QueuedWorkClaimSuperseded")),
+                Case(~self.input_completion_ok(o), {}, Outcome("TurnInputClaimSuperseded")),
+                Case(
+                    TRUE,
+                    self._commit_effects(o, release, defer, delete_rows=True),
+                    Outcome("Committed", {"head_revision": head_revision + 1}),
+                ),
+            ],
+            doc="commit_runtime_state completing the owner's claims; optional release/deferral",
+        )
+
+    def commit_stale(self) -> Action:
+        o = Param("o")
+        # The queue completion carries a token no row has: the stamped set is empty while the
+        # claim named at least one row, so the ownership check (case 2) always rejects it. The
+        # success case records what a commit would do if that check were skipped.
+        stale_matches = self.stale_completion_matches(o)
+        applies = all_of(self.valid_fence(o), stale_matches, self.input_completion_ok(o))
+        return Action(
+            "commit_stale",
+            {"o": self.s.owner},
+            all_of(
+                self.alive(o),
+                owner_fence[o].ne(0),
+                owner_qclaim[o].ne(0),
+                any_of(head_revision < self.bounds.max_head_revision, ~applies),
+            ),
+            [
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(~stale_matches, {}, Outcome("QueuedWorkClaimSuperseded")),
+                Case(~self.input_completion_ok(o), {}, Outcome("TurnInputClaimSuperseded")),
+                Case(
+                    TRUE,
+                    self._commit_effects(o, FALSE, FALSE, delete_rows=False),
+                    Outcome("Committed", {"head_revision": head_revision + 1}),
+                ),
+            ],
+            doc="commit whose queue completion token has ':stale' appended",
+        )
+
+    def actions(self) -> list[Action]:
+        return [
+            self.acquire(),
+            self.reclaim(),
+            self.renew(),
+            self.release(),
+            self.expire(),
+            self.crash(),
+            self.restart(),
+            self.enqueue_batch(),
+            self.replay_batch(),
+            self.claim_command(),
+            self.claim_work(),
+            self.abandon_work(),
+            self.cancel_batch(),
+            self.enqueue_input(),
+            self.replay_input(),
+            self.conflict_input(),
+            self.claim_next_inputs(),
+            self.claim_active_inputs(),
+            self.abandon_inputs(),
+            self.cancel_input(),
+            self.cancel_suffix(),
+            self.vacuum(),
+            self.commit(),
+            self.commit_stale(),
+        ]
+
+    # -- monitors and invariants ---------------------------------------------------------------
+
+    def monitors(self) -> list[Monitor]:
+        sb, si = self.s.batch, self.s.input
+
+        def newly_stamped(b: Expr) -> Expr:
+            return all_of(Next("batch_claim")[b].ne(0), Next("batch_claim")[b].ne(batch_claim[b]))
+
+        def newly_stamped_input(i: Expr) -> Expr:
+            return all_of(Next("input_claim")[i].ne(0), Next("input_claim")[i].ne(input_claim[i]))
+
+        next_gen = Next("lease_gen")
+        generation_ok = any_of(
+            next_gen.eq(lease_gen),
+            all_of(next_gen.eq(lease_gen + 1), any_of(~lease_live, self.holder_dead())),
+        )
+        takeover_ok = all_of(lease_live, next_gen.ne(lease_gen)).implies(
+            all_of(ActionIs("reclaim"), Param("observed").eq(lease_gen))
+        )
+        o = Param("o")
+        release_ok = all_of(lease_holder >= 0, Next("lease_holder").eq(-1)).implies(
+            all_of(
+                any_of(ActionIs("release"), ActionIs("commit")),
+                lease_holder.eq(o),
+                owner_inc[o].eq(lease_holder_inc),
+                owner_fence[o].eq(lease_gen),
+            )
+        )
+        self_steal_ok = all_of(
+            forall(
+                "qb",
+                sb,
+                lambda b: all_of(newly_stamped(b), batch_claim[b].ne(0)).implies(
+                    Next("batch_claim_gen")[b].ne(batch_claim_gen[b])
+                ),
+            ),
+            forall(
+                "qi",
+                si,
+                lambda i: all_of(newly_stamped_input(i), input_claim[i].ne(0)).implies(
+                    Next("input_claim_gen")[i].ne(input_claim_gen[i])
+                ),
+            ),
+        )
+        command_gate_ok = forall(
+            "qb",
+            sb,
+            lambda b: all_of(
+                newly_stamped(b),
+                any_of(ActionIs("claim_work"), self.work_class[b].eq("turn_work")),
+            ).implies(
+                all_of(
+                    self.work_class[b].eq("turn_work"),
+                    ~exists(
+                        "qc",
+                        sb,
+                        lambda c: all_of(
+                            c < b,
+                            self.work_class[c].eq("session_command"),
+                            self.batch_claimable(c, Next("batch_claim_gen")[b]),
+                        ),
+                    ),
+                )
+            ),
+        )
+        one_command_ok = forall(
+            "qb",
+            sb,
+            lambda b: all_of(newly_stamped(b), self.work_class[b].eq("session_command")).implies(
+                forall("qc", sb, lambda c: c.ne(b).implies(~newly_stamped(c)))
+            ),
+        )
+        boundary_ok = all_of(
+            ActionIs("claim_work"), Param("boundary").eq("active_turn_checkpoint")
+        ).implies(
+            forall(
+                "qb",
+                sb,
+                lambda b: newly_stamped(b).implies(self.delivery[b].eq("earliest_safe_boundary")),
+            )
+        )
+        live_batch_ok = forall(
+            "qb",
+            sb,
+            lambda b: all_of(
+                batch_status[b].eq("queued"),
+                self.batch_live_claimed(b),
+                Next("batch_status")[b].eq("deleted"),
+            ).implies(
+                all_of(
+                    ActionIs("commit"),
+                    owner_qclaim[o].ne(0),
+                    owner_qclaim_rows[o][b],
+                    batch_claim[b].eq(owner_qclaim[o]),
+                )
+            ),
+        )
+        claimed_input_ok = forall(
+            "qi",
+            si,
+            lambda i: any_of(
+                input_state[i].eq("accepted"),
+                all_of(self.cancellable_states(i), self.input_live_claimed(i)),
+            ).implies(Next("input_state")[i].ne("cancelled")),
+        )
+        allowed = {
+            "absent": ("pending_active", "deferred_next_turn"),
+            "pending_active": ("accepted", "deferred_next_turn", "cancelled"),
+            "deferred_next_turn": ("cancelled", "completed"),
+            "accepted": ("pending_active", "completed"),
+            "cancelled": ("vacuumed",),
+            "completed": ("vacuumed",),
+            "vacuumed": (),
+        }
+
+        def transition_ok(i: Expr) -> Expr:
+            nxt = Next("input_state")[i]
+            return any_of(
+                nxt.eq(input_state[i]),
+                *[
+                    all_of(input_state[i].eq(src), any_of(*[nxt.eq(dst) for dst in dsts]))
+                    for src, dsts in allowed.items()
+                    if dsts
+                ],
+            )
+
+        inputs_ok = forall("qi", si, transition_ok)
+        is_commit = any_of(ActionIs("commit"), ActionIs("commit_stale"))
+        head_ok = any_of(
+            Next("head_revision").eq(head_revision),
+            all_of(Next("head_revision").eq(head_revision + 1), is_commit),
+        )
+        settled_ok = all_of(is_commit, Next("head_revision").ne(head_revision)).implies(
+            all_of(
+                forall(
+                    "qb",
+                    sb,
+                    lambda b: all_of(owner_qclaim[o].ne(0), owner_qclaim_rows[o][b]).implies(
+                        all_of(
+                            batch_status[b].eq("queued"),
+                            batch_claim[b].eq(owner_qclaim[o]),
+                            Next("batch_status")[b].eq("deleted"),
+                        )
+                    ),
+                ),
+                forall(
+                    "qi",
+                    si,
+                    lambda i: all_of(owner_iclaim[o].ne(0), owner_iclaim_rows[o][i]).implies(
+                        all_of(
+                            self.input_exists(i),
+                            input_claim[i].eq(owner_iclaim[o]),
+                            Next("input_state")[i].eq("completed"),
+                        )
+                    ),
+                ),
+            )
+        )
+        fenced_ok = all_of(is_commit, Next("head_revision").ne(head_revision)).implies(
+            self.valid_fence(o)
+        )
+
+        def sticky(flag: str, ok: Expr) -> Monitor:
+            return Monitor(flag, any_of(Var(flag), ~ok))
+
+        return [
+            sticky("hist_generation_step", generation_ok),
+            sticky("hist_live_takeover", takeover_ok),
+            sticky("hist_release_foreign", release_ok),
+            sticky("hist_self_steal", self_steal_ok),
+            sticky("hist_command_gate", command_gate_ok),
+            sticky("hist_one_command", one_command_ok),
+            sticky("hist_boundary_gate", boundary_ok),
+            sticky("hist_live_batch_removed", live_batch_ok),
+            sticky("hist_claimed_input_cancelled", claimed_input_ok),
+            sticky("hist_input_transition", inputs_ok),
+            sticky("hist_head_step", head_ok),
+            sticky("hist_completion_mismatch", settled_ok),
+            sticky("hist_unfenced_commit", fenced_ok),
+        ]
+
+    @staticmethod
+    def cancellable_states(i: Expr) -> Expr:
+        return any_of(input_state[i].eq("pending_active"), input_state[i].eq("deferred_next_turn"))
+
+    def invariants(self) -> list[Invariant]:
+        sb, si, so = self.s.batch, self.s.input, self.s.owner
+        k = self.bounds.max_claims_per_row
+        fencing_sort = self.s.fencing
+
+        def claim_id_consistent(claim: Var, fencing: Var, rows: IntSort) -> Expr:
+            def row_ok(r: Expr) -> Expr:
+                return claim[r].eq(0) | exists(
+                    "qh",
+                    rows,
+                    lambda h: exists(
+                        "qf",
+                        fencing_sort,
+                        lambda f: all_of(
+                            claim[r].eq(h * (k + 1) + f),
+                            f >= 1,
+                            h <= r,
+                            f <= fencing[h],
+                            h.eq(r).implies(f.eq(fencing[r])),
+                        ),
+                    ),
+                )
+
+            return forall("qr", rows, row_ok)
+
+        def flag(name: str, statement: str, reference: str) -> Invariant:
+            return Invariant(name, statement, reference, ~Var(f"hist_{name}"))
+
+        invariants = [
+            Invariant(
+                "lease_row_shape",
+                "A lease row has an owner iff it has an incarnation; a live row has an owner; "
+                "a never-acquired row has none.",
+                "store.md §2.1",
+                all_of(
+                    lease_holder.eq(-1).eq(lease_holder_inc.eq(-1)),
+                    lease_live.implies(lease_holder >= 0),
+                    lease_gen.eq(0).implies(lease_holder.eq(-1)),
+                ),
+            ),
+            Invariant(
+                "single_live_holder",
+                "At most one owner holds a fence for the live generation.",
+                "store.md §6.1",
+                forall(
+                    "qo",
+                    so,
+                    lambda p: forall(
+                        "qp",
+                        so,
+                        lambda q: all_of(
+                            p < q,
+                            lease_live,
+                            owner_fence[p].eq(lease_gen),
+                            owner_fence[q].eq(lease_gen),
+                        ).implies(FALSE),
+                    ),
+                ),
+            ),
+            Invariant(
+                "fence_not_ahead_of_row",
+                "No owner believes it holds a generation the row has not minted.",
+                "store.md §6.2, §6.3",
+                forall(
+                    "qo",
+                    so,
+                    lambda p: owner_fence[p] <= lease_gen,
+                ),
+            ),
+            Invariant(
+                "distinct_generations_distinct_owners",
+                "Two owners never hold fences of the same generation.",
+                "store.md §6.3",
+                forall(
+                    "qo",
+                    so,
+                    lambda p: forall(
+                        "qp",
+                        so,
+                        lambda q: all_of(p < q, owner_fence[p].ne(0)).implies(
+                            owner_fence[p].ne(owner_fence[q])
+                        ),
+                    ),
+                ),
+            ),
+            Invariant(
+                "current_fence_is_row_owner",
+                "An owner whose fence names the row's generation is the row's owner incarnation.",
+                "store.md §6.4, §6.5, §6.7",
+                forall(
+                    "qo",
+                    so,
+                    lambda p: all_of(owner_fence[p].ne(0), owner_fence[p].eq(lease_gen)).implies(
+                        all_of(lease_holder.eq(p), lease_holder_inc.eq(owner_inc[p]))
+                    ),
+                ),
+            ),
+            Invariant(
+                "live_lease_known_to_holder",
+                "A live lease held by a running incarnation is remembered by that owner (commit "
+                "and release end it atomically; nothing else forgets it).",
+                "store.md §5.3 step 14, §6.33, §2.4",
+                forall(
+                    "qo",
+                    so,
+                    lambda p: all_of(
+                        lease_live,
+                        lease_holder.eq(p),
+                        owner_alive[p],
+                        owner_inc[p].eq(lease_holder_inc),
+                    ).implies(owner_fence[p].eq(lease_gen)),
+                ),
+            ),
+            Invariant(
+                "crashed_owner_holds_nothing",
+                "A process that is not running remembers no fence or claim.",
+                "trace-format.md §1 (owner memory)",
+                forall(
+                    "qo",
+                    so,
+                    lambda p: (~owner_alive[p]).implies(
+                        all_of(
+                            owner_fence[p].eq(0),
+                            owner_qclaim[p].eq(0),
+                            owner_iclaim[p].eq(0),
+                        )
+                    ),
+                ),
+            ),
+            Invariant(
+                "claims_pinned_to_minted_generation",
+                "A claimed row is pinned to a generation >= 1 that the lease row has minted; an "
+                "unclaimed row is pinned to none.",
+                "store.md §6.9, §6.15, §6.16",
+                all_of(
+                    forall(
+                        "qb",
+                        sb,
+                        lambda b: all_of(
+                            batch_claim[b].eq(0).eq(batch_claim_gen[b].eq(0)),
+                            batch_claim_gen[b] <= lease_gen,
+                        ),
+                    ),
+                    forall(
+                        "qi",
+                        si,
+                        lambda i: all_of(
+                            input_claim[i].eq(0).eq(input_claim_gen[i].eq(0)),
+                            input_claim_gen[i] <= lease_gen,
+                        ),
+                    ),
+                ),
+            ),
+            Invariant(
+                "claim_id_matches_head_fencing",
+                "A row's claim id names a head row at or before it whose claim fencing token "
+                "reached the claim's; a head row still carries exactly its claim's token.",
+                "store.md §6.11, §3.6",
+                all_of(
+                    claim_id_consistent(batch_claim, batch_fencing, sb),
+                    claim_id_consistent(input_claim, input_fencing, si),
+                ),
+            ),
+            Invariant(
+                "owner_claim_memory_consistent",
+                "An owner remembers a claim iff it remembers a non-empty set of rows named by it.",
+                "store.md §6.12",
+                forall(
+                    "qo",
+                    so,
+                    lambda p: all_of(
+                        owner_qclaim[p]
+                        .eq(0)
+                        .eq(forall("qb", sb, lambda b: ~owner_qclaim_rows[p][b])),
+                        owner_iclaim[p]
+                        .eq(0)
+                        .eq(forall("qi", si, lambda i: ~owner_iclaim_rows[p][i])),
+                    ),
+                ),
+            ),
+            Invariant(
+                "removed_batches_unclaimed",
+                "A batch that is not queued carries no claim; a never-enqueued batch was never "
+                "claimed.",
+                "store.md §3.3, §6.22",
+                forall(
+                    "qb",
+                    sb,
+                    lambda b: all_of(
+                        batch_status[b]
+                        .ne("queued")
+                        .implies(all_of(batch_claim[b].eq(0), batch_claim_gen[b].eq(0))),
+                        batch_status[b].eq("absent").implies(batch_fencing[b].eq(0)),
+                    ),
+                ),
+            ),
+            Invariant(
+                "enqueue_order_is_slot_order",
+                "Slots are enqueued in order: no slot is present while an earlier one is absent.",
+                "store.md §6.31",
+                all_of(
+                    forall(
+                        "qb",
+                        sb,
+                        lambda b: forall(
+                            "qc",
+                            sb,
+                            lambda c: all_of(b < c, batch_status[b].eq("absent")).implies(
+                                batch_status[c].eq("absent")
+                            ),
+                        ),
+                    ),
+                    forall(
+                        "qi",
+                        si,
+                        lambda i: forall(
+                            "qj",
+                            si,
+                            lambda j: all_of(i < j, input_state[i].eq("absent")).implies(
+                                input_state[j].eq("absent")
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+            Invariant(
+                "input_claim_columns_match_state",
+                "Accepted rows carry a claim; pending_active rows and terminal or absent rows "
+                "carry none.",
+                "store.md §4.2, §6.26",
+                forall(
+                    "qi",
+                    si,
+                    lambda i: all_of(
+                        input_state[i].eq("accepted").implies(input_claim[i].ne(0)),
+                        any_of(
+                            input_state[i].eq("accepted"),
+                            input_state[i].eq("deferred_next_turn"),
+                            input_claim[i].eq(0),
+                        ),
+                    ),
+                ),
+            ),
+            Invariant(
+                "deferral_rewrites_only_active_inputs",
+                "Only active-turn inputs are ever rewritten, and a rewritten input is never "
+                "pending_active or accepted again; next-turn inputs never become active.",
+                "store.md §6.30, §4.2 row 8",
+                forall(
+                    "qi",
+                    si,
+                    lambda i: all_of(
+                        input_rewritten[i].implies(
+                            all_of(
+                                self.ingress[i].eq("active_turn"),
+                                input_state[i].ne("pending_active"),
+                                input_state[i].ne("accepted"),
+                            )
+                        ),
+                        self.ingress[i]
+                        .eq("next_turn")
+                        .implies(
+                            all_of(
+                                input_state[i].ne("pending_active"), input_state[i].ne("accepted")
+                            )
+                        ),
+                    ),
+                ),
+            ),
+            flag(
+                "generation_step",
+                "The fencing token only changes by +1, and only over a lease that is not live or "
+                "whose holder is provably dead (renew, re-entry and release keep it).",
+                "store.md §6.2, §2.6",
+            ),
+            flag(
+                "live_takeover",
+                "A live lease changes generation only for a claimant that observed exactly that "
+                "generation (reclaim is a CAS on the observed holder).",
+                "store.md §6.6, §2.4 reclaim",
+            ),
+            flag(
+                "release_foreign",
+                "A lease row is cleared only by release or commit of the owner holding its current "
+                "fence.",
+                "store.md §6.5",
+            ),
+            flag(
+                "self_steal",
+                "A row held by a generation is never re-claimed by the same generation.",
+                "store.md §6.10",
+            ),
+            flag(
+                "command_gate",
+                "Turn-work claims never take a session command, and turn work is never claimed "
+                "behind a ready session command not held by the claiming generation.",
+                "store.md §6.17, §3.5",
+            ),
+            flag(
+                "one_command",
+                "A session command is claimed alone (one batch per claim).",
+                "store.md §6.17",
+            ),
+            flag(
+                "boundary_gate",
+                "An active-turn checkpoint claim never takes after_current_turn_commit work.",
+                "store.md §6.18",
+            ),
+            flag(
+                "live_batch_removed",
+                "A live-claimed batch leaves the queue only through completion of that claim.",
+                "store.md §6.22, §6.13",
+            ),
+            flag(
+                "claimed_input_cancelled",
+                "Accepted and live-claimed inputs are never cancelled.",
+                "store.md §6.26, §4.6",
+            ),
+            flag(
+                "input_transition",
+                "Every input state change is a row of the §4.2 table; terminal states only vacuum.",
+                "store.md §4.2, §6.25",
+            ),
+            flag(
+                "head_step",
+                "head_revision changes only by +1 and only through a commit.",
+                "store.md §6.34",
+            ),
+            flag(
+                "completion_mismatch",
+                "A successful commit completes exactly the rows its claims named, each still "
+                "stamped with that claim, so no batch or input is ever completed twice.",
+                "store.md §6.13, §5.3 steps 5-9, §6.33",
+            ),
+            flag(
+                "unfenced_commit",
+                "A commit applies only with a fence that validates in its pre-state.",
+                "store.md §6.32",
+            ),
+        ]
+        return invariants
+
+
+def build_model(bounds: Bounds = DEFAULT_BOUNDS) -> Model:
+    """The kernel model at ``bounds`` (see the module docstring)."""
+    builder = KernelBuilder(bounds)
+    return Model(
+        name="lash-kernel-store",
+        variables=_variables(builder.s),
+        init=_initial(bounds, builder.s),
+        actions=tuple(builder.actions()),
+        invariants=tuple(builder.invariants()),
+        monitors=tuple(builder.monitors()),
+        bounds=bounds.as_dict(),
+        doc=__doc__ or "",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Trace-format projection
+
+
+def claim_id(prefix: str, code: int, bounds: Bounds) -> str:
+    """Render a claim code as the trace format's abstract id (``""`` for none)."""
+    if code == 0:
+        return ""
+    stride = bounds.max_claims_per_row + 1
+    head, fencing = divmod(code, stride)
+    letter = "b" if prefix == "qwc" else "i"
+    return f"{prefix}:{letter}{head}:{fencing}"
+
+
+def trace_state(model: Model, state: FlatState) -> dict[str, Any]:
+    """A flat model state as the variables of docs/trace-format.md §2 (maps keyed by index)."""
+    bounds = Bounds(**{k: int(v) for k, v in model.bounds.items()})
+    decoded = model.decode(state)
+    result: dict[str, Any] = {}
+    for name, value in decoded.items():
+        if name.startswith("hist_"):
+            continue
+        result[name] = value
+    result["owner_qclaim"] = {
+        o: claim_id("qwc", c, bounds) for o, c in decoded["owner_qclaim"].items()
+    }
+    result["owner_iclaim"] = {
+        o: claim_id("tic", c, bounds) for o, c in decoded["owner_iclaim"].items()
+    }
+    result["batch_claim"] = {
+        b: claim_id("qwc", c, bounds) for b, c in decoded["batch_claim"].items()
+    }
+    result["input_claim"] = {
+        i: claim_id("tic", c, bounds) for i, c in decoded["input_claim"].items()
+    }
+    result["owner_qclaim_rows"] = {
+        o: sorted(b for b, on in rows.items() if on)
+        for o, rows in decoded["owner_qclaim_rows"].items()
+    }
+    result["owner_iclaim_rows"] = {
+        o: sorted(i for i, on in rows.items() if on)
+        for o, rows in decoded["owner_iclaim_rows"].items()
+    }
+    return result
+
+
+QUEUE_CLAIM_ACTIONS = ("claim_command", "claim_work")
+INPUT_CLAIM_ACTIONS = ("claim_next_inputs", "claim_active_inputs")
+
+
+def trace_outcome(
+    model: Model, action: str, outcome: tuple[str, tuple[tuple[str, Any], ...]]
+) -> dict[str, Any]:
+    """An outcome value as docs/trace-format.md §4: claim ids rendered, sets/lists as lists."""
+    bounds = Bounds(**{k: int(v) for k, v in model.bounds.items()})
+    tag, fields = outcome
+    rendered: dict[str, Any] = {"tag": tag}
+    for name, value in fields:
+        if name == "claim":
+            lane = "tic" if action in INPUT_CLAIM_ACTIONS else "qwc"
+            rendered[name] = claim_id(lane, int(value), bounds)
+        elif isinstance(value, frozenset):
+            rendered[name] = sorted(value)
+        elif isinstance(value, tuple):
+            rendered[name] = list(value)
+        else:
+            rendered[name] = value
+    return rendered

@@ -1,0 +1,337 @@
+"""Seeded bugs: broken variants of the kernel model, each made by rewriting the model data.
+
+Every mutant takes the correct model and rewrites some of its expressions or cases (never the
+builder code), names the invariant it is expected to break, and says in one line what the
+broken kernel would do. ``tests/model/test_mutants.py`` checks that exploration finds each one
+with a counterexample path while the unmutated model has none; this is what shows that the
+invariants can fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .dsl import (
+    FALSE,
+    TRUE,
+    And,
+    Case,
+    Const,
+    Eq,
+    Expr,
+    IllFormedModelError,
+    Model,
+    Not,
+    Or,
+    Param,
+    Select,
+    Var,
+    replace_all,
+    transform,
+)
+from .kernel_model import DEFAULT_BOUNDS, Bounds, KernelBuilder, build_model
+
+
+class MutationError(IllFormedModelError):
+    """A mutation did not find the model fragment it rewrites (the model changed shape)."""
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A named broken variant of the kernel model."""
+
+    name: str
+    description: str
+    expected_invariant: str
+    build: Callable[[Bounds], Model]
+
+
+def _rewrite(model: Model, action: str, fn: Callable[[Expr], Expr | None]) -> Model:
+    """Apply ``fn`` (see ``dsl.transform``) to every expression of one action; it must hit."""
+    original = model.action(action)
+    hits = 0
+
+    def counting(e: Expr) -> Expr | None:
+        nonlocal hits
+        replaced = fn(e)
+        if replaced is not None:
+            hits += 1
+        return replaced
+
+    mutated = original.map_exprs(lambda e: transform(e, counting))
+    if hits == 0:
+        raise MutationError(f"the mutation found nothing to rewrite in {action}")
+    return model.with_action(mutated)
+
+
+def _drop_cases(model: Model, action: str, tag: str) -> Model:
+    original = model.action(action)
+    kept = [c for c in original.cases if c.outcome.tag != tag]
+    if len(kept) == len(original.cases):
+        raise MutationError(f"{action} has no case with outcome {tag}")
+    return model.with_action(original.replace(cases=kept))
+
+
+def _replace_case(model: Model, action: str, tag: str, make: Callable[[Case], Case]) -> Model:
+    original = model.action(action)
+    found = [c for c in original.cases if c.outcome.tag == tag]
+    if not found:
+        raise MutationError(f"{action} has no case with outcome {tag}")
+    cases = [make(c) if c.outcome.tag == tag else c for c in original.cases]
+    return model.with_action(original.replace(cases=cases))
+
+
+def _is_select_of(expr: Expr, variable: str) -> bool:
+    return isinstance(expr, Select) and expr.map == Var(variable)
+
+
+# -- the mutants -----------------------------------------------------------------------------
+
+
+def renew_bumps_fencing_token(bounds: Bounds) -> Model:
+    """Renew mints generation + 1 for the caller instead of keeping the generation."""
+    model = build_model(bounds)
+    o = Param("o")
+    lease_gen = Var("lease_gen")
+
+    def bump(case: Case) -> Case:
+        return Case(
+            case.condition,
+            {
+                "lease_gen": lease_gen + 1,
+                "owner_fence": Var("owner_fence").set(o, lease_gen + 1),
+            },
+            case.outcome,
+        )
+
+    model = _replace_case(model, "renew", "Ok", bump)
+    renew = model.action("renew")
+    guarded = renew.replace(guard=renew.guard & (lease_gen < bounds.max_generation))
+    return model.with_action(guarded)
+
+
+def claim_ignores_command_gate(bounds: Bounds) -> Model:
+    """A turn-work claim treats every head row as turn work, so a ready command is taken."""
+    model = build_model(bounds)
+    builder = KernelBuilder(bounds)
+
+    def drop_class_check(e: Expr) -> Expr | None:
+        if (
+            isinstance(e, Eq)
+            and isinstance(e.lhs, Select)
+            and e.lhs.map == builder.work_class
+            and e.rhs == Const("turn_work")
+        ):
+            return TRUE
+        return None
+
+    return _rewrite(model, "claim_work", drop_class_check)
+
+
+def commit_keeps_lease(bounds: Bounds) -> Model:
+    """A releasing commit forgets the fence but leaves the lease row live."""
+    model = build_model(bounds)
+    lease_columns = {"lease_holder", "lease_holder_inc", "lease_live"}
+
+    def keep(case: Case) -> Case:
+        updates = [(k, v) for k, v in case.updates if k not in lease_columns]
+        return Case(case.condition, updates, case.outcome)
+
+    return _replace_case(model, "commit", "Committed", keep)
+
+
+def _is_input_live_claim(e: Expr) -> bool:
+    """Matches ``input_live_claimed(x)`` as the builder writes it, for any row expression."""
+    if not isinstance(e, And) or len(e.args) != 3:
+        return False
+    first, second, third = e.args
+    return (
+        isinstance(first, Not)
+        and isinstance(first.arg, Eq)
+        and _is_select_of(first.arg.lhs, "input_claim")
+        and second == Var("lease_live")
+        and isinstance(third, Eq)
+        and third.lhs == Var("lease_gen")
+        and _is_select_of(third.rhs, "input_claim_gen")
+    )
+
+
+def cancel_claimed_input_succeeds(bounds: Bounds) -> Model:
+    """Cancel ignores live claims: a pending row claimed by the live generation is cancelled."""
+    model = build_model(bounds)
+    return _rewrite(model, "cancel_input", lambda e: FALSE if _is_input_live_claim(e) else None)
+
+
+def commit_skips_claim_check(bounds: Bounds) -> Model:
+    """Commit skips the completion ownership check (claim id and token of every named row)."""
+    model = build_model(bounds)
+    builder = KernelBuilder(bounds)
+    o = Param("o")
+    checks = (
+        builder.queue_completion_ok(o),
+        builder.input_completion_ok(o),
+        builder.stale_completion_matches(o),
+    )
+
+    def skip_checks(e: Expr) -> Expr:
+        for check in checks:
+            e = replace_all(e, check, TRUE)
+        return e
+
+    for action in ("commit", "commit_stale"):
+        original = model.action(action)
+        mutated = original.map_exprs(skip_checks)
+        if mutated == original:
+            raise MutationError(f"no completion check found in {action}")
+        model = model.with_action(mutated)
+    return model
+
+
+def reclaim_ignores_observed_holder(bounds: Bounds) -> Model:
+    """Reclaim takes over any provably dead holder, whatever generation the claimant observed."""
+    model = build_model(bounds)
+    pattern = Eq(Param("observed"), Var("lease_gen"))
+    return _rewrite(model, "reclaim", lambda e: TRUE if e == pattern else None)
+
+
+def _is_claimable_check(e: Expr) -> bool:
+    """Matches ``claim == 0 or claim_gen != g`` of either lane."""
+    if not isinstance(e, Or) or len(e.args) != 2:
+        return False
+    first, second = e.args
+    return (
+        isinstance(first, Eq)
+        and (_is_select_of(first.lhs, "batch_claim") or _is_select_of(first.lhs, "input_claim"))
+        and first.rhs == Const(0)
+        and isinstance(second, Not)
+        and isinstance(second.arg, Eq)
+        and (
+            _is_select_of(second.arg.lhs, "batch_claim_gen")
+            or _is_select_of(second.arg.lhs, "input_claim_gen")
+        )
+    )
+
+
+def claim_allows_self_steal(bounds: Bounds) -> Model:
+    """Claims treat rows held by the caller's own generation as claimable."""
+    model = build_model(bounds)
+    for action in ("claim_command", "claim_work", "claim_next_inputs", "claim_active_inputs"):
+        model = _rewrite(model, action, lambda e: TRUE if _is_claimable_check(e) else None)
+    return model
+
+
+def release_ignores_fence(bounds: Bounds) -> Model:
+    """Release clears the row whoever holds it (no compare-and-swap on the completion)."""
+    model = build_model(bounds)
+    release = model.action("release")
+    cases = list(release.cases)
+    first = cases[0]
+    cases[0] = Case(TRUE, first.updates, first.outcome)
+    return model.with_action(release.replace(cases=cases))
+
+
+def cancel_batch_ignores_live_claim(bounds: Bounds) -> Model:
+    """Cancel deletes a batch even while its claim is live."""
+    model = build_model(bounds)
+    builder = KernelBuilder(bounds)
+    live = builder.batch_live_claimed(Param("b"))
+    cancel = model.action("cancel_batch")
+    cases = [c for c in cancel.cases if c.condition != live]
+    if len(cases) == len(cancel.cases):
+        raise MutationError("cancel_batch has no live-claim case")
+    return model.with_action(cancel.replace(cases=cases))
+
+
+def vacuum_removes_pending_inputs(bounds: Bounds) -> Model:
+    """Vacuum also deletes pending (non-terminal) inputs."""
+    model = build_model(bounds)
+
+    def widen(e: Expr) -> Expr | None:
+        if (
+            isinstance(e, Eq)
+            and e.rhs == Const("cancelled")
+            and _is_select_of(e.lhs, "input_state")
+        ):
+            return Not(Eq(e.lhs, Const("absent")))
+        return None
+
+    return _rewrite(model, "vacuum", widen)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "renew_bumps_fencing_token",
+        "renew mints a new generation for the live holder",
+        "generation_step",
+        renew_bumps_fencing_token,
+    ),
+    Mutant(
+        "claim_ignores_command_gate",
+        "turn-work claims take a leading session command",
+        "command_gate",
+        claim_ignores_command_gate,
+    ),
+    Mutant(
+        "commit_keeps_lease",
+        "a releasing commit does not release the lease row",
+        "live_lease_known_to_holder",
+        commit_keeps_lease,
+    ),
+    Mutant(
+        "cancel_claimed_input_succeeds",
+        "cancelling a live-claimed pending input succeeds",
+        "claimed_input_cancelled",
+        cancel_claimed_input_succeeds,
+    ),
+    Mutant(
+        "commit_skips_claim_check",
+        "commit completes claims whose rows were superseded (or with a stale token)",
+        "completion_mismatch",
+        commit_skips_claim_check,
+    ),
+    Mutant(
+        "reclaim_ignores_observed_holder",
+        "reclaim of a live lease ignores which holder the claimant observed",
+        "live_takeover",
+        reclaim_ignores_observed_holder,
+    ),
+    Mutant(
+        "claim_allows_self_steal",
+        "a generation re-claims rows it already holds",
+        "self_steal",
+        claim_allows_self_steal,
+    ),
+    Mutant(
+        "release_ignores_fence",
+        "release clears the lease row without checking the completion",
+        "release_foreign",
+        release_ignores_fence,
+    ),
+    Mutant(
+        "cancel_batch_ignores_live_claim",
+        "cancel deletes a live-claimed batch",
+        "live_batch_removed",
+        cancel_batch_ignores_live_claim,
+    ),
+    Mutant(
+        "vacuum_removes_pending_inputs",
+        "vacuum deletes inputs that are not tombstones",
+        "input_transition",
+        vacuum_removes_pending_inputs,
+    ),
+)
+
+
+def mutant(name: str) -> Mutant:
+    for candidate in MUTANTS:
+        if candidate.name == name:
+            return candidate
+    raise MutationError(f"unknown mutant {name}; known: {', '.join(m.name for m in MUTANTS)}")
+
+
+def build_mutant(name: str, bounds: Bounds = DEFAULT_BOUNDS) -> Model:
+    """The named broken model at ``bounds``."""
+    found = mutant(name)
+    model = found.build(bounds)
+    return model.replace(name=f"{model.name}[{found.name}]")
