@@ -1590,8 +1590,8 @@ class _Compiler:
             return _Bind(local.name, key, self._select(mapping, local, action))
         key_sort = self._map_key_sort(mapping)
         keys = key_sort.values()
-        result = self._select_const(mapping, keys[-1], action)
-        for k in reversed(keys[:-1]):
+        result: Expr = _Undefined(f"key outside {key_sort}")
+        for k in reversed(keys):
             branch = self._select_const(mapping, k, action)
             result = self.specialise(Ite(Eq(key, Const(k)), branch, result), {}, action)
         return result
