@@ -1,0 +1,607 @@
+"""Apply the abstract actions of docs/trace-format.md to a real kernel store.
+
+The adapter plays the runtime workers of the abstract system: it owns each owner's process
+(a :class:`FakeProcessTable` entry), its incarnation and its process-local memory (the fence
+it holds, the claims it holds), the store's :class:`ManualClock`, and the mapping between
+abstract slots and the kernel's ids.  :meth:`KernelAdapter.apply` returns the outcome record
+of §4 and :meth:`KernelAdapter.observe` projects the store (plus owner memory) onto the state
+variables of §2, so a trace can be checked step by step.  Nothing here decides semantics:
+every decision is the kernel's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..kernel.clock import FakeProcessTable, ManualClock
+from ..kernel.errors import (
+    PendingTurnInputSourceKeyConflict,
+    QueuedWorkClaimSuperseded,
+    SessionExecutionLeaseExpired,
+    TurnInputClaimSuperseded,
+)
+from ..kernel.memory import InMemoryStore
+from ..kernel.store import Store
+from ..kernel.types import (
+    Acquired,
+    ActiveTurn,
+    AlreadyCancelled,
+    AlreadyClaimed,
+    AlreadyCompleted,
+    AnchorNotFound,
+    Cancelled,
+    CancelOutcome,
+    CheckpointKind,
+    ClaimBoundary,
+    DeliveryPolicy,
+    InputIdTarget,
+    LeaseOwnerIdentity,
+    LocalProcessLiveness,
+    NextTurn,
+    NotFound,
+    PendingTurnInputDraft,
+    ProcessWake,
+    ProcessWakeDelivery,
+    QueuedWorkBatchDraft,
+    QueuedWorkClaim,
+    QueuedWorkCompletion,
+    RefreshToolCatalog,
+    RuntimeCommit,
+    SessionCheckpoint,
+    SessionCommand,
+    SessionExecutionLease,
+    SlotPolicy,
+    TurnInput,
+    TurnInputCheckpointBoundary,
+    TurnInputClaim,
+    TurnInputIngress,
+)
+
+SESSION = "session-0"
+TURN = "turn-0"
+TTL_MS = 60_000
+HOST, BOOT = "model-host", "model-boot"
+
+
+class UnknownAction(ValueError):
+    """A trace names an action that is not in the vocabulary."""
+
+
+class BadActionParams(ValueError):
+    """An action's parameters are missing, of the wrong type or out of the bounds."""
+
+
+# -- the slot catalogues (docs/trace-format.md §1) ----------------------------------------
+
+
+def batch_draft(slot: int) -> QueuedWorkBatchDraft:
+    key = f"batch:b{slot}"
+    if slot == 0:
+        return QueuedWorkBatchDraft(
+            SESSION, (SessionCommand(RefreshToolCatalog("b0")),), source_key=key
+        )
+    delivery = ProcessWakeDelivery(
+        f"wake:b{slot}", SESSION, f"process:b{slot}", 1, f"b{slot}", f"wake:b{slot}:1"
+    )
+    if slot == 1:
+        return QueuedWorkBatchDraft(SESSION, (ProcessWake(delivery),), source_key=key)
+    if slot == 2:
+        return QueuedWorkBatchDraft(
+            SESSION,
+            (ProcessWake(delivery),),
+            DeliveryPolicy.AFTER_CURRENT_TURN_COMMIT,
+            SlotPolicy.JOIN,
+            source_key=key,
+        )
+    raise BadActionParams(f"batch slot b{slot} is not in the catalogue (b0..b2)")
+
+
+def input_ingress(slot: int) -> TurnInputIngress:
+    if slot == 0:
+        return NextTurn()
+    if slot == 1:
+        return ActiveTurn(TURN, TurnInputCheckpointBoundary.AFTER_WORK)
+    if slot == 2:
+        return ActiveTurn(TURN, TurnInputCheckpointBoundary.BEFORE_COMPLETION)
+    raise BadActionParams(f"input slot i{slot} is not in the catalogue (i0..i2)")
+
+
+def input_draft(slot: int, changed: bool = False) -> PendingTurnInputDraft:
+    text = f"i{slot}:changed" if changed else f"i{slot}"
+    return PendingTurnInputDraft(
+        SESSION, input_ingress(slot), TurnInput.text(text), source_key=f"input:i{slot}"
+    )
+
+
+# -- owners -------------------------------------------------------------------------------
+
+
+@dataclass
+class OwnerMemory:
+    incarnation: int = 0
+    alive: bool = True
+    fence: SessionExecutionLease | None = None
+    queue_claim: QueuedWorkClaim | None = None
+    queue_rows: frozenset[int] = frozenset()
+    input_claim: TurnInputClaim | None = None
+    input_rows: frozenset[int] = frozenset()
+
+    def forget_claims(self) -> None:
+        self.queue_claim, self.queue_rows = None, frozenset()
+        self.input_claim, self.input_rows = None, frozenset()
+
+
+def identity(owner: int, incarnation: int) -> LeaseOwnerIdentity:
+    return LeaseOwnerIdentity(
+        f"owner-{owner}",
+        f"owner-{owner}:inc-{incarnation}",
+        LocalProcessLiveness(HOST, BOOT, 1000 + owner, f"start-{incarnation}"),
+    )
+
+
+ERROR_TAGS: tuple[type[Exception], ...] = (
+    SessionExecutionLeaseExpired,
+    QueuedWorkClaimSuperseded,
+    TurnInputClaimSuperseded,
+    PendingTurnInputSourceKeyConflict,
+)
+
+CANCEL_TAGS: dict[type, str] = {
+    Cancelled: "Cancelled",
+    AlreadyClaimed: "AlreadyClaimed",
+    AlreadyCompleted: "AlreadyCompleted",
+    AlreadyCancelled: "AlreadyCancelled",
+    NotFound: "NotFound",
+}
+
+StoreFactory = Callable[[ManualClock, FakeProcessTable], Store]
+
+
+def memory_store_factory(clock: ManualClock, processes: FakeProcessTable) -> Store:
+    return InMemoryStore(clock=clock, liveness=processes)
+
+
+@dataclass
+class _World:
+    store: Store
+    clock: ManualClock
+    processes: FakeProcessTable
+    owners: list[OwnerMemory]
+    batch_ids: dict[int, str] = field(default_factory=dict)
+    input_ids: dict[int, str] = field(default_factory=dict)
+    leases_by_generation: dict[int, SessionExecutionLease] = field(default_factory=dict)
+    claim_names: dict[str, str] = field(default_factory=dict)  # kernel claim id -> abstract
+    # A deleted batch or vacuumed input keeps its last claim fencing token and ingress
+    # rewrite in the abstract state (the model never forgets a slot), so remember them.
+    last_batch_fencing: dict[int, int] = field(default_factory=dict)
+    last_input_fencing: dict[int, int] = field(default_factory=dict)
+    last_input_rewritten: dict[int, bool] = field(default_factory=dict)
+
+
+class KernelAdapter:
+    """Runs abstract actions against a fresh kernel store; see the module docstring."""
+
+    def __init__(self, store_factory: StoreFactory = memory_store_factory) -> None:
+        self._factory = store_factory
+        self._world: _World | None = None
+        self._bounds: dict[str, int] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def reset(self, bounds: Mapping[str, int]) -> None:
+        if self._world is not None:
+            self._world.store.close()
+        owners = int(bounds.get("owners", 2))
+        self._bounds = {k: int(v) for k, v in bounds.items()}
+        clock, processes = ManualClock(10_000), FakeProcessTable()
+        for owner in range(owners):
+            processes.spawn(1000 + owner, "start-0")
+        self._world = _World(
+            self._factory(clock, processes),
+            clock,
+            processes,
+            [OwnerMemory() for _ in range(owners)],
+        )
+
+    def close(self) -> None:
+        if self._world is not None:
+            self._world.store.close()
+            self._world = None
+
+    @property
+    def world(self) -> _World:
+        if self._world is None:
+            raise RuntimeError("the adapter was not reset")
+        return self._world
+
+    # -- parameters -----------------------------------------------------------------------
+
+    def _int(self, picks: Mapping[str, Any], name: str, limit: int | None = None) -> int:
+        value = picks.get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadActionParams(f"parameter {name!r} must be an integer, got {value!r}")
+        if value < 0 or (limit is not None and value >= limit):
+            raise BadActionParams(f"parameter {name!r}={value} is out of range 0..{limit}")
+        return value
+
+    def _owner(self, picks: Mapping[str, Any]) -> tuple[int, OwnerMemory]:
+        o = self._int(picks, "o", len(self.world.owners))
+        return o, self.world.owners[o]
+
+    def _bool(self, picks: Mapping[str, Any], name: str) -> bool:
+        value = picks.get(name)
+        if not isinstance(value, bool):
+            raise BadActionParams(f"parameter {name!r} must be a boolean, got {value!r}")
+        return value
+
+    # -- claims ----------------------------------------------------------------------------
+
+    def _slot_of_batch(self, batch_id: str) -> int:
+        for slot, known in self.world.batch_ids.items():
+            if known == batch_id:
+                return slot
+        raise RuntimeError(f"batch {batch_id} was not enqueued by this adapter")
+
+    def _slot_of_input(self, input_id: str) -> int:
+        for slot, known in self.world.input_ids.items():
+            if known == input_id:
+                return slot
+        raise RuntimeError(f"input {input_id} was not enqueued by this adapter")
+
+    def _claimed_queue(self, memory: OwnerMemory, claim: QueuedWorkClaim | None) -> dict[str, Any]:
+        if claim is None:
+            return {"tag": "NoClaim"}
+        rows = [self._slot_of_batch(b.batch_id) for b in claim.batches]
+        name = f"qwc:b{rows[0]}:{claim.fencing_token}"
+        self.world.claim_names[claim.claim_id] = name
+        memory.queue_claim, memory.queue_rows = claim, frozenset(rows)
+        return {"tag": "Claimed", "claim": name, "rows": sorted(rows)}
+
+    def _claimed_inputs(self, memory: OwnerMemory, claim: TurnInputClaim | None) -> dict[str, Any]:
+        if claim is None:
+            return {"tag": "NoClaim"}
+        rows = [self._slot_of_input(i.input_id) for i in claim.inputs]
+        name = f"tic:i{rows[0]}:{claim.fencing_token}"
+        self.world.claim_names[claim.claim_id] = name
+        memory.input_claim, memory.input_rows = claim, frozenset(rows)
+        return {"tag": "Claimed", "claim": name, "rows": sorted(rows)}
+
+    def _lease_outcome(self, o: int, memory: OwnerMemory, outcome: Any) -> dict[str, Any]:
+        w = self.world
+        if isinstance(outcome, Acquired):
+            memory.fence = outcome.lease
+            w.leases_by_generation[outcome.lease.fencing_token] = outcome.lease
+            return {"tag": "Acquired", "gen": outcome.lease.fencing_token}
+        holder = outcome.holder
+        w.leases_by_generation.setdefault(holder.fencing_token, holder)
+        return {"tag": "Busy", "holder": _owner_index(holder.owner), "gen": holder.fencing_token}
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one abstract action; return its outcome record (docs/trace-format.md §4)."""
+        handler = getattr(self, f"_do_{action}", None)
+        if handler is None or action.startswith("_"):
+            raise UnknownAction(f"unknown action {action!r}")
+        try:
+            result: dict[str, Any] = handler(picks)
+        except ERROR_TAGS as error:
+            return {"tag": type(error).__name__}
+        return result
+
+    def _identity(self, o: int, memory: OwnerMemory) -> LeaseOwnerIdentity:
+        return identity(o, memory.incarnation)
+
+    def _do_acquire(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        outcome = self.world.store.try_claim_session_execution_lease(
+            SESSION, self._identity(o, memory), TTL_MS
+        )
+        return self._lease_outcome(o, memory, outcome)
+
+    def _do_reclaim(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        observed = self._int(picks, "observed")
+        lease = self.world.leases_by_generation.get(observed)
+        if lease is None:
+            raise BadActionParams(f"no lease of generation {observed} was ever observed")
+        outcome = self.world.store.reclaim_session_execution_lease(
+            SESSION, self._identity(o, memory), lease.fence(), TTL_MS
+        )
+        return self._lease_outcome(o, memory, outcome)
+
+    def _fence(self, memory: OwnerMemory) -> SessionExecutionLease:
+        if memory.fence is None:
+            raise BadActionParams("the owner holds no fence (the action is not enabled)")
+        return memory.fence
+
+    def _do_renew(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        memory.fence = self.world.store.renew_session_execution_lease(
+            self._fence(memory).fence(), TTL_MS
+        )
+        return {"tag": "Ok"}
+
+    def _do_release(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        self.world.store.release_session_execution_lease(self._fence(memory).completion())
+        memory.fence = None
+        return {"tag": "Ok"}
+
+    def _do_expire(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        self.world.clock.advance(TTL_MS)
+        return {"tag": "Ok"}
+
+    def _do_crash(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        self.world.processes.kill(1000 + o)
+        memory.alive, memory.fence = False, None
+        memory.forget_claims()
+        return {"tag": "Ok"}
+
+    def _do_restart(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        memory.incarnation += 1
+        memory.alive = True
+        self.world.processes.spawn(1000 + o, f"start-{memory.incarnation}")
+        return {"tag": "Ok"}
+
+    def _do_enqueue_batch(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        b = self._int(picks, "b")
+        batch = self.world.store.enqueue_queued_work(batch_draft(b))
+        self.world.batch_ids[b] = batch.batch_id
+        return {"tag": "Enqueued"}
+
+    def _do_replay_batch(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        b = self._int(picks, "b")
+        batch = self.world.store.enqueue_queued_work(batch_draft(b))
+        if batch.batch_id != self.world.batch_ids.get(b):
+            return {"tag": "Enqueued"}
+        return {"tag": "Replayed", "state": "queued"}
+
+    def _do_claim_command(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        claim = self.world.store.claim_leading_ready_session_command(
+            SESSION, self._fence(memory).fence(), self._identity(o, memory)
+        )
+        return self._claimed_queue(memory, claim)
+
+    def _do_claim_work(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        boundary = picks.get("boundary")
+        if boundary not in ("idle", "active_turn_checkpoint"):
+            raise BadActionParams(f"boundary must be idle|active_turn_checkpoint, got {boundary!r}")
+        claim = self.world.store.claim_ready_queued_work(
+            SESSION,
+            self._fence(memory).fence(),
+            self._identity(o, memory),
+            ClaimBoundary(boundary),
+            self._bounds.get("batches", 2),
+        )
+        return self._claimed_queue(memory, claim)
+
+    def _do_abandon_work(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        if memory.queue_claim is None:
+            raise BadActionParams("the owner holds no queue claim")
+        self.world.store.abandon_queued_work_claim(memory.queue_claim)
+        memory.queue_claim, memory.queue_rows = None, frozenset()
+        return {"tag": "Ok"}
+
+    def _do_cancel_batch(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        b = self._int(picks, "b")
+        batch_id = self.world.batch_ids.get(b)
+        if batch_id is None:
+            raise BadActionParams(f"batch slot b{b} was never enqueued")
+        cancelled = self.world.store.cancel_queued_work_batch(SESSION, batch_id)
+        return {"tag": "Cancelled" if cancelled is not None else "NotCancelled"}
+
+    def _do_enqueue_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        i = self._int(picks, "i")
+        row = self.world.store.enqueue_pending_turn_input(input_draft(i))
+        self.world.input_ids[i] = row.input_id
+        return {"tag": "Enqueued"}
+
+    def _do_replay_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        i = self._int(picks, "i")
+        row = self.world.store.enqueue_pending_turn_input(input_draft(i))
+        if row.input_id != self.world.input_ids.get(i):
+            return {"tag": "Enqueued"}
+        return {"tag": "Replayed", "state": row.state.value}
+
+    def _do_conflict_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        i = self._int(picks, "i")
+        row = self.world.store.enqueue_pending_turn_input(input_draft(i, changed=True))
+        return {
+            "tag": "Replayed" if row.input_id == self.world.input_ids.get(i) else "Enqueued",
+            "state": row.state.value,
+        }
+
+    def _do_claim_next_inputs(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        claim = self.world.store.claim_next_turn_inputs(
+            SESSION,
+            self._fence(memory).fence(),
+            self._identity(o, memory),
+            self._bounds.get("inputs", 2),
+        )
+        return self._claimed_inputs(memory, claim)
+
+    def _do_claim_active_inputs(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        checkpoint = picks.get("checkpoint")
+        if checkpoint not in ("after_work", "before_completion"):
+            raise BadActionParams(
+                f"checkpoint must be after_work|before_completion, got {checkpoint!r}"
+            )
+        claim = self.world.store.claim_active_turn_inputs(
+            SESSION,
+            self._fence(memory).fence(),
+            self._identity(o, memory),
+            TURN,
+            CheckpointKind(checkpoint),
+            self._bounds.get("inputs", 2),
+        )
+        return self._claimed_inputs(memory, claim)
+
+    def _do_abandon_inputs(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        if memory.input_claim is None:
+            raise BadActionParams("the owner holds no input claim")
+        self.world.store.abandon_turn_input_claim(memory.input_claim)
+        memory.input_claim, memory.input_rows = None, frozenset()
+        return {"tag": "Ok"}
+
+    def _input_id(self, picks: Mapping[str, Any]) -> str:
+        i = self._int(picks, "i")
+        input_id = self.world.input_ids.get(i)
+        if input_id is None:
+            raise BadActionParams(f"input slot i{i} was never enqueued")
+        return input_id
+
+    def _do_cancel_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        outcome = self.world.store.cancel_pending_turn_input(SESSION, self._input_id(picks))
+        return {"tag": _cancel_tag(outcome)}
+
+    def _do_cancel_suffix(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        outcome = self.world.store.cancel_pending_turn_input_suffix(
+            SESSION, InputIdTarget(self._input_id(picks))
+        )
+        if isinstance(outcome, AnchorNotFound):
+            return {"tag": "AnchorNotFound"}
+        return {"tag": "SuffixOutcomes", "outcomes": [_cancel_tag(o) for o in outcome.outcomes]}
+
+    def _do_vacuum(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        report = self.world.store.vacuum()
+        return {"tag": "Vacuumed", "removed": report.removed_pending_turn_input_tombstone_count}
+
+    def _commit(self, memory: OwnerMemory, release: bool, defer: bool, stale: bool) -> int:
+        fence = self._fence(memory)
+        queue: tuple[QueuedWorkCompletion, ...] = ()
+        if memory.queue_claim is not None:
+            completion = memory.queue_claim.completion()
+            if stale:
+                completion = replace(completion, lease_token=completion.lease_token + ":stale")
+            queue = (completion,)
+        inputs = (memory.input_claim.completion(),) if memory.input_claim is not None else ()
+        result = self.world.store.commit_runtime_state(
+            RuntimeCommit(
+                SESSION,
+                SessionCheckpoint(0),
+                session_execution_lease=fence.fence(),
+                release_session_execution_lease=fence.completion() if release else None,
+                completed_queue_claims=queue,
+                completed_turn_input_claims=inputs,
+                interrupted_turn_input_turn_id=TURN if defer else None,
+            )
+        )
+        return result.head_revision
+
+    def _do_commit(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        release, defer = self._bool(picks, "release"), self._bool(picks, "defer")
+        revision = self._commit(memory, release, defer, stale=False)
+        memory.forget_claims()
+        if release:
+            memory.fence = None
+        return {"tag": "Committed", "head_revision": revision}
+
+    def _do_commit_stale(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        if memory.queue_claim is None:
+            raise BadActionParams("commit_stale needs a held queue claim")
+        revision = self._commit(memory, release=False, defer=False, stale=True)
+        memory.forget_claims()
+        return {"tag": "Committed", "head_revision": revision}
+
+    # -- projection ------------------------------------------------------------------------
+
+    def observe(self) -> dict[str, Any]:
+        """The state variables of docs/trace-format.md §2 for the current store."""
+        w = self.world
+        store = w.store
+        now = w.clock.now_ms()
+        row = store.inspect_lease_row(SESSION)
+        holder = row.owner if row is not None else None
+        state: dict[str, Any] = {
+            "lease_holder": _owner_index(holder) if holder is not None else -1,
+            "lease_holder_inc": _incarnation(holder) if holder is not None else -1,
+            "lease_gen": row.fencing_token if row is not None else 0,
+            "lease_live": row.is_live(now) if row is not None else False,
+        }
+        owners = range(len(w.owners))
+        state["owner_alive"] = {o: w.owners[o].alive for o in owners}
+        state["owner_inc"] = {o: w.owners[o].incarnation for o in owners}
+        state["owner_fence"] = {
+            o: (w.owners[o].fence.fencing_token if w.owners[o].fence else 0) for o in owners
+        }
+        state["owner_qclaim"] = {o: self._name(w.owners[o].queue_claim) for o in owners}
+        state["owner_qclaim_rows"] = {o: frozenset(w.owners[o].queue_rows) for o in owners}
+        state["owner_iclaim"] = {o: self._name(w.owners[o].input_claim) for o in owners}
+        state["owner_iclaim_rows"] = {o: frozenset(w.owners[o].input_rows) for o in owners}
+
+        batches = {b.batch_id: (b, c) for b, c in store.inspect_queued_work(SESSION)}
+        slots = range(self._bounds.get("batches", 2))
+        status, claim, claim_gen, fencing = {}, {}, {}, {}
+        for b in slots:
+            batch_id = w.batch_ids.get(b)
+            present = batches.get(batch_id) if batch_id is not None else None
+            status[b] = "absent" if batch_id is None else ("queued" if present else "deleted")
+            columns = present[1] if present else None
+            claim[b] = w.claim_names.get(columns.claim_id or "", "") if columns else ""
+            claim_gen[b] = columns.claim_session_lease_generation if columns else 0
+            if columns is not None:
+                w.last_batch_fencing[b] = columns.claim_fencing_token
+            fencing[b] = w.last_batch_fencing.get(b, 0)
+        state.update(
+            batch_status=status, batch_claim=claim, batch_claim_gen=claim_gen, batch_fencing=fencing
+        )
+
+        inputs = {r.input_id: (r, c) for r, c in store.inspect_turn_inputs(SESSION)}
+        istate, rewritten, iclaim, igen, ifencing = {}, {}, {}, {}, {}
+        for i in range(self._bounds.get("inputs", 2)):
+            input_id = w.input_ids.get(i)
+            found = inputs.get(input_id) if input_id is not None else None
+            if input_id is None:
+                istate[i] = "absent"
+            elif found is None:
+                istate[i] = "vacuumed"
+            else:
+                istate[i] = found[0].state.value
+            if found is not None:
+                w.last_input_rewritten[i] = isinstance(found[0].ingress, NextTurn) and isinstance(
+                    input_ingress(i), ActiveTurn
+                )
+                w.last_input_fencing[i] = found[1].claim_fencing_token
+            rewritten[i] = w.last_input_rewritten.get(i, False)
+            columns = found[1] if found else None
+            iclaim[i] = w.claim_names.get(columns.claim_id or "", "") if columns else ""
+            igen[i] = columns.claim_session_lease_generation if columns else 0
+            ifencing[i] = w.last_input_fencing.get(i, 0)
+        state.update(
+            input_state=istate,
+            input_rewritten=rewritten,
+            input_claim=iclaim,
+            input_claim_gen=igen,
+            input_fencing=ifencing,
+        )
+        read = store.load_session()
+        state["head_revision"] = read.head_revision if read is not None else 0
+        return state
+
+    def _name(self, claim: QueuedWorkClaim | TurnInputClaim | None) -> str:
+        return self.world.claim_names.get(claim.claim_id, "") if claim is not None else ""
+
+
+def _owner_index(owner: LeaseOwnerIdentity) -> int:
+    return int(owner.owner_id.removeprefix("owner-"))
+
+
+def _incarnation(owner: LeaseOwnerIdentity) -> int:
+    return int(owner.incarnation_id.rpartition(":inc-")[2])
+
+
+def _cancel_tag(outcome: CancelOutcome) -> str:
+    return CANCEL_TAGS[type(outcome)]

@@ -1,0 +1,167 @@
+"""Replay ITF traces against an implementation and report the first divergence.
+
+An implementation is anything with the :class:`ReplayTarget` shape: our kernel through
+:class:`~lashspec.conformance.kernel_adapter.KernelAdapter` (memory or SQLite), or a port in
+another language through :class:`~lashspec.conformance.protocol.AdapterClient`.  Each step
+applies the trace's action with its picks and compares the outcome record and then every
+state variable with the trace; the first difference stops the replay.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..kernel.clock import FakeProcessTable, ManualClock
+from ..kernel.sqlite import SqliteStore
+from ..kernel.store import Store
+from .itf import Trace, normalise_outcome, normalise_state
+from .kernel_adapter import BadActionParams, KernelAdapter, UnknownAction, memory_store_factory
+
+
+class ReplayTarget(Protocol):
+    def reset(self, bounds: Mapping[str, int]) -> None: ...
+    def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]: ...
+    def observe(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Divergence:
+    step: int
+    action: str
+    picks: Mapping[str, Any]
+    field: str  # "outcome", a state variable name, or "error"
+    expected: Any
+    actual: Any
+
+    def describe(self) -> str:
+        picks = ", ".join(f"{k}={v!r}" for k, v in sorted(self.picks.items()))
+        return (
+            f"step {self.step} {self.action}({picks}): {self.field} differs\n"
+            f"  expected: {_show(self.expected)}\n"
+            f"  actual:   {_show(self.actual)}"
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, frozenset):
+        return "{" + ", ".join(repr(v) for v in sorted(value)) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_show(v)}" for k, v in sorted(value.items())) + "}"
+    return repr(value)
+
+
+@dataclass
+class TraceResult:
+    trace_id: str
+    steps: int
+    divergence: Divergence | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.divergence is None
+
+
+@dataclass
+class ReplayReport:
+    results: list[TraceResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def actions(self) -> int:
+        return sum(r.steps for r in self.results)
+
+    def report(self) -> str:
+        lines = []
+        for result in self.results:
+            if result.divergence is not None:
+                lines.append(f"FAIL {result.trace_id}\n{result.divergence.describe()}")
+        passed = sum(r.ok for r in self.results)
+        lines.append(
+            f"{passed} passed, {len(self.results) - passed} failed "
+            f"({len(self.results)} traces, {self.actions} actions)"
+        )
+        return "\n".join(lines)
+
+
+def _diff_states(
+    expected: Mapping[str, Any], actual: Mapping[str, Any]
+) -> tuple[str, Any, Any] | None:
+    for name in sorted(expected):
+        if name not in actual:
+            return name, expected[name], "<missing>"
+        if expected[name] != actual[name]:
+            return name, expected[name], actual[name]
+    return None
+
+
+def replay_trace(trace: Trace, target: ReplayTarget) -> TraceResult:
+    bounds = dict(trace.meta.get("bounds", {}))
+    target.reset(bounds)
+    steps = trace.steps
+    initial = _diff_states(normalise_state(steps[0].state), normalise_state(target.observe()))
+    if initial is not None:
+        name, expected, actual = initial
+        return TraceResult(trace.trace_id, 0, Divergence(0, "init", {}, name, expected, actual))
+    for index, step in enumerate(steps[1:], start=1):
+        try:
+            outcome = target.apply(step.action, step.picks)
+        except (UnknownAction, BadActionParams) as error:
+            return TraceResult(
+                trace.trace_id,
+                index,
+                Divergence(index, step.action, step.picks, "error", step.outcome, str(error)),
+            )
+        expected_outcome = normalise_outcome(step.outcome)
+        if normalise_outcome(outcome) != expected_outcome:
+            return TraceResult(
+                trace.trace_id,
+                index,
+                Divergence(index, step.action, step.picks, "outcome", expected_outcome, outcome),
+            )
+        diff = _diff_states(normalise_state(step.state), normalise_state(target.observe()))
+        if diff is not None:
+            name, expected, actual = diff
+            return TraceResult(
+                trace.trace_id,
+                index,
+                Divergence(index, step.action, step.picks, name, expected, actual),
+            )
+    return TraceResult(trace.trace_id, len(steps) - 1)
+
+
+def sqlite_store_factory(directory: Path) -> Any:
+    counter = iter(range(1_000_000_000))
+
+    def factory(clock: ManualClock, processes: FakeProcessTable) -> Store:
+        return SqliteStore(
+            directory / f"replay-{next(counter)}.sqlite", clock=clock, liveness=processes
+        )
+
+    return factory
+
+
+def kernel_target(backend: str, directory: Path | None = None) -> KernelAdapter:
+    if backend == "memory":
+        return KernelAdapter(memory_store_factory)
+    if backend == "sqlite":
+        folder = directory or Path(tempfile.mkdtemp(prefix="lashspec-replay-"))
+        return KernelAdapter(sqlite_store_factory(folder))
+    raise ValueError(f"unknown backend {backend!r}; expected memory or sqlite")
+
+
+def replay_all(traces: Sequence[Trace], target: ReplayTarget) -> ReplayReport:
+    report = ReplayReport()
+    try:
+        for trace in traces:
+            report.results.append(replay_trace(trace, target))
+    finally:
+        target.close()
+    return report
