@@ -23,3 +23,34 @@ __all__ = [
     "StoreError",
     "SystemClock",
 ]
+
+# The sans-IO turn machine and its store driver, imported on first use so that
+# ``python -m lashspec.kernel.machine`` runs the module once, not a second copy of it.
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .driver import TurnDriver
+    from .machine import CycleOutcome, TurnMachine, TurnState
+
+_LAZY = {
+    "CycleOutcome": "machine",
+    "TurnDriver": "driver",
+    "TurnMachine": "machine",
+    "TurnState": "machine",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ += [
+    "CycleOutcome",
+    "TurnDriver",
+    "TurnMachine",
+    "TurnState",
+]
