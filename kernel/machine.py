@@ -1122,7 +1122,6 @@ NOTHING_CLAIMED = _fallback("nothing claimed")
 WORK_CLAIMED = Guard(
     "inputs or work claimed", lambda m, e: e.inputs is not None or e.work is not None
 )
-NO_WORK = _fallback("nothing claimed")
 INTERRUPTED = Guard("turn interrupted", lambda m, e: m.interrupted)
 
 
@@ -1313,7 +1312,7 @@ _RULES: tuple[Transition, ...] = (
           guard=WORK_CLAIMED),
     _rule(S.CLAIMING_CHECKPOINT_WORK, CheckpointWorkClaimed, S.ACTIVE_TURN, _no_checkpoint_work,
           [], "Nothing admitted; the turn goes on.",
-          guard=OTHERWISE),
+          guard=NOTHING_CLAIMED),
     _rule(S.CLAIMING_CHECKPOINT_WORK, LeaseLost, S.IDLE, _lease_lost_in_turn,
           [StopTurn], "Stop the turn; nothing is committed.",
           outcome=Out.LEASE_LOST),
