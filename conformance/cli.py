@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .checking import JobError
+
 EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="kernel backends to replay the suite against (default: all)",
     )
     check.add_argument("--report", type=Path, help="write a JSON report to this file")
+    check.add_argument("--out", type=Path, help="keep the generated trace suite in this directory")
     check.set_defaults(handler=_cmd_check)
 
     explore = sub.add_parser(
@@ -160,6 +163,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         bmc_depth=args.bmc_depth,
         skip_z3=args.skip_z3,
         backends=("memory", "sqlite") if args.backend == "all" else (args.backend,),
+        out_dir=args.out,
         progress=progress,
     )
     _print_table(report.summary_rows(), ("check", "status", "detail"))
@@ -223,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except CliError as error:
+    except (CliError, JobError) as error:
         print(f"lashspec: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -535,7 +535,7 @@ class KernelAdapter:
         state["owner_alive"] = {o: w.owners[o].alive for o in owners}
         state["owner_inc"] = {o: w.owners[o].incarnation for o in owners}
         state["owner_fence"] = {
-            o: (w.owners[o].fence.fencing_token if w.owners[o].fence else 0) for o in owners
+            o: _fencing_token(w.owners[o].fence) for o in owners
         }
         state["owner_qclaim"] = {o: self._name(w.owners[o].queue_claim) for o in owners}
         state["owner_qclaim_rows"] = {o: frozenset(w.owners[o].queue_rows) for o in owners}
@@ -605,3 +605,7 @@ def _incarnation(owner: LeaseOwnerIdentity) -> int:
 
 def _cancel_tag(outcome: CancelOutcome) -> str:
     return CANCEL_TAGS[type(outcome)]
+
+
+def _fencing_token(lease: SessionExecutionLease | None) -> int:
+    return lease.fencing_token if lease is not None else 0

@@ -1,0 +1,357 @@
+"""The jobs behind the command line: check, explore, export, replay.
+
+Each job takes plain arguments, reports progress through a callback (the CLI prints it on
+stderr with elapsed time) and returns a result object with ``ok``, ``summary_rows()`` for the
+CLI's table and, for ``check``, ``to_json()`` for ``--report``. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..model.check import CheckResult, check_explicit, check_phase_order
+from ..model.explore import ExplorationResult, explore
+from ..model.kernel_model import Bounds, BoundsError, build_model
+from ..model.mutants import MUTANTS
+from ..model.profiles import PROFILES, Profile
+from .generate import Suite, generate_suite, write_suite
+from .itf import Trace, TraceFormatError, read_trace
+from .replay import ReplayReport, ReplayTarget, kernel_target, replay_all
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class JobError(Exception):
+    """A job cannot run as asked (bad bounds, unreadable traces); the CLI exits 2."""
+
+
+def profiles_for(bounds: Mapping[str, int]) -> tuple[Profile, ...]:
+    """The check profiles, or one custom profile when bounds are given on the command line."""
+    if not bounds:
+        return PROFILES
+    try:
+        custom = Bounds(**dict(bounds))
+    except BoundsError as error:
+        raise JobError(str(error)) from None
+    return (Profile("custom", custom, "bounds given on the command line"),)
+
+
+# ---------------------------------------------------------------------------
+# check
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class CheckStage:
+    name: str
+    ok: bool
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class CheckReport:
+    stages: list[CheckStage] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(stage.ok for stage in self.stages)
+
+    def summary_rows(self) -> list[tuple[str, str, str]]:
+        return [(s.name, "ok" if s.ok else "FAIL", s.detail) for s in self.stages]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "stages": [
+                {
+                    "name": s.name,
+                    "ok": s.ok,
+                    "detail": s.detail,
+                    "seconds": round(s.seconds, 3),
+                    **s.data,
+                }
+                for s in self.stages
+            ],
+        }
+
+
+def _explore_stage(
+    prof: Profile, progress: Progress
+) -> tuple[CheckStage, CheckResult, ExplorationResult]:
+    started = time.perf_counter()
+    progress(f"explore {prof.name}: {prof.purpose}")
+    summary, result = check_explicit(
+        build_model(prof.bounds),
+        progress=lambda p: progress(
+            f"explore {prof.name}: {p.processed:,} processed, {p.discovered:,} discovered, "
+            f"depth {p.depth}"
+        ),
+        progress_every=50_000,
+    )
+    failed = [s.name for s in summary.invariants if not s.holds]
+    detail = (
+        f"{summary.states:,} states, {summary.edges:,} edges, depth {summary.max_depth}, "
+        f"{len(summary.invariants) - len(failed)}/{len(summary.invariants)} invariants hold"
+    )
+    if failed:
+        detail += "; violated: " + ", ".join(failed)
+    stage = CheckStage(
+        f"explore:{prof.name}",
+        not failed and summary.complete,
+        detail,
+        {"result": summary.to_dict()},
+        time.perf_counter() - started,
+    )
+    return stage, summary, result
+
+
+def _phase_order_stage(progress: Progress) -> CheckStage:
+    started = time.perf_counter()
+    progress("explore the phase-order automaton")
+    summary = check_phase_order()
+    return CheckStage(
+        "explore:phase-order",
+        summary.complete,
+        f"{summary.states} states, {summary.edges} edges",
+        {"result": summary.to_dict()},
+        time.perf_counter() - started,
+    )
+
+
+def _mutant_stage(prof: Profile, progress: Progress) -> CheckStage:
+    """The explorer must catch every seeded model bug: a checker that cannot fail is no check."""
+    started = time.perf_counter()
+    caught: dict[str, Any] = {}
+    for mutant in MUTANTS:
+        progress(f"seeded bug {mutant.name}")
+        result = explore(mutant.build(prof.bounds), stop_on_violation=True, max_states=500_000)
+        if result.violations:
+            shortest = min(result.violations.values(), key=lambda v: len(v.path))
+            caught[mutant.name] = {"invariant": shortest.invariant, "steps": len(shortest.path)}
+    missed = [m.name for m in MUTANTS if m.name not in caught]
+    detail = f"{len(caught)}/{len(MUTANTS)} seeded model bugs caught by the explorer"
+    if missed:
+        detail += "; missed: " + ", ".join(missed)
+    return CheckStage(
+        "seeded-bugs", not missed, detail, {"caught": caught}, time.perf_counter() - started
+    )
+
+
+def _z3_stages(bmc_depth: int | None, progress: Progress) -> list[CheckStage]:
+    from ..model import z3check
+
+    return z3check.check_stages(bmc_depth=bmc_depth, progress=progress)
+
+
+def _suite_stage(
+    explored: Mapping[str, ExplorationResult],
+    profiles: Sequence[Profile],
+    out_dir: Path,
+    progress: Progress,
+) -> tuple[CheckStage, list[Trace]]:
+    started = time.perf_counter()
+    suite = generate_suite(profiles, explored=explored, progress=progress)
+    write_suite(suite, out_dir)
+    traces = [read_trace(path) for path in sorted(out_dir.glob("*.itf.json"))]
+    unexplained = suite.unexplained_unreached
+    covered = len(suite.covered_action_outcomes)
+    declared = len(suite.declared_action_outcomes)
+    goals = sum(c.goals for c in suite.cover)
+    cover_steps = sum(c.steps for c in suite.cover)
+    detail = (
+        f"{len(suite.traces)} traces ({', '.join(f'{k} {v}' for k, v in suite.kinds().items())}), "
+        f"{suite.steps} steps; {covered}/{declared} action x outcome pairs, "
+        f"{goals} instance goals in {cover_steps} steps, "
+        f"{len(suite.boundaries)} invariant boundaries"
+    )
+    if unexplained:
+        detail += "; unreached without reason: " + ", ".join(f"{a}/{o}" for a, o in unexplained)
+    data = {"suite": suite.index(), "out_dir": str(out_dir)}
+    stage = CheckStage("suite", not unexplained, detail, data, time.perf_counter() - started)
+    return stage, traces
+
+
+def _replay_stage(traces: Sequence[Trace], backend: str, progress: Progress) -> CheckStage:
+    started = time.perf_counter()
+    progress(f"replay {len(traces)} traces on {backend}")
+    report = replay_all(traces, kernel_target(backend))
+    seconds = time.perf_counter() - started
+    failures = [r for r in report.results if not r.ok]
+    detail = f"{len(traces) - len(failures)}/{len(traces)} traces, {report.actions} actions"
+    data: dict[str, Any] = {"actions": report.actions}
+    if failures:
+        first = failures[0]
+        assert first.divergence is not None
+        detail += f"; first divergence in {first.trace_id}"
+        data["first_divergence"] = {"trace": first.trace_id, "report": first.divergence.describe()}
+        progress(f"divergence in {first.trace_id}:\n{first.divergence.describe()}")
+    return CheckStage(f"replay:{backend}", not failures, detail, data, seconds)
+
+
+def run_check(
+    *,
+    bounds: Mapping[str, int] | None = None,
+    bmc_depth: int | None = None,
+    skip_z3: bool = False,
+    backends: Sequence[str] = ("memory", "sqlite"),
+    out_dir: Path | None = None,
+    progress: Progress = _quiet,
+) -> CheckReport:
+    """Every check: explorations, seeded bugs, z3, suite generation and replay."""
+    profiles = profiles_for(bounds or {})
+    report = CheckReport()
+    explored: dict[str, ExplorationResult] = {}
+    for prof in profiles:
+        stage, _, result = _explore_stage(prof, progress)
+        report.stages.append(stage)
+        explored[prof.name] = result
+    report.stages.append(_phase_order_stage(progress))
+    report.stages.append(_mutant_stage(profiles[0], progress))
+    if not skip_z3:
+        report.stages.extend(_z3_stages(bmc_depth, progress))
+    with tempfile.TemporaryDirectory(prefix="lashspec-suite-") as scratch:
+        folder = out_dir if out_dir is not None else Path(scratch)
+        stage, traces = _suite_stage(explored, profiles, folder, progress)
+        report.stages.append(stage)
+        for backend in backends:
+            report.stages.append(_replay_stage(traces, backend, progress))
+    return report
+
+
+# ---------------------------------------------------------------------------
+# explore
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ExploreSummary:
+    rows: list[tuple[str, str]]
+    ok: bool
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        return self.rows
+
+
+def run_explore(
+    *,
+    bounds: Mapping[str, int] | None = None,
+    graphml: Path | None = None,
+    dot: Path | None = None,
+    progress: Progress = _quiet,
+) -> ExploreSummary:
+    """Explore each profile (or the given bounds); export the graph when asked."""
+    from ..model.export import write_dot, write_graphml
+
+    profiles = profiles_for(bounds or {})
+    if (graphml or dot) and len(profiles) > 1:
+        raise JobError("--graphml/--dot export one graph: give bounds (e.g. --owners 1)")
+    rows: list[tuple[str, str]] = []
+    ok = True
+    for prof in profiles:
+        stage, summary, result = _explore_stage(prof, progress)
+        ok = ok and stage.ok
+        rows.append((prof.name, stage.detail))
+        if graphml or dot:
+            if summary.states > 200_000:
+                raise JobError(
+                    f"the graph has {summary.states:,} states; export needs <= 200,000 "
+                    "(choose smaller bounds)"
+                )
+            full = explore(result.compiled, keep_edges=True)
+            if graphml:
+                write_graphml(full, graphml)
+                rows.append(("graphml", str(graphml)))
+            if dot:
+                write_dot(full, dot)
+                rows.append(("dot", str(dot)))
+    return ExploreSummary(rows, ok)
+
+
+# ---------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ExportSummary:
+    suite: Suite
+    files: list[Path]
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        rows = [
+            ("traces", str(len(self.suite.traces))),
+            ("steps", str(self.suite.steps)),
+            (
+                "action x outcome",
+                f"{len(self.suite.covered_action_outcomes)}/"
+                f"{len(self.suite.declared_action_outcomes)}",
+            ),
+        ]
+        for cover in self.suite.cover:
+            rows.append(
+                (
+                    f"cover {cover.profile}",
+                    f"{cover.goals} goals, {cover.steps} steps "
+                    f"({cover.steps_per_goal:.2f} steps/goal)",
+                )
+            )
+        rows.append(("files", str(len(self.files))))
+        return rows
+
+
+def run_export(
+    out_dir: Path, *, bounds: Mapping[str, int] | None = None, progress: Progress = _quiet
+) -> ExportSummary:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise JobError(f"{out_dir} exists and is not a directory")
+    suite = generate_suite(profiles_for(bounds or {}), progress=progress)
+    files = write_suite(suite, out_dir)
+    progress(f"wrote {len(files)} files to {out_dir}")
+    return ExportSummary(suite, files)
+
+
+# ---------------------------------------------------------------------------
+# replay
+# ---------------------------------------------------------------------------
+
+
+def load_traces(files: Sequence[Path]) -> list[Trace]:
+    traces = []
+    for path in files:
+        try:
+            traces.append(read_trace(path))
+        except TraceFormatError as error:
+            raise JobError(f"malformed trace: {error}") from None
+    return traces
+
+
+def run_replay(
+    files: Sequence[Path],
+    *,
+    backend: str = "memory",
+    adapter: str | None = None,
+    timeout: float = 10.0,
+    progress: Progress = _quiet,
+) -> ReplayReport:
+    traces = load_traces(files)
+    target: ReplayTarget
+    if adapter is not None:
+        from .protocol import AdapterClient
+
+        target = AdapterClient(adapter, timeout=timeout)
+        progress(f"replay {len(traces)} traces through adapter: {adapter}")
+    else:
+        target = kernel_target(backend)
+        progress(f"replay {len(traces)} traces on {backend}")
+    return replay_all(traces, target)

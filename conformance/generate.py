@@ -1,0 +1,494 @@
+"""Generate the conformance trace suite from the model's explored state graph.
+
+Theory of operation
+-------------------
+Each check profile (:mod:`lashspec.model.profiles`) is explored breadth first. A **goal** is
+an action instance (action with its parameters) together with an outcome tag: the suite must
+take every goal the profile reaches at least once, so every typed error every action can
+return is exercised. Goals are covered greedily:
+
+1. a scan over the explored states records, for each goal, the shallowest state where it is
+   enabled (BFS order makes that the first one seen);
+2. a trace starts at the initial state and repeatedly takes the nearest uncovered goal found
+   by a small breadth-first search (``local_depth`` steps) from where it stands, marking every
+   goal it passes on the way;
+3. when nothing uncovered is near, or the trace reached ``max_trace_length``, the trace ends
+   and the next one starts with the shortest path to the shallowest uncovered goal.
+
+That is the classic nearest-neighbour heuristic for the edge-cover (Chinese postman) problem;
+:class:`CoverStats` reports how many steps it spent per goal.
+
+Three kinds of targeted traces follow:
+
+* **boundary** traces, one per invariant: the shortest path to the sampled state where the
+  invariant is most nearly violated, measured as the number of single-variable changes to
+  that state (or to a successor's history flag) that would break it;
+* **witness** traces, one per seeded model mutant: the mutant's shortest counterexample,
+  replayed in the correct model, so the step where the bug would bite is pinned;
+* **scenario** traces: the seed's nine Runtime Scenarios in the trace vocabulary.
+
+Everything is deterministic: exploration, scans and searches run in binding order, and the
+files are canonical JSON, so the same model and bounds give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..model.dsl import CompiledModel, FlatState, compile_model
+from ..model.explore import ExplorationResult, explore
+from ..model.kernel_model import Bounds, build_model
+from ..model.mutants import MUTANTS
+from ..model.profiles import PROFILES, SCENARIO_BOUNDS, UNREACHABLE_BY_DESIGN, Profile
+from .itf import Trace, dumps_canonical, trace_to_json
+from .modeltrace import ActionNotEnabled, ModelRunner, trace_of
+from .seed_traces import SEED_SCENARIO_TRACES
+
+Progress = Callable[[str], None]
+ActionStep = tuple[str, dict[str, Any]]
+Goal = tuple[int, str]  # (binding index, outcome tag)
+
+INDEX_FILE = "index.json"
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Edge cover
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class CoverStats:
+    """What the edge cover of one profile reached and what it cost."""
+
+    profile: str
+    states: int
+    edges: int
+    goals: int  # reachable (action instance, outcome tag) pairs
+    action_outcomes: int  # reachable (action, outcome tag) pairs
+    traces: int
+    steps: int
+
+    @property
+    def steps_per_goal(self) -> float:
+        return self.steps / self.goals if self.goals else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "states": self.states,
+            "edges": self.edges,
+            "goals": self.goals,
+            "action_outcomes": self.action_outcomes,
+            "traces": self.traces,
+            "steps": self.steps,
+            "steps_per_goal": round(self.steps_per_goal, 3),
+        }
+
+
+def declared_action_outcomes(compiled: CompiledModel) -> set[tuple[str, str]]:
+    """Every (action, outcome tag) pair some case of the model can produce."""
+    return {(a.name, c.outcome.tag) for a in compiled.model.actions for c in a.cases}
+
+
+def first_enabled(result: ExplorationResult) -> dict[Goal, int]:
+    """Goal -> the shallowest explored state where it is enabled."""
+    successors = result.compiled.successors
+    first: dict[Goal, int] = {}
+    for sid, state in enumerate(result.states):
+        for binding, outcome, _ in successors(state):
+            goal = (binding, outcome[0])
+            if goal not in first:
+                first[goal] = sid
+    return first
+
+
+def _path_bindings(result: ExplorationResult, state: int) -> list[tuple[int, str]]:
+    steps: list[tuple[int, str]] = []
+    current = state
+    while result.parents[current] >= 0:
+        label = result.incoming[current]
+        assert label is not None
+        steps.append((label[0], label[1][0]))
+        current = result.parents[current]
+    steps.reverse()
+    return steps
+
+
+def _nearest_uncovered(
+    compiled: CompiledModel, start: FlatState, uncovered: set[Goal], depth: int
+) -> list[tuple[int, str, FlatState]] | None:
+    """The shortest walk from ``start`` whose last step is an uncovered goal (or None)."""
+    successors = compiled.successors
+    frontier: deque[tuple[FlatState, list[tuple[int, str, FlatState]]]] = deque([(start, [])])
+    seen = {start}
+    while frontier:
+        state, path = frontier.popleft()
+        moves = successors(state)
+        for binding, outcome, target in moves:
+            if (binding, outcome[0]) in uncovered:
+                return [*path, (binding, outcome[0], target)]
+        if len(path) + 1 >= depth:
+            continue
+        for binding, outcome, target in moves:
+            if target not in seen:
+                seen.add(target)
+                frontier.append((target, [*path, (binding, outcome[0], target)]))
+    return None
+
+
+def edge_cover(
+    result: ExplorationResult,
+    *,
+    max_trace_length: int = 40,
+    local_depth: int = 3,
+) -> tuple[list[list[ActionStep]], set[Goal]]:
+    """Action sequences that together take every goal reachable in ``result``."""
+    compiled = result.compiled
+    bindings = compiled.bindings
+    first = first_enabled(result)
+    depth = [0] * len(result.states)
+    for sid in range(1, len(result.states)):
+        depth[sid] = depth[result.parents[sid]] + 1
+    order = sorted(first, key=lambda goal: (depth[first[goal]], goal))
+    uncovered = set(first)
+    traces: list[list[ActionStep]] = []
+    current: list[ActionStep] = []
+    state = result.states[0]
+
+    def take(binding: int) -> None:
+        b = bindings[binding]
+        current.append((b.action, dict(b.params)))
+
+    while uncovered:
+        walk = None
+        if current and len(current) < max_trace_length:
+            walk = _nearest_uncovered(compiled, state, uncovered, local_depth)
+        if walk is not None:
+            for binding, tag, target in walk:
+                take(binding)
+                uncovered.discard((binding, tag))
+                state = target
+            continue
+        if current:
+            traces.append(current)
+            current = []
+        goal = next(g for g in order if g in uncovered)
+        source = first[goal]
+        for binding, tag in _path_bindings(result, source):
+            take(binding)
+            uncovered.discard((binding, tag))
+        state = result.states[source]
+        for binding, outcome, target in compiled.successors(state):
+            if (binding, outcome[0]) == goal:
+                take(binding)
+                uncovered.discard(goal)
+                state = target
+                break
+        else:  # pragma: no cover - first_enabled saw this goal enabled here
+            raise AssertionError(f"goal {goal} is not enabled in its recorded state")
+    if current:
+        traces.append(current)
+    return traces, set(first)
+
+
+# ---------------------------------------------------------------------------
+# Invariant boundaries
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Boundary:
+    invariant: str
+    state: int
+    fragility: int  # single-variable changes that would break the invariant there
+
+
+def invariant_boundaries(result: ExplorationResult, sample: int = 400) -> dict[str, Boundary]:
+    """Per invariant, the sampled state (BFS order) with the most breaking one-slot changes.
+
+    A state invariant is broken by a change when the changed state violates it; a history
+    invariant (a ghost ``hist_*`` flag) when some action from the changed state raises its
+    flag. Ghost slots themselves are never changed.
+    """
+    compiled = result.compiled
+    model = compiled.model
+    layout = model.layout()
+    ghosts = {v.name for v in model.variables if v.ghost}
+    changeable = [
+        (position, slot.sort.values())
+        for position, slot in enumerate(layout)
+        if slot.variable not in ghosts
+    ]
+    flag_position = {slot.variable: p for p, slot in enumerate(layout) if slot.variable in ghosts}
+    flag_invariant: dict[int, int] = {}
+    for k, inv in enumerate(model.invariants):
+        for name, position in flag_position.items():
+            if name.removeprefix("hist_") == inv.name:
+                flag_invariant[position] = k
+    best: dict[int, tuple[int, int]] = {}
+    for sid in range(min(sample, len(result.states))):
+        state = result.states[sid]
+        counts: dict[int, int] = {}
+        for position, values in changeable:
+            for value in values:
+                if value == state[position]:
+                    continue
+                changed = (*state[:position], value, *state[position + 1 :])
+                broken = set(compiled.violations(changed))
+                for _, _, target in compiled.successors(changed):
+                    for flag, k in flag_invariant.items():
+                        if target[flag] and not changed[flag]:
+                            broken.add(k)
+                for k in broken:
+                    counts[k] = counts.get(k, 0) + 1
+        for k, score in counts.items():
+            # Equal fragility: the deeper state (BFS order) makes the longer, richer trace.
+            if k not in best or score >= best[k][1]:
+                best[k] = (sid, score)
+    return {
+        model.invariants[k].name: Boundary(model.invariants[k].name, sid, score)
+        for k, (sid, score) in sorted(best.items())
+    }
+
+
+# ---------------------------------------------------------------------------
+# Mutant witnesses
+# ---------------------------------------------------------------------------
+
+
+def mutant_witness(
+    runner: ModelRunner, mutant_name: str, bounds: Bounds, max_states: int = 200_000
+) -> list[ActionStep] | None:
+    """The mutant's shortest counterexample, cut where the correct model refuses a step."""
+    mutant = next(m for m in MUTANTS if m.name == mutant_name)
+    result = explore(mutant.build(bounds), max_states=max_states, stop_on_violation=True)
+    if not result.violations:
+        return None
+    violation = min(result.violations.values(), key=lambda v: (len(v.path), v.invariant))
+    steps: list[ActionStep] = []
+    flat = runner.initial()
+    for step in violation.path:
+        try:
+            _, flat = runner.step(flat, step.action, step.params)
+        except ActionNotEnabled:
+            break
+        steps.append((step.action, dict(step.params)))
+    return steps or None
+
+
+# ---------------------------------------------------------------------------
+# The suite
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Suite:
+    traces: list[Trace] = field(default_factory=list)
+    cover: list[CoverStats] = field(default_factory=list)
+    declared_action_outcomes: list[tuple[str, str]] = field(default_factory=list)
+    covered_action_outcomes: list[tuple[str, str]] = field(default_factory=list)
+    boundaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invariants: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def unreached_action_outcomes(self) -> list[tuple[str, str]]:
+        covered = set(self.covered_action_outcomes)
+        return [pair for pair in self.declared_action_outcomes if pair not in covered]
+
+    @property
+    def unexplained_unreached(self) -> list[tuple[str, str]]:
+        return [p for p in self.unreached_action_outcomes if p not in UNREACHABLE_BY_DESIGN]
+
+    @property
+    def steps(self) -> int:
+        return sum(len(t.steps) - 1 for t in self.traces)
+
+    def kinds(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for trace in self.traces:
+            kind = str(trace.meta.get("kind", "?"))
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    def index(self) -> dict[str, Any]:
+        """The suite's index.json: files, coverage and cost (no timings: it must be stable)."""
+        return {
+            "format_version": "lashspec-suite/1",
+            "traces": [
+                {
+                    "file": f"{t.trace_id}.itf.json",
+                    "kind": t.meta.get("kind"),
+                    "profile": t.meta.get("profile"),
+                    "steps": len(t.steps) - 1,
+                    "purpose": t.meta.get("purpose"),
+                }
+                for t in self.traces
+            ],
+            "cover": [c.to_dict() for c in self.cover],
+            "action_outcomes": {
+                "declared": len(self.declared_action_outcomes),
+                "covered": len(self.covered_action_outcomes),
+                "unreached": [
+                    {"action": a, "outcome": o, "why": UNREACHABLE_BY_DESIGN.get((a, o), "?")}
+                    for a, o in self.unreached_action_outcomes
+                ],
+            },
+            "invariant_boundaries": self.boundaries,
+            "total_steps": self.steps,
+        }
+
+
+def _covered_pairs(traces: Iterable[Trace]) -> set[tuple[str, str]]:
+    return {(s.action, str(s.outcome["tag"])) for t in traces for s in t.steps[1:]}
+
+
+def generate_suite(
+    profiles: Sequence[Profile] = PROFILES,
+    *,
+    max_trace_length: int = 40,
+    boundary_sample: int = 400,
+    witnesses: bool = True,
+    scenarios: bool = True,
+    explored: Mapping[str, ExplorationResult] | None = None,
+    progress: Progress = _quiet,
+) -> Suite:
+    """The whole conformance suite (see the module docstring).
+
+    ``explored`` may hold complete explorations of some profiles (by name) to reuse.
+    """
+    started = time.perf_counter()
+    suite = Suite()
+    declared: set[tuple[str, str]] = set()
+    best_boundary: dict[str, tuple[int, int, Trace]] = {}
+    for prof in profiles:
+        reuse = (explored or {}).get(prof.name)
+        if reuse is not None and reuse.complete:
+            result = reuse
+        else:
+            progress(f"suite: exploring profile {prof.name}")
+            result = explore(compile_model(build_model(prof.bounds)))
+        compiled = result.compiled
+        declared |= declared_action_outcomes(compiled)
+        runner = ModelRunner(prof.bounds)
+        covers, goals = edge_cover(result, max_trace_length=max_trace_length)
+        traces = [
+            trace_of(
+                runner,
+                steps,
+                f"cover-{prof.name}-{n:03d}",
+                {"kind": "cover", "profile": prof.name, "purpose": "edge cover"},
+            )
+            for n, steps in enumerate(covers)
+        ]
+        suite.traces.extend(traces)
+        stats = CoverStats(
+            prof.name,
+            result.state_count,
+            result.edge_count,
+            len(goals),
+            len({(compiled.bindings[b].action, tag) for b, tag in goals}),
+            len(traces),
+            sum(len(s) for s in covers),
+        )
+        suite.cover.append(stats)
+        progress(
+            f"suite: {prof.name}: {stats.goals} goals in {stats.traces} traces, "
+            f"{stats.steps} steps ({stats.steps_per_goal:.2f} steps/goal)"
+        )
+        for name, boundary in invariant_boundaries(result, boundary_sample).items():
+            steps = [(a, dict(p)) for a, p in _path_actions(result, boundary.state)]
+            trace = trace_of(
+                runner,
+                steps,
+                f"boundary-{name}",
+                {
+                    "kind": "boundary",
+                    "profile": prof.name,
+                    "purpose": f"state where {name} is most nearly violated "
+                    f"({boundary.fragility} single-variable changes break it)",
+                },
+            )
+            known = best_boundary.get(name)
+            rank = (boundary.fragility, -len(steps))
+            if known is None or rank > (known[0], known[1]):
+                best_boundary[name] = (boundary.fragility, -len(steps), trace)
+        if witnesses:
+            for mutant in MUTANTS:
+                if any(t.meta.get("mutant") == mutant.name for t in suite.traces):
+                    continue
+                witness = mutant_witness(runner, mutant.name, prof.bounds)
+                if witness is None:
+                    continue
+                suite.traces.append(
+                    trace_of(
+                        runner,
+                        witness,
+                        f"witness-{mutant.name}",
+                        {
+                            "kind": "witness",
+                            "profile": prof.name,
+                            "mutant": mutant.name,
+                            "purpose": f"shortest counterexample of the mutant {mutant.name}",
+                        },
+                    )
+                )
+    for name in sorted(best_boundary):
+        fragility, _, trace = best_boundary[name]
+        suite.traces.append(trace)
+        suite.boundaries[name] = {
+            "trace": trace.trace_id,
+            "fragility": fragility,
+            "steps": len(trace.steps) - 1,
+        }
+    if scenarios:
+        runner = ModelRunner(SCENARIO_BOUNDS)
+        for name, (purpose, scenario) in SEED_SCENARIO_TRACES.items():
+            suite.traces.append(
+                trace_of(
+                    runner,
+                    [(a, dict(p)) for a, p in scenario],
+                    f"scenario-{name}",
+                    {"kind": "scenario", "profile": "scenario", "purpose": purpose},
+                )
+            )
+    suite.declared_action_outcomes = sorted(declared)
+    suite.covered_action_outcomes = sorted(_covered_pairs(suite.traces) & declared)
+    suite.invariants = sorted(best_boundary)
+    suite.elapsed = time.perf_counter() - started
+    progress(
+        f"suite: {len(suite.traces)} traces, {suite.steps} steps, "
+        f"{len(suite.covered_action_outcomes)}/{len(declared)} action x outcome pairs covered"
+    )
+    return suite
+
+
+def _path_actions(result: ExplorationResult, state: int) -> list[tuple[str, Mapping[str, Any]]]:
+    return [(step.action, step.params) for step in result.path_to(state)]
+
+
+def write_suite(suite: Suite, out_dir: Path) -> list[Path]:
+    """Write one canonical ITF file per trace plus ``index.json``; stale files are removed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    wanted = {f"{t.trace_id}.itf.json" for t in suite.traces}
+    for old in out_dir.glob("*.itf.json"):
+        if old.name not in wanted:
+            old.unlink()
+    for trace in suite.traces:
+        path = out_dir / f"{trace.trace_id}.itf.json"
+        path.write_text(dumps_canonical(trace_to_json(trace)), encoding="utf-8")
+        written.append(path)
+    index = out_dir / INDEX_FILE
+    index.write_text(dumps_canonical(suite.index()), encoding="utf-8")
+    written.append(index)
+    return written
