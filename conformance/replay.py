@@ -9,6 +9,7 @@ state variable with the trace; the first difference stops the replay.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from ..kernel.sqlite import SqliteStore
 from ..kernel.store import Store
 from .itf import Trace, normalise_outcome, normalise_state
 from .kernel_adapter import BadActionParams, KernelAdapter, UnknownAction, memory_store_factory
+from .protocol import AdapterError, AdapterRefused
 
 
 class ReplayTarget(Protocol):
@@ -113,7 +115,7 @@ def replay_trace(trace: Trace, target: ReplayTarget) -> TraceResult:
     for index, step in enumerate(steps[1:], start=1):
         try:
             outcome = target.apply(step.action, step.picks)
-        except (UnknownAction, BadActionParams) as error:
+        except (UnknownAction, BadActionParams, AdapterRefused) as error:
             return TraceResult(
                 trace.trace_id,
                 index,
@@ -161,7 +163,14 @@ def replay_all(traces: Sequence[Trace], target: ReplayTarget) -> ReplayReport:
     report = ReplayReport()
     try:
         for trace in traces:
-            report.results.append(replay_trace(trace, target))
+            try:
+                report.results.append(replay_trace(trace, target))
+            except AdapterError as error:
+                # The implementation stopped answering: later traces cannot run either.
+                failure = Divergence(0, "adapter", {}, "adapter", "a protocol reply", str(error))
+                report.results.append(TraceResult(trace.trace_id, 0, failure))
+                break
     finally:
-        target.close()
+        with contextlib.suppress(AdapterError):
+            target.close()
     return report
