@@ -23,6 +23,7 @@ from lashspec.kernel.machine import (
     TRANSITIONS,
     AbandonClaims,
     AcquireLease,
+    ApplySessionCommand,
     CheckpointReached,
     CheckpointWorkClaimed,
     ClaimCheckpointWork,
@@ -674,13 +675,13 @@ def test_checkpoints_never_go_backwards() -> None:
 def test_a_full_cycle_builds_the_store_calls_with_the_lease_and_claims() -> None:
     machine = TurnMachine(SESSION, OWNER, lease_ttl_ms=9_000, max_inputs=7, max_batches=5)
     (acquire,) = machine.handle(Start("t1"))
-    assert acquire == type(acquire)(SESSION, OWNER, 9_000)
+    assert acquire == AcquireLease(SESSION, OWNER, 9_000)
     machine.handle(LeaseAcquired(L1))
     (claim_command,) = machine.handle(PendingWorkInspected(1, None))
     assert claim_command == ClaimLeadingCommand(SESSION, L1.fence(), OWNER)
 
     apply, settle = machine.handle(CommandClaimed(CMD))
-    assert apply == type(apply)(CMD.batches)
+    assert apply == ApplySessionCommand(CMD.batches)
     assert isinstance(settle, CommitSessionCommand)
     assert settle.commit.completed_queue_claims == (CMD.completion(),)
     assert settle.commit.session_execution_lease == L1.fence()
@@ -1076,7 +1077,11 @@ class World:
         if phase is not None:
             cycle.phases.append(phase)
         if isinstance(effect, AbandonClaims):
-            for claim in (*effect.queue_claims, *effect.input_claims):
+            claims: tuple[QueuedWorkClaim | TurnInputClaim, ...] = (
+                *effect.queue_claims,
+                *effect.input_claims,
+            )
+            for claim in claims:
                 own = claim.claim_id in cycle.turn_claims or claim.claim_id in cycle.command_claims
                 assert own or claim.claim_id in self.orphans, "handed back a foreign claim"
                 self.orphans.discard(claim.claim_id)
@@ -1133,7 +1138,11 @@ class World:
             assert m.turn_id
         if m.state in TURN_RUNNING:
             assert m.queue_claims or m.input_claims, "a turn starts from a claim"
-        held = {c.claim_id for c in (*m.orphaned_queue_claims, *m.orphaned_input_claims)}
+        orphans: tuple[QueuedWorkClaim | TurnInputClaim, ...] = (
+            *m.orphaned_queue_claims,
+            *m.orphaned_input_claims,
+        )
+        held = {c.claim_id for c in orphans}
         assert held == self.orphans, "orphans the machine keeps are the lost generation's"
         assert m.allowed_events() or m.state is T.CLOSED
 
