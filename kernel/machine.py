@@ -712,6 +712,7 @@ class TurnMachine:
         return tuple(e for e in EVENT_TYPES if (self.state, e) in TRANSITIONS)
 
     def accepts(self, event_type: type[Event]) -> bool:
+        """Whether :meth:`handle` would take an event of this type now (payload aside)."""
         if (self.state, event_type) not in TRANSITIONS:
             return False
         if event_type.is_reply and self.awaiting is not None:
@@ -744,10 +745,13 @@ class TurnMachine:
 
     # -- effect builders -------------------------------------------------------------------
 
-    def _fence(self) -> SessionExecutionLeaseFence:
+    def _lease(self) -> SessionExecutionLease:
         if self.lease is None:
             raise AssertionError(f"state {self.state.value} needs a lease and holds none")
-        return self.lease.fence()
+        return self.lease
+
+    def _fence(self) -> SessionExecutionLeaseFence:
+        return self._lease().fence()
 
     def _turn(self) -> str:
         if self.turn_id is None:
@@ -755,14 +759,12 @@ class TurnMachine:
         return self.turn_id
 
     def _commit_turn(self) -> CommitTurn:
-        fence = self._fence()
-        checkpoint = self.turn_checkpoint or self.committed_checkpoint
-        assert self.lease is not None
+        lease = self._lease()
         commit = RuntimeCommit(
             session_id=self.session_id,
-            checkpoint=checkpoint,
-            session_execution_lease=fence,
-            release_session_execution_lease=self.lease.completion(),
+            checkpoint=self.turn_checkpoint or self.committed_checkpoint,
+            session_execution_lease=lease.fence(),
+            release_session_execution_lease=lease.completion(),
             completed_queue_claims=tuple(c.completion() for c in self.queue_claims),
             completed_turn_input_claims=tuple(c.completion() for c in self.input_claims),
             # always the turn's own id: active-turn input no checkpoint accepted goes to
@@ -821,10 +823,10 @@ def _payload_problem(m: TurnMachine, event: Event) -> str | None:
             return f"the lease is for session {lease.session_id!r}, not {m.session_id!r}"
         if not lease.owner.same_incarnation(m.owner):
             return f"the lease belongs to {lease.owner.owner_id!r}, not to this owner"
-        renewed = isinstance(event, LeaseRenewed) and m.lease is not None
-        if renewed and m.lease is not None and lease.fencing_token != m.lease.fencing_token:
+        held = m.lease
+        if isinstance(event, LeaseRenewed) and held and lease.fencing_token != held.fencing_token:
             return (
-                f"renewal changed the lease generation from {m.lease.fencing_token} "
+                f"renewal changed the lease generation from {held.fencing_token} "
                 f"to {lease.fencing_token}"
             )
     if isinstance(event, CommandClaimed | InputsClaimed | TurnWorkClaimed):
@@ -1052,8 +1054,8 @@ def _failed_in_turn(m: TurnMachine, e: CommitFailed | StoreFailed) -> list[Effec
     return [StopTurn(turn_id, f"store failure: {e.error}"), *m._wind_down()]
 
 
-def _cancel_pending(m: TurnMachine, e: Interrupt) -> list[Effect]:
-    return []
+def _cancel_once_answered(m: TurnMachine, e: Interrupt) -> list[Effect]:
+    return []  # the Cancelling state itself remembers the interrupt
 
 
 def _cancelled_with_claim(
@@ -1074,11 +1076,6 @@ def _cancelled_after_acquisition(m: TurnMachine, e: LeaseAcquired) -> list[Effec
 def _cancelled_after_command_commit(m: TurnMachine, e: CommitSucceeded) -> list[Effect]:
     m.command_claim = None
     return m._wind_down()
-
-
-def _cancelled_busy(m: TurnMachine, e: LeaseBusy) -> list[Effect]:
-    m._end_cycle()
-    return []
 
 
 def _reset(m: TurnMachine, e: Reset) -> list[Effect]:
@@ -1201,7 +1198,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.ACQUIRING_LEASE, StoreFailed, S.FAILED, _failed,
           [], "No lease was granted; nothing to hand back.",
           outcome=Out.FAILED),
-    _rule(S.ACQUIRING_LEASE, Interrupt, S.CANCELLING, _cancel_pending,
+    _rule(S.ACQUIRING_LEASE, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the acquisition to answer."),
     # -- ReclaimingLease -------------------------------------------------------------------------
     _rule(S.RECLAIMING_LEASE, LeaseAcquired, S.INSPECTING_QUEUE, _lease_acquired,
@@ -1213,7 +1210,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.RECLAIMING_LEASE, StoreFailed, S.FAILED, _failed,
           [], "No lease was granted; nothing to hand back.",
           outcome=Out.FAILED),
-    _rule(S.RECLAIMING_LEASE, Interrupt, S.CANCELLING, _cancel_pending,
+    _rule(S.RECLAIMING_LEASE, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the reclaim to answer."),
     # -- InspectingQueue -------------------------------------------------------------------------
     _rule(S.INSPECTING_QUEUE, PendingWorkInspected, S.CLAIMING_COMMANDS, _claim_leading_command,
@@ -1225,7 +1222,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.INSPECTING_QUEUE, StoreFailed, S.FAILED, _failed,
           _WIND_DOWN, "Release the lease.",
           outcome=Out.FAILED),
-    _rule(S.INSPECTING_QUEUE, Interrupt, S.CANCELLING, _cancel_pending,
+    _rule(S.INSPECTING_QUEUE, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the listing to answer."),
     # -- ClaimingCommands ------------------------------------------------------------------------
     _rule(S.CLAIMING_COMMANDS, CommandClaimed, S.COMMITTING_COMMAND, _command_claimed,
@@ -1241,7 +1238,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.CLAIMING_COMMANDS, StoreFailed, S.FAILED, _failed,
           _WIND_DOWN, "Hand back and release.",
           outcome=Out.FAILED),
-    _rule(S.CLAIMING_COMMANDS, Interrupt, S.CANCELLING, _cancel_pending,
+    _rule(S.CLAIMING_COMMANDS, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the claim to answer."),
     # -- CommittingCommand -----------------------------------------------------------------------
     _rule(S.COMMITTING_COMMAND, CommitSucceeded, S.CLAIMING_COMMANDS, _command_committed,
@@ -1252,7 +1249,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.COMMITTING_COMMAND, LeaseLost, S.IDLE, _lease_lost,
           [], "Abandon the cycle; the command stays queued.",
           outcome=Out.LEASE_LOST),
-    _rule(S.COMMITTING_COMMAND, Interrupt, S.CANCELLING, _cancel_pending,
+    _rule(S.COMMITTING_COMMAND, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the commit to answer."),
     # -- ClaimingInputs --------------------------------------------------------------------------
     _rule(S.CLAIMING_INPUTS, InputsClaimed, S.ACTIVE_TURN, _inputs_claimed,
@@ -1267,7 +1264,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.CLAIMING_INPUTS, StoreFailed, S.FAILED, _failed,
           _WIND_DOWN, "Release the lease.",
           outcome=Out.FAILED),
-    _rule(S.CLAIMING_INPUTS, Interrupt, S.CANCELLING, _cancel_pending,
+    _rule(S.CLAIMING_INPUTS, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the claim to answer."),
     # -- ClaimingTurnWork ------------------------------------------------------------------------
     _rule(S.CLAIMING_TURN_WORK, TurnWorkClaimed, S.ACTIVE_TURN, _turn_work_claimed,
@@ -1282,7 +1279,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.CLAIMING_TURN_WORK, StoreFailed, S.FAILED, _failed,
           _WIND_DOWN, "Release the lease.",
           outcome=Out.FAILED),
-    _rule(S.CLAIMING_TURN_WORK, Interrupt, S.CANCELLING, _cancel_pending,
+    _rule(S.CLAIMING_TURN_WORK, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the claim to answer."),
     # -- ActiveTurn ------------------------------------------------------------------------------
     _rule(S.ACTIVE_TURN, CheckpointReached, S.WRITING_CHECKPOINT, _write_checkpoint,
@@ -1366,7 +1363,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.CANCELLING, LeaseAcquired, S.IDLE, _cancelled_after_acquisition,
           _WIND_DOWN, "Hand back a lost generation's claims and release.",
           outcome=Out.CANCELLED),
-    _rule(S.CANCELLING, LeaseBusy, S.IDLE, _cancelled_busy,
+    _rule(S.CANCELLING, LeaseBusy, S.IDLE, _busy,
           [], "No lease; nothing to undo.",
           outcome=Out.CANCELLED),
     _rule(S.CANCELLING, PendingWorkInspected, S.IDLE, _nothing_to_do,
