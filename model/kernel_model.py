@@ -1866,6 +1866,54 @@ def build_model(bounds: Bounds = DEFAULT_BOUNDS) -> Model:
 
 
 # --------------------------------------------------------------------------------------------
+# Lemmas: auxiliary invariants that make the invariant set inductive (model/z3check.py)
+#
+# Every invariant above holds in every reachable state, but two are not preserved by every
+# action from every state satisfying all of them: z3 finds counterexamples to induction in
+# unreachable states. Each lemma rules such states out. Lemmas are ordinary state invariants
+# (tests check them on every reachable state with the explorer) kept out of the model's
+# invariant list, which stays the specification's.
+
+LEMMA_REASONS: dict[str, str] = {
+    "lemma_holder_incarnation_not_ahead": (
+        "live_lease_known_to_holder: without it, restart could bring a dead owner's "
+        "incarnation up to one a live row records but the owner never held"
+    ),
+    "lemma_absent_inputs_untouched": (
+        "deferral_rewrites_only_active_inputs: without it, enqueue_input could make a slot "
+        "pending_active while its rewritten flag is already set"
+    ),
+}
+
+
+def build_lemmas(bounds: Bounds = DEFAULT_BOUNDS) -> tuple[Invariant, ...]:
+    """The proof lemmas at ``bounds`` (``LEMMA_REASONS`` says which invariant each serves)."""
+    s = _sorts(bounds)
+    return (
+        Invariant(
+            "lemma_holder_incarnation_not_ahead",
+            "The lease row never records an incarnation newer than its owner's current one.",
+            "store.md §1.1, §2.3",
+            (lease_holder >= 0).implies(lease_holder_inc <= owner_inc[lease_holder]),
+        ),
+        Invariant(
+            "lemma_absent_inputs_untouched",
+            "An input slot never enqueued is not rewritten and has no claim fencing token.",
+            "store.md §4.3, trace-format.md §1",
+            forall(
+                "qi",
+                s.input,
+                lambda i: (
+                    input_state[i]
+                    .eq("absent")
+                    .implies(all_of(~input_rewritten[i], input_fencing[i].eq(0)))
+                ),
+            ),
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Trace-format projection
 
 
