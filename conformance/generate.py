@@ -51,7 +51,7 @@ from .seed_traces import SEED_SCENARIO_TRACES
 
 Progress = Callable[[str], None]
 ActionStep = tuple[str, dict[str, Any]]
-Goal = tuple[int, str]  # (binding index, outcome tag)
+Goal = tuple[int, str, tuple[Any, ...]]  # (binding index, outcome tag, lane context)
 
 INDEX_FILE = "index.json"
 
@@ -72,7 +72,7 @@ class CoverStats:
     profile: str
     states: int
     edges: int
-    goals: int  # reachable (action instance, outcome tag) pairs
+    goals: int  # reachable (action instance, outcome tag, lane row statuses) goals
     action_outcomes: int  # reachable (action, outcome tag) pairs
     traces: int
     steps: int
@@ -99,49 +99,104 @@ def declared_action_outcomes(compiled: CompiledModel) -> set[tuple[str, str]]:
     return {(a.name, c.outcome.tag) for a in compiled.model.actions for c in a.cases}
 
 
-def first_enabled(result: ExplorationResult) -> dict[Goal, int]:
+QUEUE_LANE = frozenset(
+    {"enqueue_batch", "replay_batch", "claim_command", "claim_work", "abandon_work", "cancel_batch"}
+)
+INPUT_LANE = frozenset(
+    {
+        "enqueue_input",
+        "replay_input",
+        "conflict_input",
+        "claim_next_inputs",
+        "claim_active_inputs",
+        "abandon_inputs",
+        "cancel_input",
+        "cancel_suffix",
+        "vacuum",
+    }
+)
+BOTH_LANES = frozenset({"commit", "commit_stale"})
+
+
+class GoalContext:
+    """Which part of the pre-state distinguishes goals of an action instance.
+
+    An action instance and an outcome tag alone are too coarse: ``claim_work`` at a checkpoint
+    returns ``NoClaim`` both on an empty queue and on a queue whose head must wait for the
+    turn's commit, and only the second tells the boundaries apart. So a goal also names the
+    row statuses of the lane the action works on (batch statuses for queue actions, input
+    states for input actions, both for commits); lease actions need no context.
+    """
+
+    def __init__(self, compiled: CompiledModel) -> None:
+        layout = compiled.model.layout()
+        self._batches = tuple(i for i, s in enumerate(layout) if s.variable == "batch_status")
+        self._inputs = tuple(i for i, s in enumerate(layout) if s.variable == "input_state")
+        self._lane: list[tuple[int, ...]] = []
+        for binding in compiled.bindings:
+            if binding.action in QUEUE_LANE:
+                self._lane.append(self._batches)
+            elif binding.action in INPUT_LANE:
+                self._lane.append(self._inputs)
+            elif binding.action in BOTH_LANES:
+                self._lane.append(self._batches + self._inputs)
+            else:
+                self._lane.append(())
+
+    def goal(self, state: FlatState, binding: int, tag: str) -> Goal:
+        return (binding, tag, tuple(state[i] for i in self._lane[binding]))
+
+
+def first_enabled(result: ExplorationResult, context: GoalContext) -> dict[Goal, int]:
     """Goal -> the shallowest explored state where it is enabled."""
     successors = result.compiled.successors
     first: dict[Goal, int] = {}
     for sid, state in enumerate(result.states):
         for binding, outcome, _ in successors(state):
-            goal = (binding, outcome[0])
+            goal = context.goal(state, binding, outcome[0])
             if goal not in first:
                 first[goal] = sid
     return first
 
 
-def _path_bindings(result: ExplorationResult, state: int) -> list[tuple[int, str]]:
-    steps: list[tuple[int, str]] = []
+def _path_steps(result: ExplorationResult, state: int) -> list[tuple[int, str, int]]:
+    """(binding, outcome tag, pre-state id) of each step of the BFS path to ``state``."""
+    steps: list[tuple[int, str, int]] = []
     current = state
     while result.parents[current] >= 0:
         label = result.incoming[current]
         assert label is not None
-        steps.append((label[0], label[1][0]))
+        steps.append((label[0], label[1][0], result.parents[current]))
         current = result.parents[current]
     steps.reverse()
     return steps
 
 
 def _nearest_uncovered(
-    compiled: CompiledModel, start: FlatState, uncovered: set[Goal], depth: int
-) -> list[tuple[int, str, FlatState]] | None:
+    compiled: CompiledModel,
+    context: GoalContext,
+    start: FlatState,
+    uncovered: set[Goal],
+    depth: int,
+) -> list[tuple[Goal, int, FlatState]] | None:
     """The shortest walk from ``start`` whose last step is an uncovered goal (or None)."""
     successors = compiled.successors
-    frontier: deque[tuple[FlatState, list[tuple[int, str, FlatState]]]] = deque([(start, [])])
+    frontier: deque[tuple[FlatState, list[tuple[Goal, int, FlatState]]]] = deque([(start, [])])
     seen = {start}
     while frontier:
         state, path = frontier.popleft()
         moves = successors(state)
         for binding, outcome, target in moves:
-            if (binding, outcome[0]) in uncovered:
-                return [*path, (binding, outcome[0], target)]
+            goal = context.goal(state, binding, outcome[0])
+            if goal in uncovered:
+                return [*path, (goal, binding, target)]
         if len(path) + 1 >= depth:
             continue
         for binding, outcome, target in moves:
             if target not in seen:
                 seen.add(target)
-                frontier.append((target, [*path, (binding, outcome[0], target)]))
+                goal = context.goal(state, binding, outcome[0])
+                frontier.append((target, [*path, (goal, binding, target)]))
     return None
 
 
@@ -154,7 +209,8 @@ def edge_cover(
     """Action sequences that together take every goal reachable in ``result``."""
     compiled = result.compiled
     bindings = compiled.bindings
-    first = first_enabled(result)
+    context = GoalContext(compiled)
+    first = first_enabled(result, context)
     depth = [0] * len(result.states)
     for sid in range(1, len(result.states)):
         depth[sid] = depth[result.parents[sid]] + 1
@@ -163,6 +219,7 @@ def edge_cover(
     traces: list[list[ActionStep]] = []
     current: list[ActionStep] = []
     state = result.states[0]
+    cursor = 0
 
     def take(binding: int) -> None:
         b = bindings[binding]
@@ -171,24 +228,26 @@ def edge_cover(
     while uncovered:
         walk = None
         if current and len(current) < max_trace_length:
-            walk = _nearest_uncovered(compiled, state, uncovered, local_depth)
+            walk = _nearest_uncovered(compiled, context, state, uncovered, local_depth)
         if walk is not None:
-            for binding, tag, target in walk:
+            for goal, binding, target in walk:
                 take(binding)
-                uncovered.discard((binding, tag))
+                uncovered.discard(goal)
                 state = target
             continue
         if current:
             traces.append(current)
             current = []
-        goal = next(g for g in order if g in uncovered)
+        while order[cursor] not in uncovered:
+            cursor += 1
+        goal = order[cursor]
         source = first[goal]
-        for binding, tag in _path_bindings(result, source):
+        for binding, tag, pre in _path_steps(result, source):
             take(binding)
-            uncovered.discard((binding, tag))
+            uncovered.discard(context.goal(result.states[pre], binding, tag))
         state = result.states[source]
         for binding, outcome, target in compiled.successors(state):
-            if (binding, outcome[0]) == goal:
+            if context.goal(state, binding, outcome[0]) == goal:
                 take(binding)
                 uncovered.discard(goal)
                 state = target
@@ -396,7 +455,7 @@ def generate_suite(
             result.state_count,
             result.edge_count,
             len(goals),
-            len({(compiled.bindings[b].action, tag) for b, tag in goals}),
+            len({(compiled.bindings[b].action, tag) for b, tag, _ in goals}),
             len(traces),
             sum(len(s) for s in covers),
         )

@@ -52,6 +52,19 @@ PROFILES: tuple[Profile, ...] = (
         "a session command ahead of turn work: the command gate, both boundaries",
     ),
     Profile(
+        "join",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=3,
+            inputs=1,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=2,
+        ),
+        "an after-commit join batch behind a wake: boundary gates, join runs, two commits",
+    ),
+    Profile(
         "inputs",
         Bounds(
             owners=2,
