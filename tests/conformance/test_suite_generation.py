@@ -1,0 +1,161 @@
+"""The generated conformance suite: coverage, targeted traces, replay and minimisation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from lashspec.conformance.broken_kernels import BROKEN_KERNELS, broken_memory_store_factory
+from lashspec.conformance.generate import (
+    GoalContext,
+    Suite,
+    edge_cover,
+    first_enabled,
+    generate_suite,
+)
+from lashspec.conformance.itf import Trace
+from lashspec.conformance.kernel_adapter import KernelAdapter
+from lashspec.conformance.minimize import ddmin, minimise_trace
+from lashspec.conformance.modeltrace import ActionNotEnabled, ModelRunner, trace_of
+from lashspec.conformance.replay import kernel_target, replay_all, replay_trace
+from lashspec.model.explore import explore
+from lashspec.model.kernel_model import Bounds, build_model
+from lashspec.model.profiles import PROFILES, UNREACHABLE_BY_DESIGN
+
+
+@pytest.fixture(scope="session")
+def suite() -> Suite:
+    return generate_suite()
+
+
+def test_edge_cover_takes_every_reachable_goal() -> None:
+    profile = PROFILES[0]
+    result = explore(build_model(profile.bounds))
+    context = GoalContext(result.compiled)
+    covers, goals = edge_cover(result)
+    assert goals == set(first_enabled(result, context))
+    taken: set[Any] = set()
+    runner = ModelRunner(profile.bounds)
+    index = {(b.action, tuple(sorted(b.params.items()))): b.index for b in runner.compiled.bindings}
+    for steps in covers:
+        state = runner.initial()
+        for action, picks in steps:
+            binding = index[(action, tuple(sorted(picks.items())))]
+            move = next(m for m in runner.compiled.successors(state) if m[0] == binding)
+            taken.add(context.goal(state, binding, move[1][0]))
+            state = move[2]
+    assert taken == goals
+    steps_total = sum(len(s) for s in covers)
+    assert steps_total < 3 * len(goals), "the cover should not wander: fewer than 3 steps/goal"
+
+
+def test_suite_covers_every_declared_outcome_except_the_documented_dead_cases(
+    suite: Suite,
+) -> None:
+    assert set(suite.unreached_action_outcomes) == set(UNREACHABLE_BY_DESIGN)
+    assert suite.unexplained_unreached == []
+    error_tags = {
+        o
+        for _, o in suite.covered_action_outcomes
+        if o.endswith(("Expired", "Superseded", "Conflict"))
+    }
+    assert error_tags == {
+        "SessionExecutionLeaseExpired",
+        "QueuedWorkClaimSuperseded",
+        "TurnInputClaimSuperseded",
+        "PendingTurnInputSourceKeyConflict",
+    }
+
+
+def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
+    kinds = suite.kinds()
+    assert kinds["scenario"] == 9
+    assert kinds["witness"] >= 8
+    assert kinds["boundary"] == len(suite.boundaries) >= 10
+    assert kinds["cover"] > 100
+
+
+def _outcomes(trace: Trace) -> list[tuple[str, str]]:
+    return [(s.action, str(s.outcome["tag"])) for s in trace.steps[1:]]
+
+
+def test_seed_scenario_traces_show_the_behaviour_they_are_named_for(suite: Suite) -> None:
+    by_id = {t.trace_id: t for t in suite.traces}
+    gate = _outcomes(by_id["scenario-command_before_turn"])
+    assert gate[3] == ("claim_work", "NoClaim"), "a ready command blocks turn work"
+    assert ("commit_stale", "QueuedWorkClaimSuperseded") in gate
+    reclaim = _outcomes(by_id["scenario-dead_lease_reclaim"])
+    assert reclaim[-3:] == [("reclaim", "Acquired"), ("restart", "Ok"), ("reclaim", "Busy")]
+    replay = _outcomes(by_id["scenario-observation_replay"])
+    assert replay[1:3] == [
+        ("replay_input", "Replayed"),
+        ("conflict_input", "PendingTurnInputSourceKeyConflict"),
+    ]
+    redrive = by_id["scenario-checkpoint_redrive_cancel"]
+    deferred = redrive.steps[7].state
+    assert deferred["input_state"][1] == "deferred_next_turn" and deferred["input_rewritten"][1]
+    fault = _outcomes(by_id["scenario-lease_release_fault"])
+    assert fault[-1] == ("commit", "SessionExecutionLeaseExpired")
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_the_whole_suite_replays_green(suite: Suite, backend: str) -> None:
+    report = replay_all(suite.traces, kernel_target(backend))
+    assert report.ok, report.report()
+    assert report.actions == suite.steps
+
+
+@pytest.mark.parametrize("variant", BROKEN_KERNELS, ids=lambda v: v.name)
+def test_every_broken_kernel_variant_diverges(suite: Suite, variant: Any) -> None:
+    report = replay_all(suite.traces, KernelAdapter(broken_memory_store_factory(variant.name)))
+    assert not report.ok, f"the suite does not catch {variant.name}: {variant.description}"
+
+
+def test_commit_that_keeps_the_lease_gets_a_clear_first_divergence(suite: Suite) -> None:
+    report = replay_all(
+        suite.traces, KernelAdapter(broken_memory_store_factory("commit_keeps_lease"))
+    )
+    first = next(r for r in report.results if not r.ok)
+    assert first.divergence is not None
+    text = first.divergence.describe()
+    assert text.startswith(f"step {first.divergence.step} commit(")
+    assert "release=True" in text
+    assert "lease_holder differs" in text
+    assert "expected: -1" in text
+    assert "FAIL " + first.trace_id in report.report()
+
+
+def test_ddmin_finds_a_one_minimal_subsequence() -> None:
+    items = list(range(20))
+
+    def interesting(xs: Sequence[int]) -> bool:
+        return 3 in xs and 11 in xs and 17 in xs
+
+    assert ddmin(items, interesting) == [3, 11, 17]
+
+
+def test_minimised_reproduction_is_short_and_one_minimal(suite: Suite) -> None:
+    target = KernelAdapter(broken_memory_store_factory("commit_keeps_lease"))
+    failing = next(
+        t for t in suite.traces if t.meta.get("kind") == "cover" and not replay_trace(t, target).ok
+    )
+    runner = ModelRunner(Bounds(**failing.meta["bounds"]))
+    smallest, divergence = minimise_trace(failing, runner, target)
+    assert [a for a, _ in smallest.actions] == ["acquire", "commit"]
+    assert divergence.action == "commit"
+    actions = list(smallest.actions)
+    for drop in range(len(actions)):
+        candidate = actions[:drop] + actions[drop + 1 :]
+        try:
+            shorter = trace_of(runner, candidate, "candidate", failing.meta)
+        except ActionNotEnabled:
+            continue
+        assert replay_trace(shorter, target).ok
+
+
+def test_minimising_a_passing_trace_is_refused(suite: Suite) -> None:
+    trace = next(t for t in suite.traces if t.meta.get("kind") == "scenario")
+    runner = ModelRunner(Bounds(**trace.meta["bounds"]))
+    with pytest.raises(ValueError, match="does not diverge"):
+        minimise_trace(trace, runner, kernel_target("memory"))
