@@ -990,6 +990,67 @@ def state_difference(
     return changes
 
 
+@dataclass(frozen=True)
+class EncodedStep:
+    """What the z3 encoding says one action instance does from one concrete state."""
+
+    enabled: bool
+    faults: bool
+    case: int | None
+    tag: str | None
+    post: FlatState | None
+
+
+class StepOracle:
+    """Single steps answered by solving the encoding with the pre-state and parameters fixed
+    (cross-checks the encoding against ``interpret_step``)."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.translator = Translator(model)
+        self.pre = self.translator.fresh_state("pre")
+        self.encodings = {
+            action.name: encode_action(self.translator, action, self.pre, f"param.{action.name}")
+            for action in model.actions
+        }
+        self.solver = z3.Solver()
+
+    def step(self, state: FlatState, action: str, params: Mapping[str, Scalar]) -> EncodedStep:
+        encoding = self.encodings[action]
+        fixed = [
+            _slot_equal(term, value)
+            for term, value in zip(self.pre, self.translator.concrete_slots(state), strict=True)
+        ]
+        for name, sort in encoding.action.params:
+            value = params[name]
+            if isinstance(sort, EnumSort):
+                value = sort.members.index(str(value))
+            fixed.append(_slot_equal(encoding.param_terms[name], value))
+        solver = self.solver
+        solver.push()
+        solver.add(_bool_term(conj(fixed)))
+        faults = _check_with(solver, encoding.faults)
+        enabled = _check_with(solver, encoding.enabled)
+        case = tag = post = None
+        if enabled:
+            z3_model = solver.model()
+            post = _read_state(self.translator, z3_model, encoding.post)
+            case = encoding.taken_case(lambda value: _evaluate(z3_model, value))
+            tag = None if case is None else encoding.action.cases[case].outcome.tag
+        solver.pop()
+        return EncodedStep(enabled, faults, case, tag, post)
+
+
+def _check_with(solver: Any, condition: Sym) -> bool:
+    condition = _as_bool(condition, "query")
+    if condition is False:
+        return False
+    verdict = solver.check() if condition is True else solver.check(condition)
+    if verdict == z3.unknown:
+        raise ModelError(f"z3 returned unknown: {solver.reason_unknown()}")
+    return bool(verdict == z3.sat)
+
+
 # --------------------------------------------------------------------------------------------
 # Inductiveness
 
@@ -1164,6 +1225,7 @@ def prove_inductive(
     *,
     symbolic: SymbolicBounds | None = None,
     invariants: Collection[str] | None = None,
+    actions: Collection[str] | None = None,
     pre_state: FlatState | None = None,
     max_counterexamples: int = 1,
     progress: Callable[[InductionProgress], None] | None = None,
@@ -1176,8 +1238,9 @@ def prove_inductive(
     also checked to be well-formed on the hypothesis states. Up to ``max_counterexamples``
     counterexamples to induction (different actions) are kept per invariant. With
     ``symbolic`` (from ``lift_bounds``) the chosen bound parameters are symbolic and the proof
-    covers every larger bound. ``pre_state`` fixes the pre-state (to ask whether one given
-    state, e.g. a reachable one, is a counterexample to induction).
+    covers every larger bound. ``actions`` restricts the check to the named actions;
+    ``pre_state`` fixes the pre-state (to ask whether one given state, e.g. a reachable one,
+    is a counterexample to induction).
     """
     started = time.perf_counter()
     translator = Translator(model, _bound_symbols(symbolic))
@@ -1189,6 +1252,9 @@ def prove_inductive(
         unknown = set(invariants) - set(names)
         if unknown:
             raise IllFormedModelError(f"unknown invariants {sorted(unknown)}")
+    chosen = [a for a in model.actions if actions is None or a.name in actions]
+    if actions is not None and len(chosen) != len(set(actions)):
+        raise IllFormedModelError(f"unknown actions in {sorted(actions)}")
     pre_slots = translator.fresh_state("pre")
     post_slots = translator.fresh_state("post")
     pre = translator.variables(pre_slots)
@@ -1205,7 +1271,7 @@ def prove_inductive(
     counterexamples: list[list[InductionCounterexample]] = [[] for _ in goals]
     seconds = [0.0 for _ in goals]
     well_formed: list[ActionWellFormedness] = []
-    for done, action in enumerate(model.actions):
+    for done, action in enumerate(chosen):
         encoding = encode_action(translator, action, pre_slots, f"param.{action.name}", symbolic)
         solver = z3.Solver()
         for fact in (*context, encoding.params_in_sort):
@@ -1257,9 +1323,7 @@ def prove_inductive(
             seconds[position] += time.perf_counter() - tick
         if progress is not None:
             progress(
-                InductionProgress(
-                    action.name, done + 1, len(model.actions), time.perf_counter() - started
-                )
+                InductionProgress(action.name, done + 1, len(chosen), time.perf_counter() - started)
             )
     proofs = [
         InvariantProof(
@@ -1669,17 +1733,23 @@ def bmc(
     )
 
 
-def reachable_within(model: Model, state: FlatState, depth: int) -> int | None:
-    """The length of the shortest path from the initial state to ``state`` if it is at most
-    ``depth``, else None (decided by z3 over the unrolled transition relation)."""
+def reachable_within(model: Model, states: Sequence[FlatState], depth: int) -> list[int | None]:
+    """For each state, the length of the shortest path from the initial state to it if that
+    is at most ``depth``, else None; decided by z3 over one shared unrolling."""
     unrolling = Unrolling(model)
-    target = unrolling.translator.concrete_slots(state)
+    targets = [unrolling.translator.concrete_slots(state) for state in states]
+    found: list[int | None] = [None for _ in states]
     for k in range(depth + 1):
         unrolling.extend_to(k)
-        matches = conj(_slot_equal(a, b) for a, b in zip(unrolling.states[k], target, strict=True))
-        if unrolling.solve(matches) is not None:
-            return k
-    return None
+        for position, target in enumerate(targets):
+            if found[position] is not None:
+                continue
+            matches = conj(
+                _slot_equal(a, b) for a, b in zip(unrolling.states[k], target, strict=True)
+            )
+            if unrolling.solve(matches) is not None:
+                found[position] = k
+    return found
 
 
 def _slot_equal(value: Sym, concrete: Sym) -> Sym:
@@ -2010,12 +2080,17 @@ def bmc_kernel(
 
 @dataclass
 class KernelProofs:
-    """Every proof the documentation table reports, at one set of bounds."""
+    """Every proof the documentation table reports, at one set of bounds.
+
+    ``all_unbounded`` has every counter bound symbolic at once; ``unbounded`` holds the
+    one-parameter proofs, made only when that joint proof fails (each is a special case of
+    it, so they hold whenever it does).
+    """
 
     without_lemmas: InductionReport
     with_lemmas: InductionReport
-    unbounded: dict[str, InductionReport]
     all_unbounded: InductionReport
+    unbounded: dict[str, InductionReport] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -2025,16 +2100,16 @@ class KernelProofs:
         return {
             "without_lemmas": self.without_lemmas.to_dict(),
             "with_lemmas": self.with_lemmas.to_dict(),
-            "unbounded": {name: r.to_dict() for name, r in self.unbounded.items()},
             "all_unbounded": self.all_unbounded.to_dict(),
+            "unbounded": {name: r.to_dict() for name, r in self.unbounded.items()},
         }
 
 
 def prove_kernel_all(
     bounds: Bounds = DEFAULT_BOUNDS, progress: Callable[[str], None] | None = None
 ) -> KernelProofs:
-    """Induction without and with lemmas, then with each counter bound symbolic, then with
-    all of them symbolic at once."""
+    """Induction without and with lemmas, then with every counter bound symbolic (and, if
+    that fails, with each one symbolic on its own)."""
 
     def note(message: str) -> None:
         if progress is not None:
@@ -2044,13 +2119,14 @@ def prove_kernel_all(
     without = prove_kernel(bounds, lemmas=False)
     note("induction with lemmas")
     with_lemmas = prove_kernel(bounds)
-    unbounded = {}
-    for name in UNBOUNDED_PARAMETERS:
-        note(f"induction with {name} symbolic")
-        unbounded[name] = prove_kernel_unbounded(bounds, (name,))
     note("induction with every counter bound symbolic")
     together = prove_kernel_unbounded(bounds)
-    return KernelProofs(without, with_lemmas, unbounded, together)
+    proofs = KernelProofs(without, with_lemmas, together)
+    if not together.inductive:
+        for name in UNBOUNDED_PARAMETERS:
+            note(f"induction with {name} symbolic")
+            proofs.unbounded[name] = prove_kernel_unbounded(bounds, (name,))
+    return proofs
 
 
 def _cell(text: str) -> str:
@@ -2062,6 +2138,7 @@ def invariant_table_markdown(proofs: KernelProofs | None = None) -> str:
     from the proofs at ``DEFAULT_BOUNDS`` (computed when not given)."""
     if proofs is None:
         proofs = prove_kernel_all()
+
     def unbounded_cell(name: str) -> str:
         if proofs.all_unbounded.proof(name).proved:
             return "yes"
