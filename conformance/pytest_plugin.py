@@ -16,7 +16,9 @@ Fixtures
     with the :class:`~lashspec.conformance.replay.ReplayTarget` shape: ``reset``, ``apply``,
     ``observe``, ``close``) and fails the test with the first divergence, as
     :meth:`~lashspec.conformance.replay.Divergence.describe` words it. It never closes the
-    target, so one adapter process can serve the whole session.
+    target, so one adapter process can serve the whole session (a session-scoped fixture);
+    once that process has failed (died, timed out) the tests after it fail too, so give the
+    fixture function scope when the adapter is flaky.
 
 :func:`replay_or_fail` does the same for a trace obtained some other way.
 

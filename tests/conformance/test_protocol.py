@@ -18,6 +18,7 @@ from lashspec.conformance.modeltrace import ModelRunner, trace_of
 from lashspec.conformance.protocol import PROTOCOL_VERSION, AdapterClient, AdapterError
 from lashspec.conformance.replay import kernel_target, replay_all
 from lashspec.conformance.seed_traces import SEED_SCENARIO_TRACES
+from lashspec.model.kernel_model import build_model, trace_state
 from lashspec.model.profiles import SCENARIO_BOUNDS
 
 PYTHON = shlex.quote(sys.executable)
@@ -290,3 +291,22 @@ def test_cli_replay_of_a_trace_lacking_variables_exits_2(seed_dir: Path, tmp_pat
 def test_cli_replay_of_a_directory_without_traces_exits_2(tmp_path: Path) -> None:
     line = _one_line_error(run_cli("replay", str(tmp_path)))
     assert "no *.itf.json trace files" in line
+
+
+# ---------------------------------------------------------------------------
+# The normative description
+# ---------------------------------------------------------------------------
+
+PROTOCOL_DOC = Path(__file__).resolve().parents[2] / "docs" / "adapter-protocol.md"
+
+
+def test_the_protocol_document_matches_the_implementation() -> None:
+    text = PROTOCOL_DOC.read_text()
+    assert f"# Adapter protocol (version {PROTOCOL_VERSION})" in text
+    for op in ("hello", "reset", "apply", "observe", "quit"):
+        assert f'{{"op": "{op}"' in text, op
+    for kind in ("unknown_action", "bad_params", "bad_request", "internal"):
+        assert f"| `{kind}` |" in text, kind
+    model = build_model(SCENARIO_BOUNDS)
+    assert f"one of the {len(model.actions)} action names" in text
+    assert f"onto the {len(trace_state(model, model.initial_state()))} state variables" in text
