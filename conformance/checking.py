@@ -16,7 +16,7 @@ from typing import Any
 
 from ..model.check import CheckResult, check_explicit, check_phase_order
 from ..model.explore import ExplorationResult, explore
-from ..model.kernel_model import Bounds, BoundsError, build_model
+from ..model.kernel_model import DEFAULT_BOUNDS, Bounds, BoundsError, build_model
 from ..model.mutants import MUTANTS
 from ..model.profiles import PROFILES, Profile
 from .generate import Suite, generate_suite, write_suite
@@ -129,16 +129,28 @@ def _phase_order_stage(progress: Progress) -> CheckStage:
     )
 
 
-def _mutant_stage(prof: Profile, progress: Progress) -> CheckStage:
-    """The explorer must catch every seeded model bug: a checker that cannot fail is no check."""
+def _mutant_stage(progress: Progress, max_states: int = 2_000_000) -> CheckStage:
+    """The explorer must catch every seeded model bug: a checker that cannot fail is no check.
+
+    Mutants are explored at the default bounds (a stale observation needs a third generation,
+    a self-steal a second claim of one row) until the first violating state, which breadth
+    first search reaches after a few thousand states.
+    """
     started = time.perf_counter()
     caught: dict[str, Any] = {}
     for mutant in MUTANTS:
         progress(f"seeded bug {mutant.name}")
-        result = explore(mutant.build(prof.bounds), stop_on_violation=True, max_states=500_000)
+        result = explore(
+            mutant.build(DEFAULT_BOUNDS), stop_on_violation=True, max_states=max_states
+        )
         if result.violations:
             shortest = min(result.violations.values(), key=lambda v: len(v.path))
-            caught[mutant.name] = {"invariant": shortest.invariant, "steps": len(shortest.path)}
+            caught[mutant.name] = {
+                "invariant": shortest.invariant,
+                "expected": mutant.expected_invariant,
+                "steps": len(shortest.path),
+                "states": result.state_count,
+            }
     missed = [m.name for m in MUTANTS if m.name not in caught]
     detail = f"{len(caught)}/{len(MUTANTS)} seeded model bugs caught by the explorer"
     if missed:
@@ -149,9 +161,52 @@ def _mutant_stage(prof: Profile, progress: Progress) -> CheckStage:
 
 
 def _z3_stages(bmc_depth: int | None, progress: Progress) -> list[CheckStage]:
+    """Inductiveness (at the default bounds and with the counter bounds symbolic) and BMC."""
     from ..model import z3check
 
-    return z3check.check_stages(bmc_depth=bmc_depth, progress=progress)
+    stages: list[CheckStage] = []
+    for label, symbolic in (("z3:induction", False), ("z3:induction-unbounded", True)):
+        progress(f"{label}: proving every invariant inductive")
+        report = (
+            z3check.prove_kernel_unbounded(DEFAULT_BOUNDS)
+            if symbolic
+            else z3check.prove_kernel(DEFAULT_BOUNDS)
+        )
+        proved = sum(p.proved for p in report.proofs)
+        detail = f"{proved}/{len(report.proofs)} invariants and lemmas inductive"
+        if report.symbolic_bounds:
+            detail += f" for every {', '.join(report.symbolic_bounds)}"
+        if not report.inductive:
+            detail += "; not proved: " + ", ".join(report.failed())
+            progress(z3check.format_induction(report))
+        stages.append(
+            CheckStage(
+                label, report.inductive, detail, {"report": report.to_dict()}, report.seconds
+            )
+        )
+    depth = bmc_depth if bmc_depth is not None else z3check.DEFAULT_BMC_DEPTH
+    progress(f"z3:bmc: unrolling to depth {depth}")
+    result = z3check.bmc_kernel(
+        DEFAULT_BOUNDS,
+        depth,
+        progress=lambda p: progress(
+            f"z3:bmc: depth {p.depth} in {p.depth_seconds:.1f}s, {p.violations} violations"
+        ),
+    )
+    detail = f"no violation within {result.checked_depth} steps of the initial state"
+    if not result.ok:
+        detail = "violated: " + ", ".join(sorted(result.violations))
+        progress(z3check.format_bmc(result))
+    stages.append(
+        CheckStage(
+            "z3:bmc",
+            result.ok and result.complete,
+            detail,
+            {"report": result.to_dict()},
+            result.seconds,
+        )
+    )
+    return stages
 
 
 def _suite_stage(
@@ -217,7 +272,7 @@ def run_check(
         report.stages.append(stage)
         explored[prof.name] = result
     report.stages.append(_phase_order_stage(progress))
-    report.stages.append(_mutant_stage(profiles[0], progress))
+    report.stages.append(_mutant_stage(progress))
     if not skip_z3:
         report.stages.extend(_z3_stages(bmc_depth, progress))
     with tempfile.TemporaryDirectory(prefix="lashspec-suite-") as scratch:

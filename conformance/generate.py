@@ -42,7 +42,7 @@ from typing import Any
 
 from ..model.dsl import CompiledModel, FlatState, compile_model
 from ..model.explore import ExplorationResult, explore
-from ..model.kernel_model import Bounds, build_model
+from ..model.kernel_model import DEFAULT_BOUNDS, Bounds, build_model
 from ..model.mutants import MUTANTS
 from ..model.profiles import PROFILES, SCENARIO_BOUNDS, UNREACHABLE_BY_DESIGN, Profile
 from .itf import Trace, dumps_canonical, trace_to_json
@@ -482,25 +482,12 @@ def generate_suite(
             if known is None or rank > (known[0], known[1]):
                 best_boundary[name] = (boundary.fragility, -len(steps), trace)
         if witnesses:
-            for mutant in MUTANTS:
-                if any(t.meta.get("mutant") == mutant.name for t in suite.traces):
-                    continue
-                witness = mutant_witness(runner, mutant.name, prof.bounds)
-                if witness is None:
-                    continue
-                suite.traces.append(
-                    trace_of(
-                        runner,
-                        witness,
-                        f"witness-{mutant.name}",
-                        {
-                            "kind": "witness",
-                            "profile": prof.name,
-                            "mutant": mutant.name,
-                            "purpose": f"shortest counterexample of the mutant {mutant.name}",
-                        },
-                    )
-                )
+            _add_witnesses(suite, runner, prof.name)
+    if witnesses:
+        # Some bugs need more than the profiles allow (a third generation, a second claim
+        # of one row): their witnesses come from the default bounds, found in a few thousand
+        # states because the search stops at the first violation.
+        _add_witnesses(suite, ModelRunner(DEFAULT_BOUNDS), "default")
     for name in sorted(best_boundary):
         fragility, _, trace = best_boundary[name]
         suite.traces.append(trace)
@@ -529,6 +516,23 @@ def generate_suite(
         f"{len(suite.covered_action_outcomes)}/{len(declared)} action x outcome pairs covered"
     )
     return suite
+
+
+def _add_witnesses(suite: Suite, runner: ModelRunner, profile_name: str) -> None:
+    """Witness traces, at ``runner``'s bounds, of the mutants that have none yet."""
+    for mutant in MUTANTS:
+        if any(t.meta.get("mutant") == mutant.name for t in suite.traces):
+            continue
+        witness = mutant_witness(runner, mutant.name, runner.bounds)
+        if witness is None:
+            continue
+        meta = {
+            "kind": "witness",
+            "profile": profile_name,
+            "mutant": mutant.name,
+            "purpose": f"shortest counterexample of the mutant {mutant.name}",
+        }
+        suite.traces.append(trace_of(runner, witness, f"witness-{mutant.name}", meta))
 
 
 def _path_actions(result: ExplorationResult, state: int) -> list[tuple[str, Mapping[str, Any]]]:
