@@ -100,6 +100,7 @@ from .dsl import (
     UnboundNameError,
     Var,
     children,
+    evaluate_outcome,
     interpret_step,
     outcome_as_dict,
     rebuild,
@@ -888,7 +889,6 @@ def _case_post(
     post = dict(pre)
     for target, expr in case.updates:
         post[target] = translator.translate(expr, pre, params=params, path=path, faults=faults)
-    monitor: Monitor
     for monitor in model.monitors:
         # the interpreter updates monitors in order, each seeing the earlier ones' results
         post[monitor.variable] = translator.translate(
@@ -1411,9 +1411,17 @@ def _counterexample(
     pre_state = _read_state(translator, z3_model, pre_slots)
     params = _read_params(encoding, z3_model)
     post_state = None if post_slots is None else _read_state(translator, z3_model, post_slots)
+    # The outcome of the case z3 took, evaluated by the interpreter; evaluating it directly
+    # (rather than replaying the step) also works for states beyond the base bounds.
     outcome: OutcomeValue | None = None
-    if all(isinstance(v, bool | int) or not str(v).startswith("<") for v in pre_state):
-        outcome, _, _ = _replay_outcome(model, pre_state, encoding.action.name, params)
+    case = encoding.taken_case(lambda value: _evaluate(z3_model, value))
+    if case is not None:
+        try:
+            outcome = evaluate_outcome(
+                encoding.action.cases[case].outcome, model.decode(pre_state), params
+            )
+        except ModelError:
+            outcome = None
     return InductionCounterexample(
         problem, encoding.action.name, params, pre_state, post_state, outcome, broken
     )
