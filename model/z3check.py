@@ -2027,8 +2027,8 @@ PARAMETER_LABELS: dict[str, str] = {
 }
 
 DEFAULT_BMC_DEPTH = 10
-"""BMC depth of the command line at ``DEFAULT_BOUNDS``: about half a minute on one core
-(``docs/model.md`` records the measurement)."""
+"""BMC depth of the command line: about 30 s at ``DEFAULT_BOUNDS`` with the lemmas, where
+depth 13 already takes about a minute (``docs/model.md`` records the measurements)."""
 
 
 def kernel_builder(mutant: str | None = None) -> ModelBuilder:
