@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .broken_kernels import BROKEN_KERNELS
 from .checking import JobError
+from .protocol import AdapterError
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -51,17 +53,37 @@ def _positive_int(text: str) -> int:
 
 
 def _add_bounds_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model bounds (defaults are the model's defaults)")
+    group = parser.add_argument_group(
+        "model bounds",
+        "Any bound given replaces the check profiles by one configuration; bounds not given "
+        "take the model's defaults (lashspec.model.kernel_model.Bounds).",
+    )
     group.add_argument("--owners", type=_positive_int, help="number of lease owners")
     group.add_argument("--batches", type=_positive_int, help="queued-work batch slots")
     group.add_argument("--inputs", type=_positive_int, help="pending turn-input slots")
     group.add_argument(
         "--max-generation", type=_positive_int, help="largest session fencing token explored"
     )
+    group.add_argument("--max-incarnation", type=_positive_int, help="restarts allowed per owner")
+    group.add_argument(
+        "--max-claims-per-row", type=_positive_int, help="claims of one row explored"
+    )
+    group.add_argument("--max-head-revision", type=_positive_int, help="commits explored")
+
+
+BOUND_NAMES = (
+    "owners",
+    "batches",
+    "inputs",
+    "max_generation",
+    "max_incarnation",
+    "max_claims_per_row",
+    "max_head_revision",
+)
 
 
 def _bounds_overrides(args: argparse.Namespace) -> dict[str, int]:
-    names = ("owners", "batches", "inputs", "max_generation")
+    names = BOUND_NAMES
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -141,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for each adapter reply"
     )
+    replay.add_argument(
+        "--kernel-variant",
+        choices=[v.name for v in BROKEN_KERNELS],
+        help="replay against a deliberately broken kernel (in memory) to see a divergence",
+    )
     replay.set_defaults(handler=_cmd_replay)
     return parser
 
@@ -214,8 +241,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     progress = _progress(args.quiet)
     files = _collect_trace_files(args.traces)
+    if args.kernel_variant and args.adapter:
+        raise CliError("--kernel-variant replays our kernel: it cannot be combined with --adapter")
     result = run_replay(
-        files, backend=args.backend, adapter=args.adapter, timeout=args.timeout, progress=progress
+        files,
+        backend=args.backend,
+        adapter=args.adapter,
+        timeout=args.timeout,
+        kernel_variant=args.kernel_variant,
+        progress=progress,
     )
     print(result.report())
     return EXIT_OK if result.ok else EXIT_VIOLATION
@@ -230,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, JobError) as error:
         print(f"lashspec: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except AdapterError as error:
+        print(f"lashspec: adapter failed: {error}", file=sys.stderr)
+        return EXIT_VIOLATION
     except KeyboardInterrupt:
         print("lashspec: interrupted", file=sys.stderr)
         return 130

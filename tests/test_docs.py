@@ -47,3 +47,26 @@ def test_kernel_doc_names_only_existing_model_invariants() -> None:
             cited.update(re.findall(r"`([a-z_]+)`", cells[3]))
     unknown = sorted(cited - invariants)
     assert not unknown, f"docs/kernel.md cites unknown model invariants: {unknown}"
+
+
+def _setup_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    setup = text[text.index("## Set up") :]
+    setup = setup[: setup.index("\n## ", 1)]
+    return re.findall(r"```sh\n(.*?)\n```", setup, flags=re.DOTALL)
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_command() -> None:
+    commands = _setup_commands()
+    assert len(commands) == 2, commands
+    install_and_check, tests = commands
+    assert install_and_check.endswith("lashspec check")
+    assert tests.endswith("python -m pytest -q")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests in ci, ".ci/run must run exactly the README's test command"
+
+
+def test_readme_links_point_to_existing_files() -> None:
+    text = (ROOT / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        assert (ROOT / target).exists(), f"README links to missing {target}"
