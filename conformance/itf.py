@@ -188,13 +188,15 @@ class Trace:
 
 
 def _picks_json(picks: Mapping[str, Any]) -> dict[str, Any]:
+    """Quint's ``mbt::nondetPicks`` with only the parameters the action uses, each as Some.
+
+    Quint also writes the unused ones as ``None``; readers (ours included) treat a missing
+    pick as None. We leave them out because itf-py cannot decode a variant tagged ``None``.
+    """
     return {
-        name: (
-            {"tag": "Some", "value": encode_value(picks[name])}
-            if name in picks
-            else {"tag": "None", "value": {"#tup": []}}
-        )
+        name: {"tag": "Some", "value": encode_value(picks[name])}
         for name in PICK_NAMES
+        if name in picks
     }
 
 
