@@ -223,7 +223,8 @@ class KernelAdapter:
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadActionParams(f"parameter {name!r} must be an integer, got {value!r}")
         if value < 0 or (limit is not None and value >= limit):
-            raise BadActionParams(f"parameter {name!r}={value} is out of range 0..{limit}")
+            upper = "" if limit is None else f"..{limit - 1}"
+            raise BadActionParams(f"parameter {name!r}={value} is out of range 0{upper}")
         return value
 
     def _owner(self, picks: Mapping[str, Any]) -> tuple[int, OwnerMemory]:
@@ -534,9 +535,7 @@ class KernelAdapter:
         owners = range(len(w.owners))
         state["owner_alive"] = {o: w.owners[o].alive for o in owners}
         state["owner_inc"] = {o: w.owners[o].incarnation for o in owners}
-        state["owner_fence"] = {
-            o: _fencing_token(w.owners[o].fence) for o in owners
-        }
+        state["owner_fence"] = {o: _fencing_token(w.owners[o].fence) for o in owners}
         state["owner_qclaim"] = {o: self._name(w.owners[o].queue_claim) for o in owners}
         state["owner_qclaim_rows"] = {o: frozenset(w.owners[o].queue_rows) for o in owners}
         state["owner_iclaim"] = {o: self._name(w.owners[o].input_claim) for o in owners}

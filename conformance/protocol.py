@@ -76,18 +76,33 @@ class AdapterClient:
             raise AdapterError(f"cannot start adapter {command!r}: {error}") from None
         assert self._process.stdout is not None
         self._lines: Queue[str | None] = Queue()
+        self._ended = False  # the adapter closed its stdout
+        self._failure: AdapterError | None = None  # once broken, every later request fails
         threading.Thread(
             target=_reader, args=(self._process.stdout, self._lines), daemon=True
         ).start()
-        hello = self._request({"op": "hello", "protocol": PROTOCOL_VERSION})
-        if hello.get("protocol") != PROTOCOL_VERSION:
+        try:
+            hello = self._request({"op": "hello", "protocol": PROTOCOL_VERSION})
+            if hello.get("protocol") != PROTOCOL_VERSION:
+                raise AdapterError(
+                    f"adapter speaks protocol {hello.get('protocol')!r}, "
+                    f"we speak {PROTOCOL_VERSION}"
+                )
+        except AdapterError:
             self.close()
-            raise AdapterError(
-                f"adapter speaks protocol {hello.get('protocol')!r}, we speak {PROTOCOL_VERSION}"
-            )
+            raise
         self.name = str(hello.get("name", command))
 
     def _request(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        if self._failure is not None:
+            raise AdapterError(f"adapter already failed: {self._failure}")
+        try:
+            return self._exchange(message)
+        except AdapterError as error:
+            self._failure = error
+            raise
+
+    def _exchange(self, message: Mapping[str, Any]) -> dict[str, Any]:
         stdin = self._process.stdin
         assert stdin is not None
         try:
@@ -102,6 +117,7 @@ class AdapterClient:
                 f"adapter gave no reply to {message.get('op')} within {self.timeout:g}s"
             ) from None
         if line is None:
+            self._ended = True
             raise AdapterError(self._died(f"before replying to {message.get('op')}"))
         try:
             reply = json.loads(line)
@@ -113,25 +129,28 @@ class AdapterClient:
             kind = str(reply.get("error", "internal"))
             text = str(reply.get("message", ""))
             if kind in ("unknown_action", "bad_params"):
-                raise AdapterRefused(kind, text)
+                # A refusal is an answer, not a broken adapter: the client stays usable.
+                return {"ok": False, "refused": AdapterRefused(kind, text)}
             raise AdapterError(f"adapter error ({kind}) on {message.get('op')}: {text}")
         return reply
 
     def _died(self, when: str) -> str:
-        code = self._process.poll()
-        return f"adapter exited (status {code}) {when}"
+        try:  # its stdout closed first; give the process a moment to report its status
+            code: int | None = self._process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        status = "still running" if code is None else f"status {code}"
+        return f"adapter exited ({status}) {when}"
 
     def reset(self, bounds: Mapping[str, int]) -> None:
         self._request({"op": "reset", "bounds": dict(bounds)})
 
     def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]:
-        reply = self._request(
-            {
-                "op": "apply",
-                "action": action,
-                "picks": {k: encode_value(v) for k, v in picks.items()},
-            }
-        )
+        encoded = {k: encode_value(v) for k, v in picks.items()}
+        reply = self._request({"op": "apply", "action": action, "picks": encoded})
+        refused = reply.get("refused")
+        if isinstance(refused, AdapterRefused):
+            raise refused
         outcome = reply.get("outcome")
         if not isinstance(outcome, dict) or not isinstance(outcome.get("tag"), str):
             raise AdapterError(f"apply {action}: reply lacks an outcome record with a 'tag'")
@@ -148,8 +167,9 @@ class AdapterClient:
 
     def close(self) -> None:
         if self._process.poll() is None:
-            with contextlib.suppress(AdapterError):
-                self._request({"op": "quit"})
+            if not self._ended and self._failure is None:
+                with contextlib.suppress(AdapterError):
+                    self._request({"op": "quit"})
             try:
                 self._process.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
