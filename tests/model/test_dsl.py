@@ -6,7 +6,6 @@ import random
 from typing import Any
 
 import pytest
-
 from lashspec.model.dsl import (
     FALSE,
     TRUE,
