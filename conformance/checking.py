@@ -7,6 +7,7 @@ CLI's table and, for ``check``, ``to_json()`` for ``--report``. Nothing here pri
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -394,13 +395,27 @@ def run_export(
 # ---------------------------------------------------------------------------
 
 
-def load_traces(files: Sequence[Path]) -> list[Trace]:
+def load_traces(files: Sequence[Path], *, validate: bool = False) -> list[Trace]:
+    """Read trace files; with ``validate`` check each against the JSON Schema first."""
+    if validate:
+        try:
+            import jsonschema  # noqa: F401
+        except ImportError:
+            raise JobError(
+                "--validate needs the jsonschema package: pip install 'jsonschema>=4.20'"
+            ) from None
+        from .schema import validate_trace_document
+
     traces = []
     for path in files:
         try:
+            if validate:
+                validate_trace_document(json.loads(path.read_text(encoding="utf-8")), str(path))
             traces.append(read_trace(path))
         except TraceFormatError as error:
             raise JobError(f"malformed trace: {error}") from None
+        except (OSError, ValueError) as error:
+            raise JobError(f"malformed trace: {path}: {error}") from None
     return traces
 
 
@@ -411,9 +426,10 @@ def run_replay(
     adapter: str | None = None,
     timeout: float = 10.0,
     kernel_variant: str | None = None,
+    validate: bool = False,
     progress: Progress = _quiet,
 ) -> ReplayReport:
-    traces = load_traces(files)
+    traces = load_traces(files, validate=validate)
     target: ReplayTarget
     if kernel_variant is not None:
         target = KernelAdapter(broken_memory_store_factory(kernel_variant))

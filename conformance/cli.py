@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=10.0, help="seconds to wait for each adapter reply"
     )
     replay.add_argument(
+        "--validate",
+        action="store_true",
+        help="check every file against conformance/trace.schema.json first (needs jsonschema; "
+        "slow: about 20 files/s)",
+    )
+    replay.add_argument(
         "--kernel-variant",
         choices=[v.name for v in BROKEN_KERNELS],
         help="replay against a deliberately broken kernel (in memory) to see a divergence",
@@ -249,6 +255,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         adapter=args.adapter,
         timeout=args.timeout,
         kernel_variant=args.kernel_variant,
+        validate=args.validate,
         progress=progress,
     )
     print(result.report())

@@ -104,3 +104,16 @@ def test_help_explains_every_command(capsys: pytest.CaptureFixture[str]) -> None
         out, _ = capsys.readouterr()
         assert f"usage: lashspec {command}" in out
         assert "--help" in out
+
+
+def test_replay_validate_rejects_a_file_the_reader_would_accept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_suite(generate_suite(PROFILES[:1], boundary_sample=5, witnesses=False), tmp_path)
+    path = next(tmp_path.glob("scenario-command_only.itf.json"))
+    document = json.loads(path.read_text())
+    document["states"][1]["outcome"] = {"tag": "Vacuumed", "removed": 0}  # not enqueue's outcome
+    path.write_text(json.dumps(document))
+    assert main(["-q", "replay", "--validate", str(path)]) == EXIT_USAGE
+    _, err = capsys.readouterr()
+    assert "$.states[1].outcome.tag" in err and "'Vacuumed' is not one of" in err
