@@ -405,7 +405,7 @@ class ModuleMutator:
             mutated = snippet(point.context if point.context is not None else point.slot.get())
         line = getattr(target, "lineno", 0)
         end_line = getattr(target, "end_lineno", line) or line
-        original_line = self._lines[line - 1] if 0 < line <= len(self._lines) else ""
+        original_line, mutated_line = self._source_lines(point, line, end_line)
         return Mutant(
             module=self.module,
             index=index,
@@ -416,19 +416,22 @@ class ModuleMutator:
             mutated=mutated,
             line=line,
             end_line=end_line,
-            original_line=original_line.strip(),
-            mutated_line=self._mutated_line(point, original_line).strip(),
+            original_line=original_line,
+            mutated_line=mutated_line,
         )
 
-    @staticmethod
-    def _mutated_line(point: _Point, line: str) -> str:
+    def _source_lines(self, point: _Point, line: int, end_line: int) -> tuple[str, str]:
+        """The source lines the mutated node spans, before and after, whitespace collapsed."""
         target = point.slot.get()
-        start, end = getattr(target, "col_offset", None), getattr(target, "end_col_offset", None)
-        same_line = getattr(target, "lineno", 0) == getattr(target, "end_lineno", -1)
-        if start is None or end is None or not same_line:
-            indent = line[: len(line) - len(line.lstrip())]
-            return indent + ast.unparse(point.replacement)
-        return line[:start] + ast.unparse(point.replacement) + line[end:]
+        lines = [text.encode() for text in self._lines[line - 1 : end_line]]  # offsets are bytes
+        if not lines:
+            return "", ast.unparse(point.replacement)
+        start = getattr(target, "col_offset", 0)
+        end = getattr(target, "end_col_offset", None) or len(lines[-1])
+        prefix, suffix = lines[0][:start].decode(), lines[-1][end:].decode()
+        before = " ".join(b" ".join(lines).decode().split())
+        after = " ".join((prefix + ast.unparse(point.replacement) + suffix).split())
+        return before, after
 
     def mutated_source(self, index: int | None = None) -> str:
         """The module unparsed, with mutant ``index`` applied (``None``: unmutated)."""
@@ -989,6 +992,8 @@ class CampaignRun:
     elapsed_seconds: float
     results: list[MutantResult] = field(default_factory=list)
     unit_test_paths: tuple[str, ...] = ()
+    unit_test_seconds: float = 0.0  # part of elapsed_seconds spent on --unit-tests
+    suite_generated: bool = True  # False when an exported suite was reused (--suite)
 
     # -- counts -----------------------------------------------------------------------------
 
@@ -1042,6 +1047,8 @@ class CampaignRun:
             "baseline_seconds": round(self.baseline_seconds, 3),
             "elapsed_seconds": round(self.elapsed_seconds, 1),
             "unit_test_paths": list(self.unit_test_paths),
+            "unit_test_seconds": round(self.unit_test_seconds, 1),
+            "suite_generated": self.suite_generated,
             "summary": {
                 "total": self.total,
                 "killed": self.killed,
@@ -1067,6 +1074,8 @@ class CampaignRun:
             elapsed_seconds=float(document["elapsed_seconds"]),
             results=[MutantResult.from_json(r) for r in document["mutants"]],
             unit_test_paths=tuple(document.get("unit_test_paths", ())),
+            unit_test_seconds=float(document.get("unit_test_seconds", 0.0)),
+            suite_generated=bool(document.get("suite_generated", True)),
         )
 
 
@@ -1141,8 +1150,10 @@ def run_campaign(
             )
             for m in mutants
         ]
+        unit_tests_started = time.perf_counter()
         if unit_tests:
             results = _run_unit_tests(workdir, results, unit_test_paths, jobs, progress)
+        unit_test_seconds = time.perf_counter() - unit_tests_started
         return CampaignRun(
             modules=tuple(name for name in MUTABLE_MODULES if name in modules),
             operators=chosen_operators,
@@ -1154,6 +1165,8 @@ def run_campaign(
             elapsed_seconds=time.perf_counter() - started,
             results=results,
             unit_test_paths=tuple(unit_test_paths) if unit_tests else (),
+            unit_test_seconds=unit_test_seconds if unit_tests else 0.0,
+            suite_generated=suite_dir is None,
         )
 
 
@@ -1172,10 +1185,19 @@ def _run_unit_tests(
         return results
     survivors = [r for r in results if not r.killed]
     progress(f"running the unit tests against {len(survivors)} survivors")
+    lock = threading.Lock()
+    done = [0]
+
+    def check(result: MutantResult) -> str:
+        verdict = _unit_test_verdict(workdir, result.mutant.ref, paths)
+        with lock:
+            done[0] += 1
+            count = done[0]
+        progress(f"mutant {count}/{len(survivors)} unit tests {result.mutant.where}: {verdict}")
+        return verdict
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        verdicts = list(
-            pool.map(lambda r: _unit_test_verdict(workdir, r.mutant.ref, paths), survivors)
-        )
+        verdicts = list(pool.map(check, survivors))
     by_ref = {r.mutant.ref: v for r, v in zip(survivors, verdicts, strict=True)}
     return [MutantResult(r.mutant, r.verdict, r.covered, by_ref.get(r.mutant.ref)) for r in results]
 
@@ -1262,8 +1284,7 @@ def text_report(run: CampaignRun) -> str:
         f"survivors excluded) {_percent(run.in_scope_score)}",
         f"survivors: equivalent {triaged['equivalent']}, outside {triaged['outside']}, "
         f"gap {triaged['gap']}, untriaged {triaged['untriaged']}",
-        f"campaign {run.elapsed_seconds:.0f} s over {run.suite_traces} traces "
-        f"({run.suite_steps} steps), {run.jobs} worker(s)",
+        f"{_timing(run)}; {run.suite_traces} traces ({run.suite_steps} steps)",
     ]
     if run.survivors:
         lines += ["", "survivors:"]
@@ -1347,9 +1368,8 @@ def render_markdown(run: CampaignRun) -> str:
         "",
         f"Modules: {', '.join(f'`kernel/{m}.py`' for m in run.modules)}; operators: all "
         f"{len(run.operators)}; suite: {run.suite_traces} traces, {run.suite_steps} steps "
-        f"(baseline replay {run.baseline_seconds:.2f} s under the line tracer); campaign "
-        f"{run.elapsed_seconds:.0f} s with {run.jobs} workers, time limit "
-        f"{run.timeout_s:g} s per mutant.",
+        f"(baseline replay {run.baseline_seconds:.2f} s under the line tracer); "
+        f"{_timing(run)}; time limit {run.timeout_s:g} s per mutant.",
         "",
         f"* **{run.total} mutants, {run.killed} killed, {run.total - run.killed} survived: "
         f"score {_percent(run.score)}.**",
@@ -1368,50 +1388,91 @@ def render_markdown(run: CampaignRun) -> str:
         "",
     ]
     if run.unit_test_paths:
+        killed_by_tests = sum(r.unit_tests == "killed" for r in run.survivors)
         lines += [
-            "The *unit tests* column says whether the unit tests "
-            f"({', '.join(f'`{p}`' for p in run.unit_test_paths)}) kill the survivor.",
+            f"The unit tests ({', '.join(f'`{p}`' for p in run.unit_test_paths)}, memory "
+            f"backend) were run against every survivor: they kill {killed_by_tests} of the "
+            f"{len(run.survivors)}. *unit tests: survived* marks the survivors nothing catches.",
             "",
         ]
     groups: dict[str, list[MutantResult]] = {}
     for result in run.survivors:
         match = triage_of(result.mutant)
         groups.setdefault(match[1].category.value if match else "untriaged", []).append(result)
-    titles = {
-        "gap": "Real gaps (the abstract system could see these; no trace does)",
-        "untriaged": "Untriaged",
-        "outside": "Outside the abstract system (unit tests are the net)",
-        "equivalent": "Equivalent (no observable change through the store API)",
-    }
-    for category in ("gap", "untriaged", "outside", "equivalent"):
+    for category in ("gap", "untriaged"):
         chosen = groups.get(category, [])
-        if not chosen:
-            continue
-        lines += [f"### {titles[category]}: {len(chosen)}", ""]
-        header = ["where", "function", "operator", "original", "mutated", "why"]
-        if run.unit_test_paths:
-            header.insert(5, "unit tests")
-        rows = []
-        for result in chosen:
-            m = result.mutant
-            match = triage_of(m)
-            why = match[1].why if match else ""
-            if not result.covered:
-                why = (why + " " if why else "") + "(not executed by the suite)"
-            row = [
+        if chosen:
+            lines += [f"### {SURVIVOR_TITLES[category]}: {len(chosen)}", ""]
+            lines += [*_survivor_table(run, chosen), ""]
+    for category in ("outside", "equivalent"):
+        chosen = groups.get(category, [])
+        if chosen:
+            lines += [f"### {SURVIVOR_TITLES[category]}: {len(chosen)}", ""]
+            lines += _survivor_groups(run, chosen)
+    lines += MEANING
+    return "\n".join(lines) + "\n"
+
+
+SURVIVOR_TITLES = {
+    "gap": "Real gaps (the abstract system could see these; no trace does)",
+    "untriaged": "Untriaged",
+    "outside": "Outside the abstract system (the unit tests are the net)",
+    "equivalent": "Equivalent (no change observable through the store API)",
+}
+
+
+def _timing(run: CampaignRun) -> str:
+    campaign = run.elapsed_seconds - run.unit_test_seconds
+    suite = "suite generation included" if run.suite_generated else "suite reused"
+    text = f"campaign {campaign:.0f} s with {run.jobs} workers ({suite})"
+    if run.unit_test_seconds:
+        text += f", plus {run.unit_test_seconds:.0f} s of unit tests against the survivors"
+    return text
+
+
+def _notes(run: CampaignRun, result: MutantResult) -> str:
+    notes = [] if result.covered else ["not executed by the suite"]
+    if run.unit_test_paths and result.unit_tests is not None:
+        notes.append(f"unit tests: {result.unit_tests}")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def _survivor_table(run: CampaignRun, chosen: Sequence[MutantResult]) -> list[str]:
+    rows = []
+    for result in chosen:
+        m = result.mutant
+        match = triage_of(m)
+        why = (match[1].why if match else "") + _notes(run, result)
+        rows.append(
+            (
                 f"{m.file}:{m.line}",
                 f"`{m.function}`",
                 m.operator,
                 f"`{_md_cell(m.original_line)}`",
                 f"`{_md_cell(m.mutated_line)}`",
-                _md_cell(why),
-            ]
-            if run.unit_test_paths:
-                row.insert(5, result.unit_tests or "")
-            rows.append(row)
-        lines += [*_md_table(header, rows), ""]
-    lines += MEANING
-    return "\n".join(lines) + "\n"
+                _md_cell(why.strip()),
+            )
+        )
+    return _md_table(("where", "function", "operator", "original", "mutated", "why"), rows)
+
+
+def _survivor_groups(run: CampaignRun, chosen: Sequence[MutantResult]) -> list[str]:
+    """One paragraph per explanation, listing its survivors."""
+    by_reason: dict[str, list[MutantResult]] = {}
+    for result in chosen:
+        match = triage_of(result.mutant)
+        by_reason.setdefault(match[1].why if match else "", []).append(result)
+    lines: list[str] = []
+    for why, results in by_reason.items():
+        lines += [f"**{_md_cell(why)}** ({len(results)})", ""]
+        for result in results:
+            m = result.mutant
+            lines.append(
+                f"- {m.file}:{m.line} `{m.function}` {m.operator}: `{_md_cell(m.original)}` → "
+                f"`{_md_cell(m.mutated)}`{_notes(run, result)}"
+            )
+        lines.append("")
+    return lines
 
 
 MEANING: list[str] = [

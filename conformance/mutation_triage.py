@@ -248,33 +248,29 @@ _TABLE_ASSERT = Triage(
     EQUIVALENT,
     "every caller uses a transition in the table; the raise only guards against kernel bugs",
 )
-_STRENUM = Triage(
-    EQUIVALENT,
-    "ClaimBoundary and CheckpointKind are StrEnums: converting a member returns the member",
-)
 _OWNER_TOKEN = Triage(
     EQUIVALENT,
     "owner and lease token are written and cleared together, so one is None iff the other is",
 )
 _MESSAGE = Triage(
-    EQUIVALENT,
+    OUTSIDE,
     (
-        "a different owner means a different lease token, so the next check raises the same typed "
-        "error; only the message differs"
+        "the lease token embeds owner and incarnation, so the token check raises the same error; "
+        "only a forged fence (another owner, the row's token) tells, as the unit tests do"
     ),
 )
 _TOKEN_GEN = Triage(
-    EQUIVALENT,
+    OUTSIDE,
     (
-        "the lease token embeds the generation, so a fence whose token matches has the row's "
-        "generation"
+        "the lease token embeds the generation, so only a forged fence (the row's token, another "
+        "generation) reaches this check; the unit tests forge one"
     ),
 )
 _RELEASED_TIMES = Triage(
-    EQUIVALENT,
+    OUTSIDE,
     (
-        "a released row has no token, so it is never live whatever its timestamps, and acquiring "
-        "rewrites them"
+        "a released row is never live whatever its timestamps; only raw row inspection (not in "
+        "the abstract state) sees them"
     ),
 )
 _NO_CANDIDATES = Triage(
@@ -301,49 +297,68 @@ _GAP_RECLAIM_ROWS = Triage(
     GAP,
     (
         "a new generation claiming rows pinned to an older one needs max_claims_per_row >= 2, "
-        "which no profile or scenario bound has"
+        "which no bound has; e.g. at 2: enqueue b0, acquire o0, claim_command o0, expire, acquire "
+        "o1, claim_command o1 (Claimed qwc:b0:2)"
     ),
 )
 _GAP_COMMAND_GATE = Triage(
     GAP,
     (
-        "no trace runs claim_command while turn work is at the head of the queue (b0 settled, b1 "
-        "queued)"
+        "no trace runs claim_command with turn work at the head; e.g. enqueue b0, b1, acquire o0, "
+        "claim_command, commit, claim_command (NoClaim)"
     ),
 )
 _GAP_WAKE_AND_JOIN = Triage(
     GAP,
-    "no trace runs claim_work while both b1 (exclusive wake) and b2 (join) are claimable",
+    (
+        "no trace claims work while b1 and b2 are both claimable; e.g. join bounds: enqueue b0, "
+        "b1, b2, acquire o0, claim_command, commit, claim_work idle (Claimed b1 alone)"
+    ),
 )
 _GAP_JOIN_HEAD = Triage(
     GAP,
-    "no trace runs claim_work with the join batch b2 at the head of the queue",
+    (
+        "no trace claims work with the join batch b2 at the head; e.g. the wake-and-join trace "
+        "continued: commit, claim_work idle (Claimed b2)"
+    ),
 )
 _GAP_ACTIVE_GATE = Triage(
     GAP,
     (
-        "no trace runs claim_work at the active-turn checkpoint with b2 (after-commit delivery) "
-        "at the head"
+        "no trace claims at the active-turn checkpoint with b2 (after-commit delivery) at the "
+        "head; e.g. the wake-and-join trace continued: commit, claim_work active_turn_checkpoint "
+        "(NoClaim)"
     ),
 )
 _GAP_RELEASED_FENCE = Triage(
     GAP,
-    "no trace presents a stale fence after another owner released the lease (row without owner)",
+    (
+        "no trace presents a stale fence to a released lease row; e.g. acquire o0, expire, "
+        "acquire o1, release o1, commit o0 (SessionExecutionLeaseExpired)"
+    ),
 )
 _GAP_STALE_OBSERVATION = Triage(
     GAP,
-    "no trace reclaims with a stale observation while the current holder is dead (Busy expected)",
+    (
+        "no trace reclaims with a stale observation while the current holder is dead; e.g. "
+        "acquire o0, crash o0, reclaim o1 observed=1, crash o1, restart o0, reclaim o0 observed=1 "
+        "(Busy)"
+    ),
 )
 _GAP_INPUT_HEAD_FENCING = Triage(
     GAP,
     (
-        "a multi-row input claim whose rows have different claim fencing tokens needs "
-        "max_claims_per_row >= 2"
+        "a multi-row input claim over rows with different claim fencing needs max_claims_per_row "
+        ">= 2; e.g. at 2: enqueue i0, i1, i2, acquire o0, claim_active_inputs after_work, "
+        "abandon_inputs, claim_active_inputs before_completion (tic:i1:2)"
     ),
 )
 _GAP_ABANDON_ACTIVE = Triage(
     GAP,
-    "no trace abandons an active-turn input claim (accepted row back to pending_active)",
+    (
+        "no trace abandons an active-turn input claim; e.g. enqueue i0, i1, acquire o0, "
+        "claim_active_inputs after_work, abandon_inputs (i1 back to pending_active)"
+    ),
 )
 
 TRIAGE: dict[TriageKey, Triage] = {
@@ -709,7 +724,7 @@ TRIAGE: dict[TriageKey, Triage] = {
         "if_not",
         "isinstance(value, enum_type)",
         "not isinstance(value, enum_type)",
-    ): _STRENUM,
+    ): _WIRE,
     TriageKey(
         "kernel/engine.py",
         "_wire",
