@@ -232,7 +232,8 @@ def _suite_stage(
         f"{len(suite.traces)} traces ({', '.join(f'{k} {v}' for k, v in suite.kinds().items())}), "
         f"{suite.steps} steps; {covered}/{declared} action x outcome pairs, "
         f"{goals} instance goals in {cover_steps} steps, "
-        f"{len(suite.boundaries)} invariant boundaries"
+        f"{len(suite.targeted_invariants())}/{len(suite.invariants)} invariants targeted "
+        f"({len(suite.boundaries)} boundary traces, {suite.kinds().get('witness', 0)} witnesses)"
     )
     # The check profiles must reach every declared outcome; custom bounds may be too small to.
     must_cover = tuple(profiles) == PROFILES

@@ -356,7 +356,7 @@ class Suite:
     declared_action_outcomes: list[tuple[str, str]] = field(default_factory=list)
     covered_action_outcomes: list[tuple[str, str]] = field(default_factory=list)
     boundaries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    invariants: list[str] = field(default_factory=list)
+    invariants: list[str] = field(default_factory=list)  # every invariant of the model
     elapsed: float = 0.0
 
     @property
@@ -367,6 +367,15 @@ class Suite:
     @property
     def unexplained_unreached(self) -> list[tuple[str, str]]:
         return [p for p in self.unreached_action_outcomes if p not in UNREACHABLE_BY_DESIGN]
+
+    def targeted_invariants(self) -> list[str]:
+        """Invariants with a boundary trace or a mutant witness aimed at them."""
+        witnessed = {
+            m.expected_invariant
+            for m in MUTANTS
+            if any(t.meta.get("mutant") == m.name for t in self.traces)
+        }
+        return sorted(set(self.boundaries) | witnessed)
 
     @property
     def steps(self) -> int:
@@ -403,6 +412,11 @@ class Suite:
                 ],
             },
             "invariant_boundaries": self.boundaries,
+            "invariants": {
+                "total": len(self.invariants),
+                "targeted": self.targeted_invariants(),
+                "untargeted": [i for i in self.invariants if i not in self.targeted_invariants()],
+            },
             "total_steps": self.steps,
         }
 
@@ -509,7 +523,7 @@ def generate_suite(
             )
     suite.declared_action_outcomes = sorted(declared)
     suite.covered_action_outcomes = sorted(_covered_pairs(suite.traces) & declared)
-    suite.invariants = sorted(best_boundary)
+    suite.invariants = sorted(inv.name for inv in build_model(SCENARIO_BOUNDS).invariants)
     suite.elapsed = time.perf_counter() - started
     progress(
         f"suite: {len(suite.traces)} traces, {suite.steps} steps, "

@@ -74,6 +74,10 @@ def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
     assert kinds["witness"] == 10
     assert kinds["boundary"] == len(suite.boundaries) >= 10
     assert kinds["cover"] > 100
+    assert len(suite.invariants) == 27
+    targeted = suite.targeted_invariants()
+    assert set(targeted) <= set(suite.invariants)
+    assert len(targeted) >= 23, f"untargeted: {set(suite.invariants) - set(targeted)}"
 
 
 def _outcomes(trace: Trace) -> list[tuple[str, str]]:
