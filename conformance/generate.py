@@ -33,6 +33,7 @@ files are canonical JSON, so the same model and bounds give byte-identical files
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model.dsl import CompiledModel, FlatState, compile_model
-from ..model.explore import ExplorationResult, explore
+from ..model.explore import ExplorationResult, Violation, explore
 from ..model.kernel_model import DEFAULT_BOUNDS, Bounds, build_model
 from ..model.mutants import MUTANTS
 from ..model.profiles import PROFILES, SCENARIO_BOUNDS, UNREACHABLE_BY_DESIGN, Profile
@@ -324,15 +325,25 @@ def invariant_boundaries(result: ExplorationResult, sample: int = 400) -> dict[s
 # ---------------------------------------------------------------------------
 
 
-def mutant_witness(
-    runner: ModelRunner, mutant_name: str, bounds: Bounds, max_states: int = 200_000
-) -> list[ActionStep] | None:
-    """The mutant's shortest counterexample, cut where the correct model refuses a step."""
+@functools.cache
+def shortest_counterexample(
+    mutant_name: str, bounds: Bounds, max_states: int = 2_000_000
+) -> Violation | None:
+    """The seeded model bug's shortest violation at ``bounds`` (cached: check and the suite
+    both need it). Breadth-first search stops at the first violating state."""
     mutant = next(m for m in MUTANTS if m.name == mutant_name)
     result = explore(mutant.build(bounds), max_states=max_states, stop_on_violation=True)
     if not result.violations:
         return None
-    violation = min(result.violations.values(), key=lambda v: (len(v.path), v.invariant))
+    return min(result.violations.values(), key=lambda v: (len(v.path), v.invariant))
+
+
+def mutant_witness(runner: ModelRunner, mutant_name: str) -> list[ActionStep] | None:
+    """The mutant's shortest counterexample at ``runner``'s bounds, cut where the correct
+    model refuses a step."""
+    violation = shortest_counterexample(mutant_name, runner.bounds)
+    if violation is None:
+        return None
     steps: list[ActionStep] = []
     flat = runner.initial()
     for step in violation.path:
@@ -495,12 +506,10 @@ def generate_suite(
             rank = (boundary.fragility, -len(steps))
             if known is None or rank > (known[0], known[1]):
                 best_boundary[name] = (boundary.fragility, -len(steps), trace)
-        if witnesses:
-            _add_witnesses(suite, runner, prof.name)
     if witnesses:
-        # Some bugs need more than the profiles allow (a third generation, a second claim
-        # of one row): their witnesses come from the default bounds, found in a few thousand
-        # states because the search stops at the first violation.
+        # At the default bounds: some bugs need more than the profiles allow (a third
+        # generation, a second claim of one row), and the search stops at the first
+        # violation, a few thousand states in.
         _add_witnesses(suite, ModelRunner(DEFAULT_BOUNDS), "default")
     for name in sorted(best_boundary):
         fragility, _, trace = best_boundary[name]
@@ -537,7 +546,7 @@ def _add_witnesses(suite: Suite, runner: ModelRunner, profile_name: str) -> None
     for mutant in MUTANTS:
         if any(t.meta.get("mutant") == mutant.name for t in suite.traces):
             continue
-        witness = mutant_witness(runner, mutant.name, runner.bounds)
+        witness = mutant_witness(runner, mutant.name)
         if witness is None:
             continue
         meta = {
