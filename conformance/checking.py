@@ -246,7 +246,7 @@ def _suite_stage(
 def _replay_stage(traces: Sequence[Trace], backend: str, progress: Progress) -> CheckStage:
     started = time.perf_counter()
     progress(f"replay {len(traces)} traces on {backend}")
-    report = replay_all(traces, kernel_target(backend))
+    report = replay_all(traces, kernel_target(backend), progress=progress)
     seconds = time.perf_counter() - started
     failures = [r for r in report.results if not r.ok]
     detail = f"{len(traces) - len(failures)}/{len(traces)} traces, {report.actions} actions"
@@ -439,4 +439,4 @@ def run_replay(
     else:
         target = kernel_target(backend)
         progress(f"replay {len(traces)} traces on {backend}")
-    return replay_all(traces, target)
+    return replay_all(traces, target, progress=progress)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -159,10 +159,19 @@ def kernel_target(backend: str, directory: Path | None = None) -> KernelAdapter:
     raise ValueError(f"unknown backend {backend!r}; expected memory or sqlite")
 
 
-def replay_all(traces: Sequence[Trace], target: ReplayTarget) -> ReplayReport:
+def replay_all(
+    traces: Sequence[Trace],
+    target: ReplayTarget,
+    progress: Callable[[str], None] | None = None,
+    every: int = 200,
+) -> ReplayReport:
+    """Replay every trace against ``target`` (closed at the end), reporting progress."""
     report = ReplayReport()
     try:
-        for trace in traces:
+        for number, trace in enumerate(traces, start=1):
+            if progress is not None and number % every == 0:
+                failed = sum(not r.ok for r in report.results)
+                progress(f"replayed {number}/{len(traces)} traces, {failed} failed")
             try:
                 report.results.append(replay_trace(trace, target))
             except AdapterError as error:
