@@ -225,6 +225,7 @@ class _PointCollector:
         self.points: list[_Point] = []
         self._scope: list[str] = []
         self._functions: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+        self._enclosing: list[ast.expr] = []  # the expressions around the current one
 
     # -- traversal ------------------------------------------------------------------------
 
@@ -284,12 +285,14 @@ class _PointCollector:
         if isinstance(node, ast.JoinedStr):
             return
         self._expression_points(slot, node)
+        self._enclosing.append(node)
         for name, value in ast.iter_fields(node):
             if isinstance(value, list):
                 for index, item in enumerate(value):
                     self._child(node, name, index, item)
             else:
                 self._child(node, name, None, value)
+        self._enclosing.pop()
 
     # -- operators ------------------------------------------------------------------------
 
@@ -349,6 +352,8 @@ class _PointCollector:
             # name a constant by the expression or simple statement that holds it
             compound = isinstance(slot.parent, ast.stmt) and hasattr(slot.parent, "body")
             context = None if compound else slot.parent
+            if isinstance(slot.parent, ast.Slice) and len(self._enclosing) >= 2:
+                context = self._enclosing[-2]  # `xs[1:]` says more than `1:`
             self._add(slot, "constant", ast.Constant(node.value + 1), context)
             # `x + 1` -> `x + 0` is the add_one operator's mutant already
             is_added_one = (
@@ -1231,6 +1236,23 @@ def triage_of(mutant: Mutant) -> tuple[TriageKey, Triage] | None:
     return max(matches, key=lambda item: _specificity(item[0]))
 
 
+def unused_triage(run: CampaignRun) -> list[TriageKey]:
+    """Entries for the run's modules and operators that explain no survivor of the run: the
+    suite now kills those mutants, so the entry (a gap, say) should go."""
+    files = {f"kernel/{module}.py" for module in run.modules}
+    survivors = [r.mutant for r in run.survivors]
+    return [
+        key
+        for key in TRIAGE
+        if key.file in files
+        and (key.operator == "*" or key.operator in run.operators)
+        and not any(
+            key.matches(m.file, m.function, m.operator, m.original, m.mutated, m.occurrence)
+            for m in survivors
+        )
+    ]
+
+
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
@@ -1286,6 +1308,12 @@ def text_report(run: CampaignRun) -> str:
         f"gap {triaged['gap']}, untriaged {triaged['untriaged']}",
         f"{_timing(run)}; {run.suite_traces} traces ({run.suite_steps} steps)",
     ]
+    unused = unused_triage(run)
+    if unused:
+        lines += ["", f"triage entries that explain no survivor of this run ({len(unused)}):"]
+        lines += [
+            f"  {k.file} {k.function} {k.operator}: {k.original} -> {k.mutated}" for k in unused
+        ]
     if run.survivors:
         lines += ["", "survivors:"]
         for result in run.survivors:
@@ -1342,7 +1370,9 @@ def render_markdown(run: CampaignRun) -> str:
         "suite written by `lashspec export` instead of generating one, `--limit N` for a smoke",
         "run, `--unit-tests` to also run the store-level unit tests against every survivor, and",
         "`--from-json RUN.json` to re-render this page (for instance after editing the triage)",
-        "without re-running. The command exits with status 1 when a survivor has no triage entry.",
+        "without re-running. The command exits with status 1 when a survivor has no triage entry,",
+        "and lists the triage entries that explain no survivor any more (the suite caught up",
+        "with them: delete them).",
         "",
         "How it works: the kernel sources and the suite are snapshotted into a temporary",
         "directory; `--jobs` long-lived worker processes each parse the snapshot once and, per",
@@ -1379,6 +1409,7 @@ def render_markdown(run: CampaignRun) -> str:
         f"abstract system, {triaged['gap']} real gaps, {triaged['untriaged']} untriaged.",
         f"* Score on the abstract system (equivalent and outside survivors left out of the "
         f"total): **{_percent(run.in_scope_score)}**.",
+        *_unit_test_bullet(run),
         "",
         *_md_table(
             ("module", "operator", "mutants", "killed", "survived", "score"), breakdown(run)
@@ -1419,6 +1450,21 @@ SURVIVOR_TITLES = {
     "outside": "Outside the abstract system (the unit tests are the net)",
     "equivalent": "Equivalent (no change observable through the store API)",
 }
+
+
+def _unit_test_bullet(run: CampaignRun) -> list[str]:
+    if not run.unit_test_paths:
+        return []
+    outside = [
+        r
+        for r in run.survivors
+        if (match := triage_of(r.mutant)) is not None and match[1].category is Category.OUTSIDE
+    ]
+    caught = sum(r.unit_tests == "killed" for r in outside)
+    return [
+        f"* The unit tests kill {caught} of the {len(outside)} outside survivors; the other "
+        f"{len(outside) - caught} are caught by nothing (marked *unit tests: survived*)."
+    ]
 
 
 def _timing(run: CampaignRun) -> str:
@@ -1487,6 +1533,10 @@ MEANING: list[str] = [
     "suite itself; every *real gap* is a behaviour the model could express but no generated",
     "trace exercises, and is the place to add a trace or a scenario. A killed mutant says only",
     "that some trace notices the change, not that the suite finds every bug of that shape.",
+    "",
+    "The figures belong to the suite of the day: the suite is generated from the model and its",
+    "profiles, so a change there moves them. Re-run the campaign after such changes; the",
+    "triage entries that no longer explain a survivor are listed for deletion.",
 ]
 
 
