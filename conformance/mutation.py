@@ -453,10 +453,6 @@ class ModuleMutator:
             return compile(self._tree, self.path, "exec")
 
 
-def mutants_of_source(module: str, source: str, path: str = "<kernel>") -> list[Mutant]:
-    return ModuleMutator(module, source, path).mutants
-
-
 # ---------------------------------------------------------------------------
 # The kernel snapshot and installing a mutant
 # ---------------------------------------------------------------------------
@@ -681,11 +677,7 @@ def covered_lines(
         verdict = replay_against(store_class, traces)
     finally:
         sys.settrace(None)
-    return replace_seconds(verdict, time.perf_counter() - started), hits
-
-
-def replace_seconds(verdict: Verdict, seconds: float) -> Verdict:
-    return Verdict(verdict.status, verdict.trace, verdict.detail, seconds)
+    return replace(verdict, seconds=time.perf_counter() - started), hits
 
 
 # ---------------------------------------------------------------------------
