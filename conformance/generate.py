@@ -25,7 +25,9 @@ Three kinds of targeted traces follow:
   that state (or to a successor's history flag) that would break it;
 * **witness** traces, one per seeded model mutant: the mutant's shortest counterexample,
   replayed in the correct model, so the step where the bug would bite is pinned;
-* **scenario** traces: the seed's nine Runtime Scenarios in the trace vocabulary.
+* **scenario** traces: the seed's nine Runtime Scenarios in the trace vocabulary;
+* **promoted** traces: short reproductions of kernel bugs that mutation testing found the
+  other traces miss (:mod:`lashspec.conformance.promoted_traces`).
 
 Everything is deterministic: exploration, scans and searches run in binding order, and the
 files are canonical JSON, so the same model and bounds give byte-identical files.
@@ -48,6 +50,7 @@ from ..model.mutants import MUTANTS
 from ..model.profiles import PROFILES, SCENARIO_BOUNDS, UNREACHABLE_BY_DESIGN, Profile
 from .itf import Trace, dumps_canonical, trace_to_json
 from .modeltrace import ActionNotEnabled, ModelRunner, trace_of
+from .promoted_traces import PROMOTED_TRACES
 from .seed_traces import SEED_SCENARIO_TRACES
 
 Progress = Callable[[str], None]
@@ -443,6 +446,7 @@ def generate_suite(
     boundary_sample: int = 400,
     witnesses: bool = True,
     scenarios: bool = True,
+    promoted: bool = True,
     explored: Mapping[str, ExplorationResult] | None = None,
     progress: Progress = _quiet,
 ) -> Suite:
@@ -528,6 +532,16 @@ def generate_suite(
                     [(a, dict(p)) for a, p in scenario],
                     f"scenario-{name}",
                     {"kind": "scenario", "profile": "scenario", "purpose": purpose},
+                )
+            )
+    if promoted:
+        for name, (purpose, bounds, promoted_steps) in PROMOTED_TRACES.items():
+            suite.traces.append(
+                trace_of(
+                    ModelRunner(bounds),
+                    [(a, dict(p)) for a, p in promoted_steps],
+                    f"promoted-{name}",
+                    {"kind": "promoted", "profile": "promoted", "purpose": purpose},
                 )
             )
     suite.declared_action_outcomes = sorted(declared)

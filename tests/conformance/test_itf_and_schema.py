@@ -65,7 +65,7 @@ def suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trace_files(suite_dir: Path) -> list[Path]:
     files = sorted(suite_dir.glob("*.itf.json"))
     kinds = {json.loads(f.read_text())["#meta"]["lashspec"].get("kind") for f in files}
-    assert kinds == {"cover", "boundary", "scenario"}
+    assert kinds == {"cover", "boundary", "scenario", "promoted"}
     assert len(files) > 20
     return files
 

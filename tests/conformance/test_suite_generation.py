@@ -71,6 +71,7 @@ def test_suite_covers_every_declared_outcome_except_the_documented_dead_cases(
 def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
     kinds = suite.kinds()
     assert kinds["scenario"] == 9
+    assert kinds["promoted"] == 2
     assert kinds["witness"] == 10
     assert kinds["boundary"] == len(suite.boundaries) >= 10
     assert kinds["cover"] > 100
@@ -163,3 +164,16 @@ def test_minimising_a_passing_trace_is_refused(suite: Suite) -> None:
     runner = ModelRunner(Bounds(**trace.meta["bounds"]))
     with pytest.raises(ValueError, match="does not diverge"):
         minimise_trace(trace, runner, kernel_target("memory"))
+
+
+def test_promoted_traces_pin_the_behaviour_they_were_promoted_for(suite: Suite) -> None:
+    by_id = {t.trace_id: t for t in suite.traces}
+    released = _outcomes(by_id["promoted-stale_fence_after_release"])
+    assert released[3:] == [
+        ("release", "Ok"),
+        ("commit", "SessionExecutionLeaseExpired"),
+        ("renew", "SessionExecutionLeaseExpired"),
+        ("claim_next_inputs", "SessionExecutionLeaseExpired"),
+    ]
+    head = by_id["promoted-input_claim_id_names_its_head"]
+    assert head.steps[7].outcome["claim"] == "tic:i1:2"

@@ -1,0 +1,71 @@
+"""Promoted traces: short hand-written reproductions kept in the suite for good.
+
+The edge cover is driven by goals (action instance, outcome, lane row statuses); some
+behaviour sits below that resolution or outside the check profiles' bounds. When mutation
+testing finds a kernel bug the suite misses on the abstract system, the shortest action
+sequence that exposes it is promoted here, the way lash keeps its promoted replays. Expected
+outcomes and states still come from the model (:func:`~lashspec.conformance.modeltrace.trace_of`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model.kernel_model import Bounds
+
+Steps = tuple[tuple[str, dict[str, Any]], ...]
+
+
+def _a(action: str, **picks: Any) -> tuple[str, dict[str, Any]]:
+    return (action, picks)
+
+
+_SMALL = Bounds(
+    owners=2,
+    max_incarnation=0,
+    batches=1,
+    inputs=1,
+    max_generation=2,
+    max_claims_per_row=1,
+    max_head_revision=1,
+)
+
+PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
+    "stale_fence_after_release": (
+        "a fence presented after its lease expired, was taken over and then released is "
+        "refused (the row has no holder, which differs from an expired or a foreign holder)",
+        _SMALL,
+        (
+            _a("acquire", o=0),
+            _a("expire"),
+            _a("acquire", o=1),
+            _a("release", o=1),
+            _a("commit", o=0, release=False, defer=False),
+            _a("renew", o=0),
+            _a("claim_next_inputs", o=0),
+        ),
+    ),
+    "input_claim_id_names_its_head": (
+        "a multi-row input claim over rows with different claim fencing tokens takes its id "
+        "from the head row: tic:i1:2, not the last row's tic:i2:1",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=1,
+            inputs=3,
+            max_generation=1,
+            max_claims_per_row=2,
+            max_head_revision=1,
+        ),
+        (
+            _a("enqueue_input", i=0),
+            _a("enqueue_input", i=1),
+            _a("enqueue_input", i=2),
+            _a("acquire", o=0),
+            _a("claim_active_inputs", o=0, checkpoint="after_work"),
+            _a("abandon_inputs", o=0),
+            _a("claim_active_inputs", o=0, checkpoint="before_completion"),
+            _a("commit", o=0, release=True, defer=False),
+        ),
+    ),
+}
