@@ -96,6 +96,7 @@ UNIT_TEST_PATHS: tuple[str, ...] = (
     "tests/test_bad_inputs.py",
     "tests/runtime_scenarios",
     "tests/kernel/test_turn_driver.py",
+    "tests/test_kernel_edges.py",
 )
 # (the index test asserts that both backends were collected, so it cannot run on one)
 UNIT_TEST_SELECTION = "not sqlite and not test_conformance_index_names_all_37_cases"
