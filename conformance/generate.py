@@ -404,6 +404,7 @@ class Suite:
 
     def index(self) -> dict[str, Any]:
         """The suite's index.json: files, coverage and cost (no timings: it must be stable)."""
+        targeted = self.targeted_invariants()
         return {
             "format_version": "lashspec-suite/1",
             "traces": [
@@ -428,8 +429,8 @@ class Suite:
             "invariant_boundaries": self.boundaries,
             "invariants": {
                 "total": len(self.invariants),
-                "targeted": self.targeted_invariants(),
-                "untargeted": [i for i in self.invariants if i not in self.targeted_invariants()],
+                "targeted": targeted,
+                "untargeted": [i for i in self.invariants if i not in targeted],
             },
             "total_steps": self.steps,
         }
