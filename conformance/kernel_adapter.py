@@ -524,7 +524,8 @@ class KernelAdapter:
         w = self.world
         store = w.store
         now = w.clock.now_ms()
-        row = store.inspect_lease_row(SESSION)
+        seen = store.inspect_session(SESSION)
+        row = seen.lease_row
         holder = row.owner if row is not None else None
         state: dict[str, Any] = {
             "lease_holder": _owner_index(holder) if holder is not None else -1,
@@ -541,7 +542,7 @@ class KernelAdapter:
         state["owner_iclaim"] = {o: self._name(w.owners[o].input_claim) for o in owners}
         state["owner_iclaim_rows"] = {o: frozenset(w.owners[o].input_rows) for o in owners}
 
-        batches = {b.batch_id: (b, c) for b, c in store.inspect_queued_work(SESSION)}
+        batches = {b.batch_id: (b, c) for b, c in seen.queued_work}
         slots = range(self._bounds.get("batches", 2))
         status, claim, claim_gen, fencing = {}, {}, {}, {}
         for b in slots:
@@ -558,7 +559,7 @@ class KernelAdapter:
             batch_status=status, batch_claim=claim, batch_claim_gen=claim_gen, batch_fencing=fencing
         )
 
-        inputs = {r.input_id: (r, c) for r, c in store.inspect_turn_inputs(SESSION)}
+        inputs = {r.input_id: (r, c) for r, c in seen.turn_inputs}
         istate, rewritten, iclaim, igen, ifencing = {}, {}, {}, {}, {}
         for i in range(self._bounds.get("inputs", 2)):
             input_id = w.input_ids.get(i)
@@ -586,8 +587,7 @@ class KernelAdapter:
             input_claim_gen=igen,
             input_fencing=ifencing,
         )
-        read = store.load_session()
-        state["head_revision"] = read.head_revision if read is not None else 0
+        state["head_revision"] = seen.head_revision
         return state
 
     def _name(self, claim: QueuedWorkClaim | TurnInputClaim | None) -> str:

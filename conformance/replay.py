@@ -104,11 +104,21 @@ def _diff_states(
     return None
 
 
+def _state_difference(
+    expected: Mapping[str, Any], actual: Mapping[str, Any]
+) -> tuple[str, Any, Any] | None:
+    # Equal as given is the common case; only a difference needs the shapes normalised
+    # (a list of rows and a set of the same rows are the same value).
+    if expected == actual:
+        return None
+    return _diff_states(normalise_state(expected), normalise_state(actual))
+
+
 def replay_trace(trace: Trace, target: ReplayTarget) -> TraceResult:
     bounds = dict(trace.meta.get("bounds", {}))
     target.reset(bounds)
     steps = trace.steps
-    initial = _diff_states(normalise_state(steps[0].state), normalise_state(target.observe()))
+    initial = _state_difference(steps[0].state, target.observe())
     if initial is not None:
         name, expected, actual = initial
         return TraceResult(trace.trace_id, 0, Divergence(0, "init", {}, name, expected, actual))
@@ -121,14 +131,16 @@ def replay_trace(trace: Trace, target: ReplayTarget) -> TraceResult:
                 index,
                 Divergence(index, step.action, step.picks, "error", step.outcome, str(error)),
             )
-        expected_outcome = normalise_outcome(step.outcome)
-        if normalise_outcome(outcome) != expected_outcome:
+        if outcome != step.outcome and normalise_outcome(outcome) != normalise_outcome(
+            step.outcome
+        ):
+            expected_outcome = normalise_outcome(step.outcome)
             return TraceResult(
                 trace.trace_id,
                 index,
                 Divergence(index, step.action, step.picks, "outcome", expected_outcome, outcome),
             )
-        diff = _diff_states(normalise_state(step.state), normalise_state(target.observe()))
+        diff = _state_difference(step.state, target.observe())
         if diff is not None:
             name, expected, actual = diff
             return TraceResult(

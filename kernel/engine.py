@@ -85,6 +85,7 @@ from .types import (
     SessionExecutionLease,
     SessionExecutionLeaseCompletion,
     SessionExecutionLeaseFence,
+    SessionInspection,
     SessionRead,
     SuffixCancelOutcome,
     SuffixOutcomes,
@@ -1142,3 +1143,15 @@ class StoreEngine:
         return self._run(
             lambda tx, now: [(r.row, r.claim) for r in tx.inputs(session_id)], write=False
         )
+
+    def inspect_session(self, session_id: str) -> SessionInspection:
+        def op(tx: Tables, now: int) -> SessionInspection:
+            head = tx.head()
+            return SessionInspection(
+                tx.lease(session_id),
+                tuple((r.batch, r.claim) for r in tx.batches(session_id)),
+                tuple((r.row, r.claim) for r in tx.inputs(session_id)),
+                head.head_revision if head is not None and head.session_id == session_id else 0,
+            )
+
+        return self._run(op, write=False)

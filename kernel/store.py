@@ -31,6 +31,7 @@ from .types import (
     SessionExecutionLease,
     SessionExecutionLeaseCompletion,
     SessionExecutionLeaseFence,
+    SessionInspection,
     SessionRead,
     SuffixCancelOutcome,
     TurnInputClaim,
@@ -168,6 +169,10 @@ class Store(Protocol):
 
     def inspect_turn_inputs(self, session_id: str) -> list[tuple[PendingTurnInput, ClaimColumns]]:
         """Every input row of the session (any state) with its claim columns, by enqueue_seq."""
+        ...
+
+    def inspect_session(self, session_id: str) -> SessionInspection:
+        """The three inspections above and the head revision, in one read transaction."""
         ...
 
     # -- commit and read -----------------------------------------------------------------

@@ -662,3 +662,13 @@ def turn_commit_hash(commit: RuntimeCommit) -> str:
     """Stable SHA-256 of a commit's identity; independent of revision and lease generation."""
     canonical = json.dumps(_hash_content(commit), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInspection:
+    """Everything the store holds for one session, read in one transaction (diagnostics)."""
+
+    lease_row: LeaseRow | None
+    queued_work: tuple[tuple[QueuedWorkBatch, ClaimColumns], ...]
+    turn_inputs: tuple[tuple[PendingTurnInput, ClaimColumns], ...]
+    head_revision: int  # 0 when no commit was applied for the session

@@ -188,3 +188,24 @@ def test_an_unknown_ingress_is_an_invalid_request(harness: StoreHarness) -> None
     with pytest.raises(InvalidRequest, match="ingress"):
         harness.store.enqueue_pending_turn_input(bogus)
     assert harness.store.list_pending_turn_inputs(SESSION) == []
+
+
+def test_inspect_session_reads_what_the_separate_inspections_read(
+    harness: StoreHarness,
+) -> None:
+    store = harness.store
+    store.enqueue_queued_work(command("c"))
+    store.enqueue_queued_work(wake("w"))
+    store.enqueue_pending_turn_input(
+        PendingTurnInputDraft(SESSION, NextTurn(), TurnInput.text("i"))
+    )
+    lease = acquire(store)
+    assert store.claim_leading_ready_session_command(SESSION, lease.fence(), lease.owner)
+    empty = store.inspect_session("elsewhere")
+    assert empty.lease_row is None and empty.queued_work == () and empty.turn_inputs == ()
+    seen = store.inspect_session(SESSION)
+    assert seen.lease_row == store.inspect_lease_row(SESSION)
+    assert list(seen.queued_work) == store.inspect_queued_work(SESSION)
+    assert list(seen.turn_inputs) == store.inspect_turn_inputs(SESSION)
+    assert seen.head_revision == 0
+    assert seen.queued_work[0][1].claim_id is not None
