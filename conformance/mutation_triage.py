@@ -73,6 +73,14 @@ EQUIVALENT, OUTSIDE, GAP = Category.EQUIVALENT, Category.OUTSIDE, Category.GAP
 
 # Shared explanations: several mutants have one reason.
 
+_DIAGNOSTIC_READ = Triage(
+    OUTSIDE,
+    (
+        "a read the trace projection does not use (the adapter observes through "
+        "inspect_session); the persistence and bad-input tests read through it"
+    ),
+)
+
 _VALIDATION = Triage(
     OUTSIDE,
     (
@@ -293,22 +301,6 @@ _HEAD_CAS_EQ = Triage(
     OUTSIDE,
     "head CAS is abstracted: with expected_head_revision unset the condition is false either way",
 )
-_GAP_RELEASED_FENCE = Triage(
-    GAP,
-    (
-        "no trace presents a stale fence to a released lease row; e.g. acquire o0, expire, "
-        "acquire o1, release o1, commit o0 (SessionExecutionLeaseExpired)"
-    ),
-)
-_GAP_INPUT_HEAD_FENCING = Triage(
-    GAP,
-    (
-        "a multi-row input claim over rows with different claim fencing needs max_claims_per_row "
-        ">= 2, which no cover profile has; e.g. at 2: enqueue i0, i1, i2, acquire o0, "
-        "claim_active_inputs after_work, abandon_inputs, claim_active_inputs before_completion "
-        "(tic:i1:2)"
-    ),
-)
 
 TRIAGE: dict[TriageKey, Triage] = {
     # -- kernel/rules.py -----------------------------------------------------------------------
@@ -500,6 +492,9 @@ TRIAGE: dict[TriageKey, Triage] = {
         "pass",
     ): _TABLE_ASSERT,
     # -- kernel/engine.py ----------------------------------------------------------------------
+    TriageKey("kernel/engine.py", "StoreEngine.load_session"): _DIAGNOSTIC_READ,
+    TriageKey("kernel/engine.py", "StoreEngine.load_session.op"): _DIAGNOSTIC_READ,
+    TriageKey("kernel/engine.py", "StoreEngine.inspect_lease_row"): _DIAGNOSTIC_READ,
     TriageKey("kernel/engine.py", "StoreEngine.load_session_execution_lease"): Triage(
         OUTSIDE,
         "not in the vocabulary: traces read the lease row itself",
@@ -721,13 +716,6 @@ TRIAGE: dict[TriageKey, Triage] = {
         "row.owner is None or row.lease_token is None",
         "row.owner is None and row.lease_token is None",
     ): _OWNER_TOKEN,
-    TriageKey(
-        "kernel/engine.py",
-        "StoreEngine._validate_fence",
-        "raise",
-        "raise expired('the lease was released')",
-        "pass",
-    ): _GAP_RELEASED_FENCE,
     TriageKey(
         "kernel/engine.py",
         "StoreEngine._validate_fence",
@@ -1048,13 +1036,6 @@ TRIAGE: dict[TriageKey, Triage] = {
         "len(selected) >= max_inputs",
         "len(selected) > max_inputs",
     ): _CAPS,
-    TriageKey(
-        "kernel/engine.py",
-        "StoreEngine._claim_inputs",
-        "constant",
-        "selected[0]",
-        "selected[-1]",
-    ): _GAP_INPUT_HEAD_FENCING,
     TriageKey(
         "kernel/engine.py",
         "StoreEngine.claim_next_turn_inputs",
