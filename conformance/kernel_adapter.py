@@ -533,14 +533,24 @@ class KernelAdapter:
             "lease_gen": row.fencing_token if row is not None else 0,
             "lease_live": row.is_live(now) if row is not None else False,
         }
-        owners = range(len(w.owners))
-        state["owner_alive"] = {o: w.owners[o].alive for o in owners}
-        state["owner_inc"] = {o: w.owners[o].incarnation for o in owners}
-        state["owner_fence"] = {o: _fencing_token(w.owners[o].fence) for o in owners}
-        state["owner_qclaim"] = {o: self._name(w.owners[o].queue_claim) for o in owners}
-        state["owner_qclaim_rows"] = {o: frozenset(w.owners[o].queue_rows) for o in owners}
-        state["owner_iclaim"] = {o: self._name(w.owners[o].input_claim) for o in owners}
-        state["owner_iclaim_rows"] = {o: frozenset(w.owners[o].input_rows) for o in owners}
+        alive, incarnation, fence, qclaim, qrows, iclaim, irows = {}, {}, {}, {}, {}, {}, {}
+        for o, memory in enumerate(w.owners):
+            alive[o] = memory.alive
+            incarnation[o] = memory.incarnation
+            fence[o] = _fencing_token(memory.fence)
+            qclaim[o] = self._name(memory.queue_claim)
+            qrows[o] = frozenset(memory.queue_rows)
+            iclaim[o] = self._name(memory.input_claim)
+            irows[o] = frozenset(memory.input_rows)
+        state.update(
+            owner_alive=alive,
+            owner_inc=incarnation,
+            owner_fence=fence,
+            owner_qclaim=qclaim,
+            owner_qclaim_rows=qrows,
+            owner_iclaim=iclaim,
+            owner_iclaim_rows=irows,
+        )
 
         batches = {b.batch_id: (b, c) for b, c in seen.queued_work}
         slots = range(self._bounds.get("batches", 2))

@@ -8,9 +8,8 @@ so the in-memory store is as atomic as the SQLite one (unlike lash's, see store.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from .clock import Clock, LivenessOracle, ProcfsLiveness, SystemClock
 from .engine import BatchRecord, HeadRecord, InputRecord, StoreEngine, TurnRecord
@@ -107,29 +106,53 @@ class _MemoryTables:
         self._d.turns[(record.session_id, record.turn_id)] = record
 
 
+class _MemoryTransaction:
+    """One transaction: the lock held throughout; a write restores its snapshot on error.
+
+    A plain context-manager class rather than a generator: every store call opens one, and
+    this is the cheaper protocol.
+    """
+
+    __slots__ = ("_backend", "_before", "_write")
+
+    def __init__(self, backend: _MemoryBackend, write: bool) -> None:
+        self._backend = backend
+        self._write = write
+        self._before: _Data | None = None
+
+    def __enter__(self) -> _MemoryTables:
+        backend = self._backend
+        backend.lock.acquire()
+        if self._write:
+            backend.write_transactions += 1
+            self._before = backend.data.snapshot()
+        else:
+            backend.read_transactions += 1
+        return _MemoryTables(backend.data)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is not None and self._before is not None:
+                self._backend.data = self._before
+        finally:
+            self._before = None
+            self._backend.lock.release()
+
+
 class _MemoryBackend:
     def __init__(self) -> None:
-        self._data = _Data()
-        self._lock = threading.RLock()
+        self.data = _Data()
+        self.lock = threading.RLock()
         self.write_transactions = 0
         self.read_transactions = 0
 
-    @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[_MemoryTables]:
-        with self._lock:
-            if write:
-                self.write_transactions += 1
-            else:
-                self.read_transactions += 1
-            if not write:
-                yield _MemoryTables(self._data)
-                return
-            before = self._data.snapshot()
-            try:
-                yield _MemoryTables(self._data)
-            except BaseException:
-                self._data = before
-                raise
+    def transaction(self, write: bool = True) -> _MemoryTransaction:
+        return _MemoryTransaction(self, write)
 
     def close(self) -> None:
         pass
