@@ -299,13 +299,3 @@ def read_trace(path: Path) -> Trace:
     except OSError as error:
         raise TraceFormatError(str(path), f"cannot read: {error}") from None
     return trace_from_json(document, str(path))
-
-
-def collect_trace_files(paths: Sequence[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(path.glob("*.itf.json")))
-        else:
-            files.append(path)
-    return files
