@@ -99,14 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="prove invariants, explore the model, generate and replay the conformance suite",
         description=(
-            "Run every check on the embedded defaults: z3 inductiveness proofs and bounded "
-            "model checking of each invariant, explicit-state exploration of the model, "
-            "generation of the conformance trace suite and its replay against the kernel on "
-            "every backend. Exits 1 on any violation or divergence."
+            "Run every check on the embedded defaults: explicit-state exploration of the "
+            "model at the four check profiles (every invariant on every state), the phase-order "
+            "automaton, the ten seeded model bugs (each must be caught), z3 inductiveness proofs "
+            "of every invariant (at the default bounds and with the counter bounds symbolic), "
+            "bounded model checking, generation of the conformance trace suite and its replay "
+            "against the kernel on every backend. Progress goes to stderr, a summary table to "
+            "stdout. Exits 1 on any violation or divergence, 2 on a bad argument."
         ),
     )
     _add_bounds_arguments(check)
-    check.add_argument("--bmc-depth", type=_positive_int, default=None, help="BMC depth k")
+    check.add_argument(
+        "--bmc-depth",
+        type=_positive_int,
+        default=None,
+        help="bounded model checking depth (default 10, about a minute)",
+    )
     check.add_argument("--skip-z3", action="store_true", help="skip the z3 proofs and BMC")
     check.add_argument(
         "--backend",
