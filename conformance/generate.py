@@ -36,7 +36,6 @@ files are canonical JSON, so the same model and bounds give byte-identical files
 from __future__ import annotations
 
 import functools
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -371,7 +370,6 @@ class Suite:
     covered_action_outcomes: list[tuple[str, str]] = field(default_factory=list)
     boundaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     invariants: list[str] = field(default_factory=list)  # every invariant of the model
-    elapsed: float = 0.0
 
     @property
     def unreached_action_outcomes(self) -> list[tuple[str, str]]:
@@ -455,7 +453,6 @@ def generate_suite(
 
     ``explored`` may hold complete explorations of some profiles (by name) to reuse.
     """
-    started = time.perf_counter()
     suite = Suite()
     declared: set[tuple[str, str]] = set()
     best_boundary: dict[str, tuple[int, int, Trace]] = {}
@@ -548,7 +545,6 @@ def generate_suite(
     suite.declared_action_outcomes = sorted(declared)
     suite.covered_action_outcomes = sorted(_covered_pairs(suite.traces) & declared)
     suite.invariants = sorted(inv.name for inv in build_model(SCENARIO_BOUNDS).invariants)
-    suite.elapsed = time.perf_counter() - started
     progress(
         f"suite: {len(suite.traces)} traces, {suite.steps} steps, "
         f"{len(suite.covered_action_outcomes)}/{len(declared)} action x outcome pairs covered"

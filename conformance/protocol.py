@@ -129,8 +129,9 @@ class AdapterClient:
             kind = str(reply.get("error", "internal"))
             text = str(reply.get("message", ""))
             if kind in ("unknown_action", "bad_params"):
-                # A refusal is an answer, not a broken adapter: the client stays usable.
-                return {"ok": False, "refused": AdapterRefused(kind, text)}
+                # A refusal is an answer, not a broken adapter: AdapterRefused is not an
+                # AdapterError, so _request does not mark the client failed.
+                raise AdapterRefused(kind, text)
             raise AdapterError(f"adapter error ({kind}) on {message.get('op')}: {text}")
         return reply
 
@@ -148,9 +149,6 @@ class AdapterClient:
     def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]:
         encoded = {k: encode_value(v) for k, v in picks.items()}
         reply = self._request({"op": "apply", "action": action, "picks": encoded})
-        refused = reply.get("refused")
-        if isinstance(refused, AdapterRefused):
-            raise refused
         outcome = reply.get("outcome")
         if not isinstance(outcome, dict) or not isinstance(outcome.get("tag"), str):
             raise AdapterError(f"apply {action}: reply lacks an outcome record with a 'tag'")
