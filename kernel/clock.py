@@ -64,8 +64,18 @@ class LivenessOracle(Protocol):
         ...
 
 
+# /proc/<pid>/stat states of a process that has exited: a zombie waiting to be reaped, or
+# one being reaped ("x" on kernels before 3.13).  Neither can touch the store again.
+_EXITED_STATES = frozenset({"Z", "X", "x"})
+
+
 class ProcfsLiveness:
-    """Linux: read /proc/<pid>/stat; a missing file or a different start time means dead."""
+    """Linux: read /proc/<pid>/stat; a missing file, a different start time or an exited
+    (zombie) process means dead.
+
+    lash's own check treats a zombie as alive; we deliberately do not, so that a SIGKILLed
+    holder whose parent has not reaped it yet can be taken over without waiting for the TTL.
+    """
 
     def process_state(self, pid: int, process_start: str) -> ProcessState:
         try:
@@ -79,7 +89,9 @@ class ProcfsLiveness:
         fields = rest.split()
         if not sep or len(fields) < 20:
             return ProcessState.UNKNOWN
-        return ProcessState.ALIVE if fields[19] == process_start else ProcessState.DEAD
+        if fields[19] != process_start or fields[0] in _EXITED_STATES:
+            return ProcessState.DEAD
+        return ProcessState.ALIVE
 
 
 class FakeProcessTable:
