@@ -234,6 +234,37 @@ class BackendFailure(StoreError):
         return {"message": self.message}
 
 
+class StoreFileError(BackendFailure):
+    """The store's file cannot be used as it is (read-only, foreign, not SQLite, corrupt,
+    disk full, ...).  ``cause`` is a short stable code; the message names the path, the
+    cause and what to do.  Traces still see it as ``Backend`` (lash has no finer variant)."""
+
+    #: worth retrying the same call unchanged later (only lock timeouts are)
+    retryable: bool = False
+
+    def __init__(self, path: str, cause: str, detail: str, advice: str) -> None:
+        self.path = path
+        self.cause = cause
+        self.detail = detail
+        self.advice = advice
+        super().__init__(f"store file {path!r}: {detail}; {advice}")
+
+
+class StoreBusy(StoreFileError):
+    """Another connection held the file's write lock for longer than the configured wait."""
+
+    retryable = True
+
+    def __init__(self, path: str, waited_ms: int) -> None:
+        self.waited_ms = waited_ms
+        super().__init__(
+            path,
+            "busy",
+            f"another connection held the write lock for the whole {waited_ms} ms wait",
+            "retry the call later, or open the store with a longer busy_timeout_ms",
+        )
+
+
 class LeaseTimingsError(KernelError):
     """Invalid ``LeaseTimings``: ttl and renew interval must be >= 1 ms and ttl >= 3 x renew."""
 

@@ -6,26 +6,43 @@ SQLite's write lock; reads run in a deferred transaction and see one consistent 
 Rows keep their searchable columns (session, sequence, source key, state, claim columns) as
 real columns and the rest of the record as JSON produced by :mod:`lashspec.kernel.codec`.
 
-The file carries its schema version in ``meta``; opening a file with another version, or a
-file that is not a lashspec store, raises :class:`SchemaVersionMismatch` telling the user to
-delete and recreate it (there are no migrations: a store holds coordination state, not
+Waiting for the write lock: SQLite's own busy handler sleeps in growing steps (up to 100 ms),
+so a newcomer keeps missing the short gaps between busy writers and can starve for the whole
+timeout.  We poll ``BEGIN IMMEDIATE`` ourselves with short jittered sleeps instead, so every
+waiter gets a fair chance at each gap; ``busy_timeout_ms`` bounds the total wait, after which
+the call raises :class:`StoreBusy` (``retryable``), naming the file and the wait.
+
+Failures are reported by cause: a lock timeout, a read-only file, another application's
+database, a file that is not SQLite, a corrupt page, a full disk each raise a
+:class:`StoreFileError` whose message says what to do.  Only our own ``meta`` table carrying
+another schema version raises :class:`SchemaVersionMismatch`, the one case where recreating
+the store is the remedy (there are no migrations: a store holds coordination state, not
 history).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any
 
 from . import codec
 from .clock import Clock, LivenessOracle, ProcfsLiveness, SystemClock
 from .engine import BatchRecord, HeadRecord, InputRecord, StoreEngine, TurnRecord
-from .errors import BackendFailure, SchemaVersionMismatch
+from .errors import (
+    BackendFailure,
+    InvalidRequest,
+    SchemaVersionMismatch,
+    StoreBusy,
+    StoreFileError,
+)
 from .types import (
     ClaimColumns,
     LeaseOwnerIdentity,
@@ -324,73 +341,222 @@ class _SqliteTables:
         )
 
 
+# SQLite primary result codes (the low byte of an extended code) that we report by cause.
+_SQLITE_PERM = 3
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_READONLY = 8
+_SQLITE_IOERR = 10
+_SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
+_SQLITE_CANTOPEN = 14
+_SQLITE_NOTADB = 26
+
+# Sleep between two attempts at the write lock: short enough that a waiter does not miss the
+# gap between two busy writers, jittered so that waiters do not retry in lockstep.
+_LOCK_POLL_MIN_S = 0.0005
+_LOCK_POLL_MAX_S = 0.004
+
+
+def _primary_code(error: sqlite3.Error) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    return _primary_code(error) in (_SQLITE_BUSY, _SQLITE_LOCKED)
+
+
+def _file_error(path: str, error: sqlite3.Error, doing: str) -> BackendFailure:
+    """The typed error for a SQLite failure while ``doing`` something: cause and remedy."""
+    code = _primary_code(error)
+    if code == _SQLITE_NOTADB:
+        return StoreFileError(
+            path,
+            "not-a-database",
+            f"the file is not a SQLite database ({error}) while {doing}",
+            "point the store at the right file; this one was left untouched",
+        )
+    if code == _SQLITE_CORRUPT:
+        return StoreFileError(
+            path,
+            "corrupt",
+            f"the database is corrupt ({error}) while {doing}",
+            "keep a copy, then restore the file from a backup or salvage its rows with "
+            f"`sqlite3 {path} .recover`",
+        )
+    if code in (_SQLITE_READONLY, _SQLITE_PERM):
+        return StoreFileError(
+            path,
+            "read-only",
+            f"the file cannot be written ({error}) while {doing}",
+            "check the permissions of the file and its directory (SQLite also writes "
+            "-wal and -shm files beside it) and that the filesystem is mounted read-write",
+        )
+    if code == _SQLITE_CANTOPEN:
+        return StoreFileError(
+            path,
+            "cannot-open",
+            f"the file cannot be opened ({error}) while {doing}",
+            "check that the directory exists, that the file and its directory are readable "
+            "and writable, and that the filesystem is mounted read-write",
+        )
+    if code == _SQLITE_FULL:
+        return StoreFileError(
+            path,
+            "disk-full",
+            f"the disk or the file's size limit is full ({error}) while {doing}; "
+            "nothing of this operation was committed",
+            "free disk space (or raise the limit) and retry",
+        )
+    if code == _SQLITE_IOERR:
+        return StoreFileError(
+            path,
+            "io-error",
+            f"the operating system reported an I/O error ({error}) while {doing}",
+            "check the disk and the filesystem (dmesg), then retry",
+        )
+    name = getattr(error, "sqlite_errorname", type(error).__name__)
+    return BackendFailure(f"sqlite error on {path!r} while {doing}: {name}: {error}")
+
+
 class _SqliteBackend:
-    def __init__(self, path: str, busy_timeout_ms: int) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int, read_only: bool) -> None:
+        if busy_timeout_ms < 0:
+            raise InvalidRequest(f"busy_timeout_ms must be >= 0, got {busy_timeout_ms}")
         self.path = path
+        self.read_only = read_only
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._jitter = random.Random()
+        self._lock = threading.RLock()
+        self.write_transactions = 0
+        self.read_transactions = 0
         try:
+            if read_only:
+                # mode=ro makes SQLite itself refuse writes, even for root (unlike chmod).
+                target = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+            else:
+                target = path
             connection = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+                target,
+                uri=read_only,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_ms / 1000,
             )
         except sqlite3.Error as error:
-            raise BackendFailure(f"cannot open store file {path!r}: {error}") from None
+            raise _file_error(path, error, "opening the store") from None
         self._connection = connection
         try:
-            self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._lock = threading.RLock()
-            self.write_transactions = 0
-            self.read_transactions = 0
+            self._connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             self._initialise()
-            # Only a verified lashspec store is switched to WAL (a refused file stays as it was).
-            self._connection.execute("PRAGMA journal_mode = WAL")
-            self._connection.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as error:
+            if not read_only:
+                # Only a verified lashspec store is switched to WAL (a refused file stays as
+                # it was).  SQLite does not call its busy handler for this pragma: poll.
+                self._poll_while_busy("PRAGMA journal_mode = WAL", "switching to WAL")
+                self._connection.execute("PRAGMA synchronous = NORMAL")
+        except BaseException as error:
             self._connection.close()
-            raise SchemaVersionMismatch(path, None, SCHEMA_VERSION) from error
-        except SchemaVersionMismatch:
-            self._connection.close()
+            if isinstance(error, sqlite3.Error):
+                raise _file_error(path, error, "opening the store") from None
             raise
+
+    def _poll_while_busy(self, statement: str, doing: str) -> None:
+        """Run ``statement``, retrying with jittered short sleeps while the file is locked,
+        for at most the busy timeout; then raise :class:`StoreBusy`."""
+        started = time.monotonic()
+        deadline = started + self._busy_timeout_ms / 1000
+        while True:
+            try:
+                self._connection.execute(statement)
+                return
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error):
+                    raise
+            now = time.monotonic()
+            if now >= deadline:
+                raise StoreBusy(self.path, round((now - started) * 1000))
+            pause = self._jitter.uniform(_LOCK_POLL_MIN_S, _LOCK_POLL_MAX_S)
+            time.sleep(min(pause, deadline - now))
+
+    def _begin_write(self) -> None:
+        c = self._connection
+        # Our own poll replaces SQLite's busy handler for the write lock (see the module
+        # docstring); every other statement keeps the handler for rare WAL-recovery waits.
+        c.execute("PRAGMA busy_timeout = 0")
+        try:
+            self._poll_while_busy("BEGIN IMMEDIATE", "waiting for the write lock")
+        finally:
+            c.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+
+    def _rollback(self) -> None:
+        """Roll back whatever is open; SQLite may already have rolled back by itself (a
+        full disk does), and a failing rollback must not hide the error that caused it."""
+        if self._connection.in_transaction:
+            with suppress(sqlite3.Error):
+                self._connection.execute("ROLLBACK")
 
     def _initialise(self) -> None:
         c = self._connection
-        c.execute("BEGIN IMMEDIATE")
+        if self.read_only:
+            c.execute("BEGIN")
+        else:
+            self._begin_write()
         try:
             tables = {
                 row[0] for row in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
             if not tables:
+                if self.read_only:
+                    raise StoreFileError(
+                        self.path,
+                        "read-only",
+                        "the file holds no store yet and was opened read-only",
+                        "open it writable once to create the store, or point at the right file",
+                    )
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         c.execute(statement)
                 c.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             else:
-                version: int | None = None
+                row = None
                 if "meta" in tables:
                     row = c.execute(
                         "SELECT value FROM meta WHERE key = 'schema_version'"
                     ).fetchone()
-                    if row is not None:
-                        try:
-                            version = int(row[0])
-                        except ValueError:
-                            version = None
+                if row is None:
+                    raise StoreFileError(
+                        self.path,
+                        "not-a-lashspec-store",
+                        "this SQLite database has tables but no lashspec schema version "
+                        f"(tables: {', '.join(sorted(tables)[:5])})",
+                        "it belongs to something else and was left untouched; "
+                        "point the store at the right file",
+                    )
+                try:
+                    version: int | None = int(row[0])
+                except (TypeError, ValueError):
+                    version = None
                 if version != SCHEMA_VERSION:
                     raise SchemaVersionMismatch(self.path, version, SCHEMA_VERSION)
             c.execute("COMMIT")
         except BaseException:
-            if c.in_transaction:
-                c.execute("ROLLBACK")
+            self._rollback()
             raise
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[_SqliteTables]:
         with self._lock:
             c = self._connection
+            doing = "opening a write transaction" if write else "opening a read transaction"
             try:
-                c.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                if write:
+                    self._begin_write()
+                else:
+                    c.execute("BEGIN")
             except sqlite3.Error as error:
-                raise BackendFailure(
-                    f"cannot begin a transaction on {self.path}: {error}"
-                ) from None
+                self._rollback()
+                raise _file_error(self.path, error, doing) from None
             if write:
                 self.write_transactions += 1
             else:
@@ -398,23 +564,27 @@ class _SqliteBackend:
             try:
                 yield _SqliteTables(c)
             except sqlite3.Error as error:
-                c.execute("ROLLBACK")
-                raise BackendFailure(f"sqlite error on {self.path}: {error}") from None
+                self._rollback()
+                raise _file_error(self.path, error, "running a store operation") from None
             except BaseException:
-                c.execute("ROLLBACK")
+                self._rollback()
                 raise
             else:
                 try:
                     c.execute("COMMIT")
                 except sqlite3.Error as error:
-                    if c.in_transaction:
-                        c.execute("ROLLBACK")
-                    raise BackendFailure(f"cannot commit on {self.path}: {error}") from None
+                    self._rollback()
+                    raise _file_error(self.path, error, "committing") from None
 
     def pragma(self, name: str) -> str:
         with self._lock:
             row = self._connection.execute(f"PRAGMA {name}").fetchone()
             return str(row[0])
+
+    def limit_pages(self, max_pages: int) -> int:
+        with self._lock:
+            row = self._connection.execute(f"PRAGMA max_page_count = {int(max_pages)}").fetchone()
+            return int(row[0])
 
     def close(self) -> None:
         with self._lock:
@@ -422,7 +592,13 @@ class _SqliteBackend:
 
 
 class SqliteStore(StoreEngine):
-    """The store in a SQLite file; several handles (threads or processes) may share one file."""
+    """The store in a SQLite file; several handles (threads or processes) may share one file.
+
+    ``busy_timeout_ms`` bounds how long one call waits for another connection's write lock
+    before raising :class:`StoreBusy`.  ``read_only=True`` opens the file with SQLite's
+    ``mode=ro``: reads work, every write raises :class:`StoreFileError` (cause
+    ``read-only``), and the file is never switched to WAL or otherwise changed.
+    """
 
     def __init__(
         self,
@@ -430,9 +606,10 @@ class SqliteStore(StoreEngine):
         clock: Clock | None = None,
         liveness: LivenessOracle | None = None,
         busy_timeout_ms: int = 30_000,
+        read_only: bool = False,
     ) -> None:
         self.path = os.fspath(path)
-        self._sqlite = _SqliteBackend(self.path, busy_timeout_ms)
+        self._sqlite = _SqliteBackend(self.path, busy_timeout_ms, read_only)
         super().__init__(self._sqlite, clock or SystemClock(), liveness or ProcfsLiveness())
 
     @property
@@ -442,3 +619,14 @@ class SqliteStore(StoreEngine):
 
     def journal_mode(self) -> str:
         return self._sqlite.pragma("journal_mode")
+
+    def limit_file_pages(self, max_pages: int) -> int:
+        """Cap the file at ``max_pages`` pages on this handle (SQLite ``max_page_count``; it
+        never drops below the current size) and return the cap in force.  A write that needs
+        more raises :class:`StoreFileError` (cause ``disk-full``), exactly as a full disk
+        does, so tests use this to exercise that path; raise the cap to lift it."""
+        return self._sqlite.limit_pages(max_pages)
+
+    def page_count(self) -> int:
+        """The file's current size in pages."""
+        return int(self._sqlite.pragma("page_count"))

@@ -31,6 +31,7 @@ from lashspec.kernel.errors import (
     SessionBindingMismatch,
     SessionExecutionLeaseExpired,
     StoreError,
+    StoreFileError,
     TurnInputClaimSuperseded,
 )
 from lashspec.kernel.sqlite import SqliteStore
@@ -719,16 +720,17 @@ def _populated_file(path: Path) -> None:
     ],
     ids=["text", "binary", "bad-header"],
 )
-def test_garbage_file_is_a_schema_mismatch_and_is_left_alone(
+def test_garbage_file_is_refused_by_its_cause_and_is_left_alone(
     tmp_path: Path, garbage: bytes
 ) -> None:
     path = tmp_path / "garbage.sqlite"
     path.write_bytes(garbage)
-    with pytest.raises(SchemaVersionMismatch) as raised:
+    with pytest.raises(StoreFileError) as raised:
         _open(path)
     message = str(raised.value)
-    assert str(path) in message and "delete" in message
-    assert raised.value.actual is None
+    # not a schema mismatch: advising deletion here would destroy someone's file
+    assert str(path) in message and "delete" not in message
+    assert raised.value.cause in ("not-a-database", "corrupt"), raised.value.cause
     assert path.read_bytes() == garbage, "opening a foreign file must not modify it"
 
 
@@ -753,16 +755,16 @@ def test_wrong_schema_version_is_a_mismatch_that_mentions_deletion(
         assert connection.execute("SELECT count(*) FROM queued_batches").fetchone() == (1,)
 
 
-def test_foreign_sqlite_database_is_a_mismatch_and_keeps_its_data(tmp_path: Path) -> None:
+def test_foreign_sqlite_database_is_refused_and_keeps_its_data(tmp_path: Path) -> None:
     """Another application's SQLite file is refused before anything is written to it: its
     tables, rows and journal mode stay as they were."""
     path = tmp_path / "foreign.sqlite"
     with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("CREATE TABLE notes (body TEXT)")
         connection.execute("INSERT INTO notes VALUES ('keep me')")
-    with pytest.raises(SchemaVersionMismatch) as raised:
+    with pytest.raises(StoreFileError) as raised:
         _open(path)
-    assert "no schema version" in str(raised.value) and "delete" in str(raised.value)
+    assert raised.value.cause == "not-a-lashspec-store" and "delete" not in str(raised.value)
     with closing(sqlite3.connect(path)) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         assert tables == {"notes"}, f"the foreign file gained tables: {tables}"

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 from lashspec.kernel.clock import FakeProcessTable, ManualClock
-from lashspec.kernel.errors import SchemaVersionMismatch, SessionExecutionLeaseExpired
+from lashspec.kernel.errors import (
+    SchemaVersionMismatch,
+    SessionExecutionLeaseExpired,
+    StoreFileError,
+)
 from lashspec.kernel.sqlite import SCHEMA_VERSION, SqliteStore
 from lashspec.kernel.types import (
     Acquired,
@@ -101,19 +105,21 @@ def test_wrong_schema_version_says_delete_and_recreate(tmp_path: Path) -> None:
     assert error.value.expected == SCHEMA_VERSION and error.value.actual == 999
 
 
-def test_foreign_sqlite_file_is_rejected(tmp_path: Path) -> None:
+def test_foreign_sqlite_file_is_rejected_without_advice_to_delete_it(tmp_path: Path) -> None:
     path = tmp_path / "other.sqlite"
     with sqlite3.connect(path) as raw:
         raw.execute("CREATE TABLE unrelated (x)")
-    with pytest.raises(SchemaVersionMismatch, match="no schema version"):
+    with pytest.raises(StoreFileError, match="no lashspec schema version") as error:
         open_store(path)
+    assert error.value.cause == "not-a-lashspec-store" and "delete" not in str(error.value)
 
 
-def test_garbage_file_is_rejected(tmp_path: Path) -> None:
+def test_garbage_file_is_rejected_as_not_a_database(tmp_path: Path) -> None:
     path = tmp_path / "garbage.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(SchemaVersionMismatch, match="delete the file and recreate"):
+    with pytest.raises(StoreFileError, match="not a SQLite database") as error:
         open_store(path)
+    assert error.value.cause == "not-a-database" and "delete" not in str(error.value)
 
 
 def test_failed_commit_leaves_the_file_unchanged(tmp_path: Path) -> None:
