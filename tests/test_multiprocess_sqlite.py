@@ -36,7 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lashspec.kernel.errors import SessionExecutionLeaseExpired, StoreError
+from lashspec.kernel.errors import SessionExecutionLeaseExpired, StoreBusy, StoreError
 from lashspec.kernel.sqlite import SqliteStore
 from lashspec.kernel.types import (
     Acquired,
@@ -519,5 +519,117 @@ def test_processes_contend_for_one_sqlite_file(tmp_path: Path) -> None:
         store.close()
 
 
+# ---------------------------------------------------------------------------
+# Write-lock fairness: a newcomer among busy writers gets in, and nobody sees a raw error
+# ---------------------------------------------------------------------------
+
+HAMMER_WORKERS = 4
+HAMMER_MIN_WRITES = (
+    40  # each busy writer writes at least this many, then until the newcomer is done
+)
+NEWCOMER_WRITES = 20
+HAMMER_BUSY_TIMEOUT_MS = 2_000
+HAMMER_DEADLINE_S = 30.0
+
+
+def _wait_for(condition: Any, give_up: float, what: str) -> None:
+    while not condition():
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.005)
+
+
+def hammer_main(argv: list[str]) -> int:
+    """One writer process.  A busy writer enqueues back to back from the go file on, until it
+    has written its minimum and the newcomer is done; the newcomer waits until the busy
+    writers are well under way, writes its batches, then drops the done file.  StoreBusy is
+    retryable, so it is counted and retried; any other error ends the worker and is reported
+    with its type."""
+    path, role, name, go_file, done_file, out = argv
+    report: dict[str, Any] = {"worker": name, "written": 0, "busy": 0, "errors": []}
+    store = SqliteStore(path, busy_timeout_ms=HAMMER_BUSY_TIMEOUT_MS)
+    give_up = time.monotonic() + HAMMER_DEADLINE_S
+    try:
+        _wait_for(Path(go_file).exists, give_up, "the go file")
+        if role == "newcomer":
+            _wait_for(
+                lambda: len(store.list_queued_work(SESSION)) >= HAMMER_WORKERS * 5,
+                give_up,
+                "the busy writers to get going",
+            )
+
+        def more() -> bool:
+            if role == "newcomer":
+                return bool(report["written"] < NEWCOMER_WRITES)
+            return report["written"] < HAMMER_MIN_WRITES or not Path(done_file).exists()
+
+        while more():
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"{name} wrote only {report['written']} batches in time")
+            try:
+                store.enqueue_queued_work(batch_draft(f"{name}-{report['written']}", None))
+            except StoreBusy:
+                report["busy"] += 1
+                continue
+            report["written"] += 1
+    except Exception as error:
+        report["errors"].append(f"{type(error).__module__}.{type(error).__name__}: {error}")
+    finally:
+        if role == "newcomer":
+            Path(done_file).touch()  # also on failure, so the busy writers stop
+        store.close()
+    Path(out).write_text(json.dumps(report))
+    return 0
+
+
+def test_a_newcomer_among_busy_writers_gets_in_and_nobody_sees_a_raw_error(
+    tmp_path: Path,
+) -> None:
+    """Four processes write back to back on one file and keep writing until a fifth, started
+    while they are at it, has done all its writes.  Lock waits are polled with jitter, so the
+    newcomer is not starved; every worker must finish, and none may ever see an untyped
+    sqlite3 error (a lock timeout would be the typed, retryable StoreBusy)."""
+    path = tmp_path / "hammered.sqlite"
+    SqliteStore(path).close()
+    go_file, done_file = tmp_path / "go", tmp_path / "newcomer-done"
+    workers = []
+    for role, name in [("busy", f"busy-{i}") for i in range(HAMMER_WORKERS)] + [
+        ("newcomer", "newcomer")
+    ]:
+        out = tmp_path / f"{name}.json"
+        command = [sys.executable, __file__, "--hammer", str(path), role, name]
+        command += [str(go_file), str(done_file), str(out)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        workers.append((out, process))
+    go_file.touch()
+
+    reports = []
+    for out, process in workers:
+        try:
+            _, stderr = process.communicate(timeout=HAMMER_DEADLINE_S + 30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            raise AssertionError(f"writer did not finish: {stderr.decode()[-2000:]}") from None
+        assert process.returncode == 0, stderr.decode()[-2000:]
+        reports.append(json.loads(out.read_text()))
+
+    for report in reports:
+        assert report["errors"] == [], f"{report['worker']}: {report['errors']}"
+    written = {report["worker"]: report["written"] for report in reports}
+    assert written.pop("newcomer") == NEWCOMER_WRITES, "the newcomer never got all its writes in"
+    assert all(count >= HAMMER_MIN_WRITES for count in written.values()), written
+
+    store = SqliteStore(path)
+    try:
+        batches = store.list_queued_work(SESSION)
+    finally:
+        store.close()
+    assert len(batches) == sum(report["written"] for report in reports)
+    assert len({b.enqueue_seq for b in batches}) == len(batches)
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
     sys.exit(worker_main(sys.argv[2:]))
+if __name__ == "__main__" and sys.argv[1:2] == ["--hammer"]:
+    sys.exit(hammer_main(sys.argv[2:]))
