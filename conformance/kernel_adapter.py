@@ -180,6 +180,29 @@ class _World:
     last_input_rewritten: dict[int, bool] = field(default_factory=dict)
 
 
+def _slot_of(ids: Mapping[int, str], kernel_id: str, what: str) -> int:
+    for slot, known in ids.items():
+        if known == kernel_id:
+            return slot
+    raise RuntimeError(f"{what} {kernel_id} was not enqueued by this adapter")
+
+
+def name_queue_claim(world: _World, claim: QueuedWorkClaim) -> tuple[str, list[int]]:
+    """Register a kernel queue claim under its abstract id; return the id and sorted slots."""
+    rows = [_slot_of(world.batch_ids, b.batch_id, "batch") for b in claim.batches]
+    name = f"qwc:b{rows[0]}:{claim.fencing_token}"
+    world.claim_names[claim.claim_id] = name
+    return name, sorted(rows)
+
+
+def name_input_claim(world: _World, claim: TurnInputClaim) -> tuple[str, list[int]]:
+    """Register a kernel input claim under its abstract id; return the id and sorted slots."""
+    rows = [_slot_of(world.input_ids, i.input_id, "input") for i in claim.inputs]
+    name = f"tic:i{rows[0]}:{claim.fencing_token}"
+    world.claim_names[claim.claim_id] = name
+    return name, sorted(rows)
+
+
 class KernelAdapter:
     """Runs abstract actions against a fresh kernel store; see the module docstring."""
 
@@ -239,35 +262,19 @@ class KernelAdapter:
 
     # -- claims ----------------------------------------------------------------------------
 
-    def _slot_of_batch(self, batch_id: str) -> int:
-        for slot, known in self.world.batch_ids.items():
-            if known == batch_id:
-                return slot
-        raise RuntimeError(f"batch {batch_id} was not enqueued by this adapter")
-
-    def _slot_of_input(self, input_id: str) -> int:
-        for slot, known in self.world.input_ids.items():
-            if known == input_id:
-                return slot
-        raise RuntimeError(f"input {input_id} was not enqueued by this adapter")
-
     def _claimed_queue(self, memory: OwnerMemory, claim: QueuedWorkClaim | None) -> dict[str, Any]:
         if claim is None:
             return {"tag": "NoClaim"}
-        rows = [self._slot_of_batch(b.batch_id) for b in claim.batches]
-        name = f"qwc:b{rows[0]}:{claim.fencing_token}"
-        self.world.claim_names[claim.claim_id] = name
+        name, rows = name_queue_claim(self.world, claim)
         memory.queue_claim, memory.queue_rows = claim, frozenset(rows)
-        return {"tag": "Claimed", "claim": name, "rows": sorted(rows)}
+        return {"tag": "Claimed", "claim": name, "rows": rows}
 
     def _claimed_inputs(self, memory: OwnerMemory, claim: TurnInputClaim | None) -> dict[str, Any]:
         if claim is None:
             return {"tag": "NoClaim"}
-        rows = [self._slot_of_input(i.input_id) for i in claim.inputs]
-        name = f"tic:i{rows[0]}:{claim.fencing_token}"
-        self.world.claim_names[claim.claim_id] = name
+        name, rows = name_input_claim(self.world, claim)
         memory.input_claim, memory.input_rows = claim, frozenset(rows)
-        return {"tag": "Claimed", "claim": name, "rows": sorted(rows)}
+        return {"tag": "Claimed", "claim": name, "rows": rows}
 
     def _lease_outcome(self, o: int, memory: OwnerMemory, outcome: Any) -> dict[str, Any]:
         w = self.world
@@ -522,17 +529,7 @@ class KernelAdapter:
     def observe(self) -> dict[str, Any]:
         """The state variables of docs/trace-format.md §2 for the current store."""
         w = self.world
-        store = w.store
-        now = w.clock.now_ms()
-        seen = store.inspect_session(SESSION)
-        row = seen.lease_row
-        holder = row.owner if row is not None else None
-        state: dict[str, Any] = {
-            "lease_holder": _owner_index(holder) if holder is not None else -1,
-            "lease_holder_inc": _incarnation(holder) if holder is not None else -1,
-            "lease_gen": row.fencing_token if row is not None else 0,
-            "lease_live": row.is_live(now) if row is not None else False,
-        }
+        state = self.observe_store()
         alive, incarnation, fence, qclaim, qrows, iclaim, irows = {}, {}, {}, {}, {}, {}, {}
         for o, memory in enumerate(w.owners):
             alive[o] = memory.alive
@@ -551,7 +548,23 @@ class KernelAdapter:
             owner_iclaim=iclaim,
             owner_iclaim_rows=irows,
         )
+        return state
 
+    def observe_store(self) -> dict[str, Any]:
+        """The store's variables of §2: the lease row, the slots' rows and the head revision
+        (everything but owner memory)."""
+        w = self.world
+        store = w.store
+        now = w.clock.now_ms()
+        seen = store.inspect_session(SESSION)
+        row = seen.lease_row
+        holder = row.owner if row is not None else None
+        state: dict[str, Any] = {
+            "lease_holder": _owner_index(holder) if holder is not None else -1,
+            "lease_holder_inc": _incarnation(holder) if holder is not None else -1,
+            "lease_gen": row.fencing_token if row is not None else 0,
+            "lease_live": row.is_live(now) if row is not None else False,
+        }
         batches = {b.batch_id: (b, c) for b, c in seen.queued_work}
         slots = range(self._bounds.get("batches", 2))
         status, claim, claim_gen, fencing = {}, {}, {}, {}

@@ -14,13 +14,14 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..kernel.clock import FakeProcessTable, ManualClock
 from ..kernel.sqlite import SqliteStore
 from ..kernel.store import Store
 from .itf import Trace, normalise_outcome, normalise_state
 from .kernel_adapter import BadActionParams, KernelAdapter, UnknownAction, memory_store_factory
+from .machine_adapter import KernelSystems, UnsupportedSystem, trace_system
 from .protocol import AdapterError, AdapterRefused
 
 
@@ -29,6 +30,14 @@ class ReplayTarget(Protocol):
     def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]: ...
     def observe(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SystemSelectingTarget(Protocol):
+    """A target serving more than one system (docs/machine-traces.md): replay resets it with
+    the trace's ``#meta.lashspec.system``; other targets get a plain ``reset``."""
+
+    def reset_system(self, bounds: Mapping[str, int], system: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,17 @@ def _state_difference(
 
 def replay_trace(trace: Trace, target: ReplayTarget) -> TraceResult:
     bounds = dict(trace.meta.get("bounds", {}))
-    target.reset(bounds)
+    system = trace_system(trace.meta)
+    try:
+        if isinstance(target, SystemSelectingTarget):
+            target.reset_system(bounds, system)
+        else:
+            target.reset(bounds)
+    except (UnsupportedSystem, AdapterRefused) as error:
+        refused = Divergence(
+            0, "reset", {"system": system}, "error", f"a {system} target", str(error)
+        )
+        return TraceResult(trace.trace_id, 0, refused)
     steps = trace.steps
     initial = _state_difference(steps[0].state, target.observe())
     if initial is not None:
@@ -163,11 +182,12 @@ def sqlite_store_factory(directory: Path) -> Any:
 
 
 def kernel_target(backend: str, directory: Path | None = None) -> KernelAdapter:
+    """Our kernel on ``backend``, serving store traces and machine traces alike."""
     if backend == "memory":
-        return KernelAdapter(memory_store_factory)
+        return KernelSystems(memory_store_factory)
     if backend == "sqlite":
         folder = directory or Path(tempfile.mkdtemp(prefix="lashspec-replay-"))
-        return KernelAdapter(sqlite_store_factory(folder))
+        return KernelSystems(sqlite_store_factory(folder))
     raise ValueError(f"unknown backend {backend!r}; expected memory or sqlite")
 
 

@@ -1,0 +1,377 @@
+"""Apply the machine-trace actions of docs/machine-traces.md to our turn machine and store.
+
+:class:`MachineAdapter` runs one :class:`~lashspec.kernel.machine.TurnMachine` per owner (each
+inside a :class:`~lashspec.kernel.driver.TurnDriver`) against one store, in *micro-steps*: a
+host event is one ``machine.handle`` call, and the one store effect a machine waits for stays
+outstanding until the trace says ``store_step`` (the store performs it) or ``store_fail`` (the
+call fails with a backend error).  Effects that expect no answer (``ReleaseLease``,
+``AbandonClaims``) run at once, through the driver.  So the trace, not the adapter, decides how
+the owners' store calls interleave with each other and with the environment.
+
+The world (store, manual clock, fake process table, owner identities, slot catalogues, claim
+names) and the environment actions are those of
+:class:`~lashspec.conformance.kernel_adapter.KernelAdapter`, which this adapter drives for
+them; the store projection in :meth:`MachineAdapter.observe` is its projection too.  Nothing
+here decides semantics: the machine decides what to do, the driver maps store results and
+errors to reply events, the store decides what happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from ..kernel.driver import TurnDriver
+from ..kernel.errors import BackendFailure, TurnMachineError
+from ..kernel.machine import (
+    CheckpointReached,
+    CheckpointWorkClaimed,
+    CommandClaimed,
+    Effect,
+    Event,
+    InputsClaimed,
+    Interrupt,
+    RenewDue,
+    Reset,
+    Start,
+    StoreEffect,
+    TurnFinished,
+    TurnMachine,
+    TurnWorkClaimed,
+)
+from ..kernel.store import Store
+from ..kernel.types import CheckpointKind, LeaseTimings, QueuedWorkClaim, TurnInputClaim
+from .kernel_adapter import (
+    SESSION,
+    TTL_MS,
+    BadActionParams,
+    KernelAdapter,
+    StoreFactory,
+    UnknownAction,
+    identity,
+    memory_store_factory,
+    name_input_claim,
+    name_queue_claim,
+)
+
+#: Systems a trace can describe (``#meta.lashspec.system``); traces without it are store traces.
+SYSTEMS = ("store", "machine")
+
+#: Environment actions: the store-trace actions of the same name (docs/trace-format.md §3).
+ENVIRONMENT_ACTIONS = frozenset(
+    {"enqueue_batch", "enqueue_input", "cancel_batch", "cancel_input", "expire", "crash", "restart"}
+)
+
+#: Host actions and the event each feeds to the owner's machine.
+HOST_ACTIONS = frozenset(
+    {
+        "host_start",
+        "host_checkpoint",
+        "host_finish",
+        "host_interrupt",
+        "host_renew_due",
+        "host_reset",
+    }
+)
+
+#: Renewals are fed by the trace (``host_renew_due``), never by the driver's timer.
+MACHINE_TIMINGS = LeaseTimings(ttl_ms=TTL_MS, renew_interval_ms=TTL_MS // 3)
+
+#: Variables of the store-trace vocabulary that machine traces leave out (claims live in the
+#: machines instead, see ``machine_qclaims``/``machine_iclaims``).
+STORE_OWNER_MEMORY = ("owner_qclaim", "owner_qclaim_rows", "owner_iclaim", "owner_iclaim_rows")
+
+
+class ActionNotEnabled(BadActionParams):
+    """The action is well-formed but not enabled now (the machine does not accept the event,
+    nothing is outstanding, the owner is dead): a refusal, as for KernelAdapter."""
+
+
+class UnsupportedSystem(ValueError):
+    """A trace asks for a system (``#meta.lashspec.system``) the target does not serve."""
+
+
+def trace_system(meta: Mapping[str, Any]) -> str:
+    """The system a trace's ``#meta.lashspec`` (Trace.meta) describes; store when absent."""
+    system = meta.get("system", "store")
+    return system if isinstance(system, str) else repr(system)
+
+
+class _FailingStore:
+    """A store whose every call fails with a backend error and changes nothing.
+
+    ``store_fail`` puts it under the driver for one call, so the driver's own error mapping
+    (not the adapter) turns the failure into the reply event.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise BackendFailure(f"injected backend failure in {name} (store_fail)")
+
+        return fail
+
+
+class MachineAdapter:
+    """Runs machine-trace actions against our turn machines and a fresh store."""
+
+    def __init__(self, store_factory: StoreFactory = memory_store_factory) -> None:
+        self._env = KernelAdapter(store_factory)
+        self._drivers: list[TurnDriver | None] = []
+        self._outstanding: list[StoreEffect | None] = []
+        self._session_turns = 0
+        self._bounds: dict[str, int] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def reset(self, bounds: Mapping[str, int]) -> None:
+        self._env.reset(bounds)
+        self._bounds = {k: int(v) for k, v in bounds.items()}
+        owners = len(self._env.world.owners)
+        self._drivers = [self._new_driver(o) for o in range(owners)]
+        self._outstanding = [None] * owners
+        self._session_turns = 0
+
+    def close(self) -> None:
+        self._env.close()
+        self._drivers, self._outstanding = [], []
+
+    def _new_driver(self, o: int) -> TurnDriver:
+        world = self._env.world
+        return TurnDriver(
+            world.store,
+            SESSION,
+            identity(o, world.owners[o].incarnation),
+            clock=world.clock,
+            liveness=world.processes,
+            timings=MACHINE_TIMINGS,
+            max_inputs=self._bounds.get("inputs", 2),
+            max_batches=self._bounds.get("batches", 2),
+        )
+
+    def machine(self, o: int) -> TurnMachine | None:
+        """Owner o's machine; None while o is crashed."""
+        driver = self._drivers[o]
+        return driver.machine if driver is not None else None
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one action; return its outcome record (docs/machine-traces.md, "Outcome")."""
+        if action in ENVIRONMENT_ACTIONS:
+            return self._environment(action, picks)
+        if action in HOST_ACTIONS:
+            o, driver = self._live_owner(picks)
+            return self._host_event(o, driver, self._host_event_for(action, o, driver, picks))
+        if action == "store_step":
+            return self._store_step(*self._live_owner(picks), fail=False)
+        if action == "store_fail":
+            return self._store_step(*self._live_owner(picks), fail=True)
+        raise UnknownAction(f"unknown machine-trace action {action!r}")
+
+    def _owner_index(self, picks: Mapping[str, Any]) -> int:
+        value = picks.get("o")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadActionParams(f"parameter 'o' must be an integer, got {value!r}")
+        if not 0 <= value < len(self._drivers):
+            raise BadActionParams(
+                f"parameter 'o'={value} is out of range 0..{len(self._drivers) - 1}"
+            )
+        return value
+
+    def _live_owner(self, picks: Mapping[str, Any]) -> tuple[int, TurnDriver]:
+        o = self._owner_index(picks)
+        driver = self._drivers[o]
+        if driver is None:
+            raise ActionNotEnabled(f"owner {o} is crashed: it has no machine")
+        return o, driver
+
+    def _environment(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]:
+        if action == "crash":
+            o = self._live_owner(picks)[0]
+            outcome = self._env.apply(action, picks)
+            self._drivers[o], self._outstanding[o] = None, None
+            return outcome
+        if action == "restart":
+            o = self._owner_index(picks)
+            if self._drivers[o] is not None:
+                raise ActionNotEnabled(f"owner {o} is alive: only a crashed owner restarts")
+            outcome = self._env.apply(action, picks)
+            self._drivers[o] = self._new_driver(o)
+            return outcome
+        if action in ("enqueue_batch", "enqueue_input"):
+            # every enqueue strictly later than the last, so enqueue order is time order
+            self._env.world.clock.advance(1)
+        return self._env.apply(action, picks)
+
+    def _host_event_for(
+        self, action: str, o: int, driver: TurnDriver, picks: Mapping[str, Any]
+    ) -> Event:
+        turn_index = self._turn_number(driver.machine)
+        if action == "host_start":
+            return Start(f"turn-{self._session_turns}")
+        if action == "host_checkpoint":
+            kind = picks.get("checkpoint")
+            if kind not in ("after_work", "before_completion"):
+                raise BadActionParams(
+                    f"checkpoint must be after_work|before_completion, got {kind!r}"
+                )
+            return CheckpointReached(max(turn_index, 0), CheckpointKind(kind))
+        if action == "host_finish":
+            return TurnFinished(max(turn_index, 0))
+        if action == "host_interrupt":
+            return Interrupt()
+        if action == "host_renew_due":
+            return RenewDue()
+        return Reset()
+
+    def _host_event(self, o: int, driver: TurnDriver, event: Event) -> dict[str, Any]:
+        machine = driver.machine
+        if not machine.accepts(type(event)):
+            raise ActionNotEnabled(
+                f"owner {o}'s machine in {machine.state.value} does not accept "
+                f"{type(event).__name__}"
+            )
+        effects = self._handle(o, driver, event)
+        if isinstance(event, Start):
+            self._session_turns += 1
+        return self._outcome(event, effects)
+
+    def _store_step(self, o: int, driver: TurnDriver, *, fail: bool) -> dict[str, Any]:
+        effect = self._outstanding[o]
+        if effect is None:
+            raise ActionNotEnabled(f"owner {o}'s machine has no store operation outstanding")
+        self._outstanding[o] = None
+        reply = self._execute(driver, effect, fail=fail)
+        if reply is None:
+            raise AssertionError(f"{type(effect).__name__} expects an answer and got none")
+        self._name_claims(reply)
+        return self._outcome(reply, self._handle(o, driver, reply))
+
+    def _execute(self, driver: TurnDriver, effect: StoreEffect, *, fail: bool) -> Event | None:
+        if not fail:
+            return driver.execute(effect)
+        healthy = driver.store
+        driver.store = cast(Store, _FailingStore())
+        try:
+            return driver.execute(effect)
+        finally:
+            driver.store = healthy
+
+    def _handle(self, o: int, driver: TurnDriver, event: Event) -> list[Effect]:
+        try:
+            effects = driver.machine.handle(event)
+        except TurnMachineError as error:
+            raise ActionNotEnabled(f"owner {o}'s machine rejected the event: {error}") from None
+        for effect in effects:
+            if not isinstance(effect, StoreEffect):
+                continue  # host notifications: the trace's host actions play the host
+            if effect.replies:
+                self._outstanding[o] = effect
+            else:
+                driver.execute(effect)  # fire and forget; an error is the driver's to record
+        return effects
+
+    def _name_claims(self, reply: Event) -> None:
+        """Give the claims a reply carries their abstract ids, so rows project by name."""
+        claims: tuple[QueuedWorkClaim | TurnInputClaim | None, ...] = ()
+        if isinstance(reply, CommandClaimed | InputsClaimed | TurnWorkClaimed):
+            claims = (reply.claim,)
+        elif isinstance(reply, CheckpointWorkClaimed):
+            claims = (reply.inputs, reply.work)
+        for claim in claims:
+            if isinstance(claim, QueuedWorkClaim):
+                name_queue_claim(self._env.world, claim)
+            elif isinstance(claim, TurnInputClaim):
+                name_input_claim(self._env.world, claim)
+
+    @staticmethod
+    def _outcome(event: Event, effects: list[Effect]) -> dict[str, Any]:
+        return {"tag": type(event).__name__, "effects": [type(e).__name__ for e in effects]}
+
+    @staticmethod
+    def _turn_number(machine: TurnMachine) -> int:
+        if machine.turn_id is None:
+            return -1
+        return int(machine.turn_id.removeprefix("turn-"))
+
+    # -- projection ------------------------------------------------------------------------
+
+    def observe(self) -> dict[str, Any]:
+        """The state variables of docs/machine-traces.md ("State variables")."""
+        state = self._env.observe_store()
+        owners = self._env.world.owners
+        state["owner_alive"] = {o: memory.alive for o, memory in enumerate(owners)}
+        state["owner_inc"] = {o: memory.incarnation for o, memory in enumerate(owners)}
+        fence, phase, awaiting, turn, interrupted, qclaims, iclaims, outcome = (
+            {}, {}, {}, {}, {}, {}, {}, {}
+        )  # fmt: skip
+        names = self._env.world.claim_names
+        for o in range(len(owners)):
+            machine = self.machine(o) or TurnMachine(SESSION, identity(o, owners[o].incarnation))
+            fence[o] = machine.lease.fencing_token if machine.lease is not None else 0
+            phase[o] = machine.state.value
+            awaiting[o] = machine.awaiting.__name__ if machine.awaiting is not None else ""
+            turn[o] = self._turn_number(machine)
+            interrupted[o] = machine.interrupted
+            command = (machine.command_claim,) if machine.command_claim is not None else ()
+            qclaims[o] = sorted(
+                names.get(c.claim_id, "") for c in (*command, *machine.queue_claims)
+            )
+            iclaims[o] = sorted(names.get(c.claim_id, "") for c in machine.input_claims)
+            last = machine.last_outcome
+            outcome[o] = last.value if last is not None else ""
+        state.update(
+            owner_fence=fence,
+            machine_phase=phase,
+            machine_awaiting=awaiting,
+            machine_turn=turn,
+            machine_interrupted=interrupted,
+            machine_qclaims=qclaims,
+            machine_iclaims=iclaims,
+            machine_outcome=outcome,
+            session_turns=self._session_turns,
+        )
+        return state
+
+
+class KernelSystems(KernelAdapter):
+    """Our kernel for both systems on one kind of store: store traces through the
+    KernelAdapter it is, machine traces through a :class:`MachineAdapter`.
+
+    :func:`~lashspec.conformance.replay.replay_trace` calls :meth:`reset_system` with the
+    trace's system; a plain :meth:`reset` means a store trace.
+    """
+
+    def __init__(self, store_factory: StoreFactory = memory_store_factory) -> None:
+        super().__init__(store_factory)
+        self._machines = MachineAdapter(store_factory)
+        self._system = "store"
+
+    def reset_system(self, bounds: Mapping[str, int], system: str) -> None:
+        if system not in SYSTEMS:
+            raise UnsupportedSystem(
+                f"system {system!r} is not served; expected one of {', '.join(SYSTEMS)}"
+            )
+        self.close()
+        if system == "machine":
+            self._machines.reset(bounds)
+        else:
+            super().reset(bounds)
+        self._system = system
+
+    def reset(self, bounds: Mapping[str, int]) -> None:
+        self.reset_system(bounds, "store")
+
+    def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]:
+        if self._system == "machine":
+            return self._machines.apply(action, picks)
+        return super().apply(action, picks)
+
+    def observe(self) -> dict[str, Any]:
+        if self._system == "machine":
+            return self._machines.observe()
+        return super().observe()
+
+    def close(self) -> None:
+        super().close()
+        self._machines.close()
