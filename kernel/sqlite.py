@@ -367,9 +367,14 @@ def _is_busy(error: sqlite3.Error) -> bool:
     return _primary_code(error) in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
-def _file_error(path: str, error: sqlite3.Error, doing: str) -> BackendFailure:
+def _file_error(
+    path: str, error: sqlite3.Error, doing: str, busy_timeout_ms: int
+) -> BackendFailure:
     """The typed error for a SQLite failure while ``doing`` something: cause and remedy."""
     code = _primary_code(error)
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        # SQLite's own busy handler (kept for statements other than BEGIN IMMEDIATE) gave up
+        return StoreBusy(path, busy_timeout_ms)
     if code == _SQLITE_NOTADB:
         return StoreFileError(
             path,
@@ -445,7 +450,7 @@ class _SqliteBackend:
                 timeout=busy_timeout_ms / 1000,
             )
         except sqlite3.Error as error:
-            raise _file_error(path, error, "opening the store") from None
+            raise _file_error(path, error, "opening the store", busy_timeout_ms) from None
         self._connection = connection
         try:
             self._connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
@@ -458,7 +463,7 @@ class _SqliteBackend:
         except BaseException as error:
             self._connection.close()
             if isinstance(error, sqlite3.Error):
-                raise _file_error(path, error, "opening the store") from None
+                raise _file_error(path, error, "opening the store", busy_timeout_ms) from None
             raise
 
     def _poll_while_busy(self, statement: str, doing: str) -> None:
@@ -556,7 +561,7 @@ class _SqliteBackend:
                     c.execute("BEGIN")
             except sqlite3.Error as error:
                 self._rollback()
-                raise _file_error(self.path, error, doing) from None
+                raise _file_error(self.path, error, doing, self._busy_timeout_ms) from None
             if write:
                 self.write_transactions += 1
             else:
@@ -565,7 +570,9 @@ class _SqliteBackend:
                 yield _SqliteTables(c)
             except sqlite3.Error as error:
                 self._rollback()
-                raise _file_error(self.path, error, "running a store operation") from None
+                raise _file_error(
+                    self.path, error, "running a store operation", self._busy_timeout_ms
+                ) from None
             except BaseException:
                 self._rollback()
                 raise
@@ -574,7 +581,9 @@ class _SqliteBackend:
                     c.execute("COMMIT")
                 except sqlite3.Error as error:
                     self._rollback()
-                    raise _file_error(self.path, error, "committing") from None
+                    raise _file_error(
+                        self.path, error, "committing", self._busy_timeout_ms
+                    ) from None
 
     def pragma(self, name: str) -> str:
         with self._lock:

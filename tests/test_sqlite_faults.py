@@ -304,3 +304,23 @@ def test_a_killed_but_unreaped_process_is_definitely_dead() -> None:
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+def test_a_read_blocked_past_the_timeout_is_also_a_retryable_store_busy(tmp_path: Path) -> None:
+    """An exclusive lock blocks even readers; a read waits in SQLite's own busy handler (only
+    the write lock is polled by the store), and its timeout must be the same typed StoreBusy.
+    A read-only open reads the schema without asking for the write lock, so it takes that
+    path."""
+    path = tmp_path / "s.sqlite"
+    populated_store_file(path)
+    with closing(sqlite3.connect(path, isolation_level=None)) as holder:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreBusy) as raised:
+            open_store(path, busy_timeout_ms=150, read_only=True)
+        holder.execute("ROLLBACK")
+    assert raised.value.retryable and str(path) in str(raised.value)
+    assert_no_recreate_advice(raised.value)
+    store = open_store(path, busy_timeout_ms=150, read_only=True)
+    assert len(store.list_queued_work(S)) == 3
+    store.close()
