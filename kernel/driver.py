@@ -11,6 +11,10 @@ and performs the effects it returns, in order:
   effect (``SessionExecutionLeaseExpired`` -> ``LeaseLost``; any other error ->
   ``CommitFailed`` for commits, ``StoreFailed`` for the rest, ``LeaseLost`` for a renewal,
   which cannot be retried once the lease is gone), and that event is fed back at once;
+* before a ``CommitTurn`` reaches the store, the driver checks that the commit settles every
+  claim the turn holds (``RuntimeCommit.validate_claim_settlement``, lash's turn-boundary
+  check); ``UnsettledQueuedWorkClaim`` / ``UnsettledTurnInputClaim`` answer it as
+  ``CommitFailed`` and the store is not touched;
 * ``ReleaseLease`` and ``AbandonClaims`` expect no answer: an error there is recorded in
   :attr:`TurnDriver.store_errors` and otherwise ignored (the lease expires, superseded
   claims are harmless);
@@ -278,6 +282,11 @@ class TurnDriver:
                 )
                 return CheckpointWorkClaimed(inputs, work)
             case CommitSessionCommand() | WriteCheckpoint() | CommitTurn():
+                if isinstance(effect, CommitTurn):
+                    # lash's turn boundary refuses an unsettled claim before the store sees it
+                    effect.commit.validate_claim_settlement(
+                        effect.originating_queue_claims, effect.originating_turn_input_claims
+                    )
                 result = store.commit_runtime_state(effect.commit)
                 self.commit_results.append(result)
                 return CommitSucceeded(result)

@@ -34,7 +34,10 @@ A *lease cycle* runs from ``Start`` in ``Idle`` back to ``Idle`` (or to ``Failed
 At most one store operation is outstanding at any time (:attr:`TurnMachine.awaiting`); an
 event that answers a store operation must answer *that* operation, or it is rejected.
 ``ReleaseLease`` and ``AbandonClaims`` need no answer: a failed release leaves the lease to
-expire, and claims of a dead generation are superseded anyway (ADR 0029).
+expire, and claims of a dead generation are superseded anyway (ADR 0029).  Before a turn
+commit reaches the store, the driver checks that it settles every claim the turn holds
+(:meth:`~lashspec.kernel.types.RuntimeCommit.validate_claim_settlement`, as lash's turn
+boundary does); a refusal answers the commit as ``CommitFailed``.
 
 Stopping early
 ~~~~~~~~~~~~~~
@@ -45,13 +48,45 @@ Stopping early
   meanwhile is handed straight back (``AbandonClaims``), so an interrupted turn takes no new
   work and the commit defers those inputs too.
 * ``Interrupt`` before a turn has started waits in ``Cancelling`` for the outstanding
-  operation, then hands back what the cycle claimed and releases the lease.
-* ``LeaseLost`` (the store rejected the fence: released, expired or taken over) abandons the
-  cycle: the turn is stopped (``StopTurn``), nothing is committed and the machine returns to
-  ``Idle``.  From then on it emits no store effect until it acquires a lease again; the
-  claims of the lost generation are handed back right after that acquisition.
-* Any other store error stops the cycle in ``Failed``: claims are handed back and the lease
-  released, so the next cycle runs under a new generation; ``Reset`` returns to ``Idle``.
+  operation; if it succeeds, the lease is still ours, so the machine hands back what the
+  cycle claimed and releases the lease.  (lash has no such event: its cancel token is only
+  observed inside a running turn.)  If it fails, the error rules below apply.
+
+Store errors
+~~~~~~~~~~~~
+The driver sorts every store error into one of two classes, as lash's runtime does
+(``runtime_error_from_store_commit`` in ``runtime/mod.rs``; the rules below follow
+``runtime/turn_loop.rs``):
+
+* ``LeaseLost``: the store rejected the fence (``SessionExecutionLeaseExpired``: released,
+  expired or taken over), a renewal failed, or the host saw the loss.  The cycle is
+  abandoned: a running turn is stopped (``StopTurn``), nothing is committed, and the claims
+  the turn holds are handed back at once (``AbandonClaims``, lease-less, by claim id) so a
+  peer can take the rows without waiting for a new generation.  No other store effect is
+  emitted: the lease is already gone.  A claimed session command is not handed back (lash's
+  command drain never hands one back); it is superseded once another generation is minted.
+* ``StoreFailed`` / ``CommitFailed``: any other store error, including a refused claim
+  settlement (``UnsettledQueuedWorkClaim``, ``UnsettledTurnInputClaim``) and a conflicting
+  turn commit; lash reports all of them as ``StoreCommitFailed``.  The cycle stops in
+  ``Failed`` and the machine *forgets* its lease and claims without touching the store: the
+  lease runs out at its TTL (a peer's acquisition answers busy until then) and the claims are
+  superseded by generation once the lease turns over (ADR 0029).  Keeping the lease is
+  deliberate in lash: after a failed commit the runtime cannot know what the store applied,
+  so it neither releases nor hands back.  Two paths differ, as in lash:
+
+  - a failed progress checkpoint (``WriteCheckpoint``) only means that boundary is not
+    persisted; the turn goes on (``progress_boundary`` logs and continues);
+  - a failure while draining session commands (claiming one, or its commit) releases the
+    lease (``ReleaseLease``) but still hands nothing back (lash's drain loop releases on any
+    error).
+
+  ``Reset`` returns from ``Failed`` to ``Idle``.  The same owner incarnation starting again
+  before the TTL re-enters the *same* generation (the store extends its own live lease), so
+  it cannot claim its own stranded claims (no self-steal); they come back once the lease
+  turns over.
+* A busy lease (``LeaseBusy``) is not an error: the cycle ends with outcome ``busy`` and
+  nothing to undo.  A failed acquisition (``StoreFailed`` while acquiring) ends in ``Failed``
+  with nothing held.
 
 The phase-order rule
 ~~~~~~~~~~~~~~~~~~~~
@@ -81,6 +116,7 @@ from .types import (
     PendingTurnInput,
     QueuedWorkBatch,
     QueuedWorkClaim,
+    QueuedWorkCompletion,
     RuntimeCommit,
     RuntimeCommitResult,
     RuntimeTurnCommitStamp,
@@ -89,6 +125,7 @@ from .types import (
     SessionExecutionLeaseCompletion,
     SessionExecutionLeaseFence,
     TurnInputClaim,
+    TurnInputCompletion,
     turn_commit_hash,
 )
 
@@ -141,7 +178,8 @@ STATE_DOCS: Mapping[TurnState, str] = {
     TurnState.CANCELLING: "Interrupted before a turn started; once the outstanding operation "
     "answers, claims are handed back and the lease released.",
     TurnState.FAILED: "The store rejected an operation for a reason other than lease loss; "
-    "the cycle stopped and handed everything back. `Reset` to go on.",
+    "the cycle stopped, handed nothing back and forgot its lease, which runs out at its TTL "
+    "(a failed command drain releases it). `Reset` to go on.",
     TurnState.CLOSED: "Terminal: the machine accepts no more events.",
 }
 
@@ -488,6 +526,9 @@ class CommitTurn(StoreEffect):
     releases_lease: ClassVar[bool] = True
     commit: RuntimeCommit
     interrupted: bool
+    #: the claims the turn holds; the commit must settle every one of them
+    originating_queue_claims: tuple[QueuedWorkCompletion, ...] = ()
+    originating_turn_input_claims: tuple[TurnInputCompletion, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,7 +542,8 @@ class ReleaseLease(StoreEffect):
 
 @dataclass(frozen=True, slots=True)
 class AbandonClaims(StoreEffect):
-    """`abandon_*_claim` for each claim: hands rows back by claim id and token, no fence."""
+    """`abandon_*_claim` for each claim: hands rows back by claim id and token, no fence;
+    fire-and-forget."""
 
     queue_claims: tuple[QueuedWorkClaim, ...]
     input_claims: tuple[TurnInputClaim, ...]
@@ -601,8 +643,6 @@ class MachineSnapshot:
     command_claim: QueuedWorkClaim | None
     queue_claims: tuple[QueuedWorkClaim, ...]
     input_claims: tuple[TurnInputClaim, ...]
-    orphaned_queue_claims: tuple[QueuedWorkClaim, ...]
-    orphaned_input_claims: tuple[TurnInputClaim, ...]
     interrupted: bool
     last_outcome: CycleOutcome | None
     failure: StoreError | None
@@ -648,9 +688,6 @@ class TurnMachine:
         #: claims the current turn holds; its commit completes them
         self.queue_claims: tuple[QueuedWorkClaim, ...] = ()
         self.input_claims: tuple[TurnInputClaim, ...] = ()
-        #: claims of a lost generation, handed back after the next acquisition
-        self.orphaned_queue_claims: tuple[QueuedWorkClaim, ...] = ()
-        self.orphaned_input_claims: tuple[TurnInputClaim, ...] = ()
         self.interrupted = False
         self.last_outcome: CycleOutcome | None = None
         self.failure: StoreError | None = None
@@ -736,8 +773,6 @@ class TurnMachine:
             command_claim=self.command_claim,
             queue_claims=self.queue_claims,
             input_claims=self.input_claims,
-            orphaned_queue_claims=self.orphaned_queue_claims,
-            orphaned_input_claims=self.orphaned_input_claims,
             interrupted=self.interrupted,
             last_outcome=self.last_outcome,
             failure=self.failure,
@@ -772,32 +807,40 @@ class TurnMachine:
             interrupted_turn_input_turn_id=self._turn(),
         )
         stamp = RuntimeTurnCommitStamp(self.session_id, self._turn(), turn_commit_hash(commit))
-        return CommitTurn(replace(commit, turn_commit=stamp), self.interrupted)
+        return CommitTurn(
+            replace(commit, turn_commit=stamp),
+            self.interrupted,
+            commit.completed_queue_claims,
+            commit.completed_turn_input_claims,
+        )
 
     def _wind_down(self) -> list[Effect]:
-        """End the cycle; while the lease is still ours, hand every claim back and release it.
-
-        Without a lease there are no claims of this cycle, and the claims of a lost generation
-        wait for the next acquisition, so nothing touches the store.
-        """
+        """End the cycle normally while the lease is still ours: hand every claim back and
+        release the lease."""
         effects: list[Effect] = []
-        if self.lease is not None:
-            command = (self.command_claim,) if self.command_claim else ()
-            queue = (*command, *self.queue_claims, *self.orphaned_queue_claims)
-            inputs = (*self.input_claims, *self.orphaned_input_claims)
-            if queue or inputs:
-                effects.append(AbandonClaims(queue, inputs))
-            effects.append(ReleaseLease(self.lease.completion()))
-            self.orphaned_queue_claims, self.orphaned_input_claims = (), ()
+        command = (self.command_claim,) if self.command_claim else ()
+        queue = (*command, *self.queue_claims)
+        if queue or self.input_claims:
+            effects.append(AbandonClaims(queue, self.input_claims))
+        effects.append(ReleaseLease(self._lease().completion()))
         self._end_cycle()
         return effects
 
-    def _orphan_claims(self) -> None:
-        """The lease is gone: keep the cycle's claims to hand back after the next acquisition."""
-        command = (self.command_claim,) if self.command_claim else ()
-        self.orphaned_queue_claims += (*command, *self.queue_claims)
-        self.orphaned_input_claims += self.input_claims
+    def _hand_back_after_lease_loss(self) -> list[Effect]:
+        """The lease is gone: hand the turn's claims back at once, lease-less, and end the
+        cycle.  A session command claim is not handed back (lash's drain never does); it is
+        superseded by generation."""
+        effects: list[Effect] = []
+        if self.queue_claims or self.input_claims:
+            effects.append(AbandonClaims(self.queue_claims, self.input_claims))
         self._end_cycle()
+        return effects
+
+    def _release_and_forget(self) -> list[Effect]:
+        """A failed command drain: release the lease, hand nothing back."""
+        effects: list[Effect] = [ReleaseLease(self._lease().completion())]
+        self._end_cycle()
+        return effects
 
     def _end_cycle(self) -> None:
         self.lease = None
@@ -877,12 +920,7 @@ def _busy(m: TurnMachine, e: LeaseBusy) -> list[Effect]:
 
 def _lease_acquired(m: TurnMachine, e: LeaseAcquired) -> list[Effect]:
     m.lease = e.lease
-    effects: list[Effect] = []
-    if m.orphaned_queue_claims or m.orphaned_input_claims:
-        effects.append(AbandonClaims(m.orphaned_queue_claims, m.orphaned_input_claims))
-        m.orphaned_queue_claims, m.orphaned_input_claims = (), ()
-    effects.append(InspectPendingWork(m.session_id))
-    return effects
+    return [InspectPendingWork(m.session_id)]
 
 
 def _claim_leading_command(m: TurnMachine, e: Event) -> list[Effect]:
@@ -1033,25 +1071,29 @@ def _turn_committed(m: TurnMachine, e: CommitSucceeded) -> list[Effect]:
 
 
 def _lease_lost(m: TurnMachine, e: LeaseLost) -> list[Effect]:
-    m._orphan_claims()
-    return []
+    return m._hand_back_after_lease_loss()
 
 
 def _lease_lost_in_turn(m: TurnMachine, e: LeaseLost) -> list[Effect]:
-    turn_id = m._turn()
-    m._orphan_claims()
-    return [StopTurn(turn_id, "session execution lease lost")]
+    stop = StopTurn(m._turn(), "session execution lease lost")
+    return [stop, *m._hand_back_after_lease_loss()]
 
 
 def _failed(m: TurnMachine, e: CommitFailed | StoreFailed) -> list[Effect]:
+    # lash's StoreCommitFailed: keep the lease (it runs out at its TTL), hand nothing back
     m.failure = e.error
-    return m._wind_down()
+    m._end_cycle()
+    return []
 
 
 def _failed_in_turn(m: TurnMachine, e: CommitFailed | StoreFailed) -> list[Effect]:
-    turn_id = m._turn()
+    stop = StopTurn(m._turn(), f"store failure: {e.error}")
+    return [stop, *_failed(m, e)]
+
+
+def _failed_draining_commands(m: TurnMachine, e: CommitFailed | StoreFailed) -> list[Effect]:
     m.failure = e.error
-    return [StopTurn(turn_id, f"store failure: {e.error}"), *m._wind_down()]
+    return m._release_and_forget()
 
 
 def _cancel_once_answered(m: TurnMachine, e: Interrupt) -> list[Effect]:
@@ -1120,6 +1162,9 @@ WORK_CLAIMED = Guard(
     "inputs or work claimed", lambda m, e: e.inputs is not None or e.work is not None
 )
 INTERRUPTED = Guard("turn interrupted", lambda m, e: m.interrupted)
+DRAINING_COMMANDS = Guard(
+    "a command claim was outstanding", lambda m, e: m.awaiting is ClaimLeadingCommand
+)
 
 
 # ---------------------------------------------------------------------------
@@ -1153,13 +1198,11 @@ class Transition:
 
 S = TurnState
 IF_CLAIMS = "claims are held"
-IF_ORPHANS = "a lost generation left claims"
-IF_LEASE = "the lease is held"
+IF_TURN_CLAIMS = "the turn holds claims"
 IF_NEW_WORK = "the claim granted work"
 
 _WIND_DOWN = _slots((AbandonClaims, IF_CLAIMS), ReleaseLease)
-_WIND_DOWN_MAYBE_LEASE = _slots((AbandonClaims, IF_CLAIMS), (ReleaseLease, IF_LEASE))
-_FAIL_IN_TURN = _slots(StopTurn, (AbandonClaims, IF_CLAIMS), ReleaseLease)
+_STOP_AND_HAND_BACK = _slots(StopTurn, (AbandonClaims, IF_TURN_CLAIMS))
 
 
 def _rule(
@@ -1187,8 +1230,7 @@ _RULES: tuple[Transition, ...] = (
           [], "Shut down."),
     # -- AcquiringLease --------------------------------------------------------------------------
     _rule(S.ACQUIRING_LEASE, LeaseAcquired, S.INSPECTING_QUEUE, _lease_acquired,
-          [(AbandonClaims, IF_ORPHANS), InspectPendingWork],
-          "Hand back a lost generation's claims, then look at what is pending."),
+          [InspectPendingWork], "Look at what is pending."),
     _rule(S.ACQUIRING_LEASE, LeaseBusy, S.RECLAIMING_LEASE, _reclaim,
           [ReclaimLease], "Take the lease over, compare-and-swap on the observed holder.",
           guard=HOLDER_DEAD),
@@ -1202,8 +1244,7 @@ _RULES: tuple[Transition, ...] = (
           [], "Wait for the acquisition to answer."),
     # -- ReclaimingLease -------------------------------------------------------------------------
     _rule(S.RECLAIMING_LEASE, LeaseAcquired, S.INSPECTING_QUEUE, _lease_acquired,
-          [(AbandonClaims, IF_ORPHANS), InspectPendingWork],
-          "Took over a dead holder's lease (new generation)."),
+          [InspectPendingWork], "Took over a dead holder's lease (new generation)."),
     _rule(S.RECLAIMING_LEASE, LeaseBusy, S.IDLE, _busy,
           [], "The observation was stale or the holder is alive; reclaim at most once.",
           outcome=Out.BUSY),
@@ -1220,7 +1261,7 @@ _RULES: tuple[Transition, ...] = (
           [ClaimNextTurnInputs], "Next-turn input goes first.",
           guard=OTHERWISE),
     _rule(S.INSPECTING_QUEUE, StoreFailed, S.FAILED, _failed,
-          _WIND_DOWN, "Release the lease.",
+          [], "Keep the lease to run out at its TTL (lash returns without releasing).",
           outcome=Out.FAILED),
     _rule(S.INSPECTING_QUEUE, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the listing to answer."),
@@ -1233,21 +1274,22 @@ _RULES: tuple[Transition, ...] = (
           [ClaimNextTurnInputs], "No command leads any more.",
           guard=NOTHING_CLAIMED),
     _rule(S.CLAIMING_COMMANDS, LeaseLost, S.IDLE, _lease_lost,
-          [], "Abandon the cycle.",
+          [], "Abandon the cycle; nothing is held.",
           outcome=Out.LEASE_LOST),
-    _rule(S.CLAIMING_COMMANDS, StoreFailed, S.FAILED, _failed,
-          _WIND_DOWN, "Hand back and release.",
+    _rule(S.CLAIMING_COMMANDS, StoreFailed, S.FAILED, _failed_draining_commands,
+          [ReleaseLease], "A failed command drain releases the lease.",
           outcome=Out.FAILED),
     _rule(S.CLAIMING_COMMANDS, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the claim to answer."),
     # -- CommittingCommand -----------------------------------------------------------------------
     _rule(S.COMMITTING_COMMAND, CommitSucceeded, S.CLAIMING_COMMANDS, _command_committed,
           [ClaimLeadingCommand], "The command is settled; look for the next one."),
-    _rule(S.COMMITTING_COMMAND, CommitFailed, S.FAILED, _failed,
-          _WIND_DOWN, "Hand the command back and release.",
+    _rule(S.COMMITTING_COMMAND, CommitFailed, S.FAILED, _failed_draining_commands,
+          [ReleaseLease], "Release; the command claim is not handed back, the next "
+          "generation supersedes it.",
           outcome=Out.FAILED),
     _rule(S.COMMITTING_COMMAND, LeaseLost, S.IDLE, _lease_lost,
-          [], "Abandon the cycle; the command stays queued.",
+          [], "Abandon the cycle; the command claim is superseded by the next generation.",
           outcome=Out.LEASE_LOST),
     _rule(S.COMMITTING_COMMAND, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the commit to answer."),
@@ -1259,10 +1301,10 @@ _RULES: tuple[Transition, ...] = (
           [ClaimQueuedWork], "No input: look for turn work at the Idle boundary.",
           guard=NOTHING_CLAIMED),
     _rule(S.CLAIMING_INPUTS, LeaseLost, S.IDLE, _lease_lost,
-          [], "Abandon the cycle.",
+          [], "Abandon the cycle; nothing is held.",
           outcome=Out.LEASE_LOST),
     _rule(S.CLAIMING_INPUTS, StoreFailed, S.FAILED, _failed,
-          _WIND_DOWN, "Release the lease.",
+          [], "Keep the lease to run out at its TTL.",
           outcome=Out.FAILED),
     _rule(S.CLAIMING_INPUTS, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the claim to answer."),
@@ -1274,10 +1316,10 @@ _RULES: tuple[Transition, ...] = (
           [ReleaseLease], "Nothing to do: release the lease.",
           guard=NOTHING_CLAIMED, outcome=Out.NOTHING_TO_DO),
     _rule(S.CLAIMING_TURN_WORK, LeaseLost, S.IDLE, _lease_lost,
-          [], "Abandon the cycle.",
+          [], "Abandon the cycle; nothing is held.",
           outcome=Out.LEASE_LOST),
     _rule(S.CLAIMING_TURN_WORK, StoreFailed, S.FAILED, _failed,
-          _WIND_DOWN, "Release the lease.",
+          [], "Keep the lease to run out at its TTL.",
           outcome=Out.FAILED),
     _rule(S.CLAIMING_TURN_WORK, Interrupt, S.CANCELLING, _cancel_once_answered,
           [], "Wait for the claim to answer."),
@@ -1291,7 +1333,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.ACTIVE_TURN, RenewDue, S.RENEWING_LEASE, _renew,
           [RenewLease], "Extend."),
     _rule(S.ACTIVE_TURN, LeaseLost, S.IDLE, _lease_lost_in_turn,
-          [StopTurn], "Stop the turn; nothing is committed.",
+          _STOP_AND_HAND_BACK, "Stop the turn; nothing is committed; hand its claims back now.",
           outcome=Out.LEASE_LOST),
     # -- WritingCheckpoint -----------------------------------------------------------------------
     _rule(S.WRITING_CHECKPOINT, CommitSucceeded, S.CLAIMING_CHECKPOINT_WORK, _claim_checkpoint_work,
@@ -1299,7 +1341,7 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.WRITING_CHECKPOINT, CommitFailed, S.CLAIMING_CHECKPOINT_WORK, _claim_checkpoint_work,
           [ClaimCheckpointWork], "The boundary is not persisted; the turn goes on."),
     _rule(S.WRITING_CHECKPOINT, LeaseLost, S.IDLE, _lease_lost_in_turn,
-          [StopTurn], "Stop the turn; nothing is committed.",
+          _STOP_AND_HAND_BACK, "Stop the turn; nothing is committed; hand its claims back now.",
           outcome=Out.LEASE_LOST),
     _rule(S.WRITING_CHECKPOINT, Interrupt, S.INTERRUPTING, _interrupt_pending,
           [], "Wait for the checkpoint to answer."),
@@ -1311,10 +1353,10 @@ _RULES: tuple[Transition, ...] = (
           [], "Nothing admitted; the turn goes on.",
           guard=NOTHING_CLAIMED),
     _rule(S.CLAIMING_CHECKPOINT_WORK, LeaseLost, S.IDLE, _lease_lost_in_turn,
-          [StopTurn], "Stop the turn; nothing is committed.",
+          _STOP_AND_HAND_BACK, "Stop the turn; nothing is committed; hand its claims back now.",
           outcome=Out.LEASE_LOST),
     _rule(S.CLAIMING_CHECKPOINT_WORK, StoreFailed, S.FAILED, _failed_in_turn,
-          _FAIL_IN_TURN, "Stop the turn, hand back, release.",
+          [StopTurn], "Stop the turn; keep the lease to run out at its TTL, hand nothing back.",
           outcome=Out.FAILED),
     _rule(S.CLAIMING_CHECKPOINT_WORK, Interrupt, S.INTERRUPTING, _interrupt_pending,
           [], "Wait for the claim to answer."),
@@ -1322,7 +1364,8 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.RENEWING_LEASE, LeaseRenewed, S.ACTIVE_TURN, _renewed,
           [], "Same generation, later expiry."),
     _rule(S.RENEWING_LEASE, LeaseLost, S.IDLE, _lease_lost_in_turn,
-          [StopTurn], "An expired lease cannot be renewed: stop the turn.",
+          _STOP_AND_HAND_BACK, "An expired lease cannot be renewed: stop the turn, hand its "
+          "claims back now.",
           outcome=Out.LEASE_LOST),
     _rule(S.RENEWING_LEASE, Interrupt, S.INTERRUPTING, _interrupt_pending,
           [], "Wait for the renewal to answer."),
@@ -1337,10 +1380,10 @@ _RULES: tuple[Transition, ...] = (
     _rule(S.INTERRUPTING, LeaseRenewed, S.COMMITTING, _interrupted_after_renewal,
           [CommitTurn], "Commit the interrupted turn."),
     _rule(S.INTERRUPTING, LeaseLost, S.IDLE, _lease_lost_in_turn,
-          [StopTurn], "Nothing is committed.",
+          _STOP_AND_HAND_BACK, "Nothing is committed; hand the turn's claims back now.",
           outcome=Out.LEASE_LOST),
     _rule(S.INTERRUPTING, StoreFailed, S.FAILED, _failed_in_turn,
-          _FAIL_IN_TURN, "Stop the turn, hand back, release.",
+          [StopTurn], "Stop the turn; keep the lease to run out at its TTL, hand nothing back.",
           outcome=Out.FAILED),
     _rule(S.INTERRUPTING, Interrupt, S.INTERRUPTING, _ignore,
           [], "Already stopping."),
@@ -1352,31 +1395,33 @@ _RULES: tuple[Transition, ...] = (
           [], "The turn is durable; the lease was released with it.",
           guard=OTHERWISE, outcome=Out.COMMITTED),
     _rule(S.COMMITTING, CommitFailed, S.FAILED, _failed,
-          _WIND_DOWN, "Nothing was applied: hand back and release.",
+          [], "Keep the lease to run out at its TTL and hand nothing back; the claims are "
+          "superseded by the next generation.",
           outcome=Out.FAILED),
     _rule(S.COMMITTING, LeaseLost, S.IDLE, _lease_lost,
-          [], "The fence was rejected: nothing is completed.",
+          [(AbandonClaims, IF_TURN_CLAIMS)],
+          "The fence was rejected: nothing is completed; hand the claims back now.",
           outcome=Out.LEASE_LOST),
     _rule(S.COMMITTING, Interrupt, S.COMMITTING, _ignore,
           [], "The fenced commit decides."),
     # -- Cancelling ------------------------------------------------------------------------------
     _rule(S.CANCELLING, LeaseAcquired, S.IDLE, _cancelled_after_acquisition,
-          _WIND_DOWN, "Hand back a lost generation's claims and release.",
+          [ReleaseLease], "Nothing was claimed yet: release.",
           outcome=Out.CANCELLED),
     _rule(S.CANCELLING, LeaseBusy, S.IDLE, _busy,
           [], "No lease; nothing to undo.",
           outcome=Out.CANCELLED),
     _rule(S.CANCELLING, PendingWorkInspected, S.IDLE, _nothing_to_do,
-          _WIND_DOWN, "Release.",
+          [ReleaseLease], "Release.",
           outcome=Out.CANCELLED),
     _rule(S.CANCELLING, CommandClaimed, S.IDLE, _cancelled_with_claim,
           _WIND_DOWN, "Hand the command back and release.",
           outcome=Out.CANCELLED),
     _rule(S.CANCELLING, CommitSucceeded, S.IDLE, _cancelled_after_command_commit,
-          _WIND_DOWN, "The command is settled; release.",
+          [ReleaseLease], "The command is settled; release.",
           outcome=Out.CANCELLED),
-    _rule(S.CANCELLING, CommitFailed, S.FAILED, _failed,
-          _WIND_DOWN, "Hand the command back and release.",
+    _rule(S.CANCELLING, CommitFailed, S.FAILED, _failed_draining_commands,
+          [ReleaseLease], "A failed command drain releases the lease; nothing is handed back.",
           outcome=Out.FAILED),
     _rule(S.CANCELLING, InputsClaimed, S.IDLE, _cancelled_with_claim,
           _WIND_DOWN, "Hand the inputs back and release.",
@@ -1385,11 +1430,14 @@ _RULES: tuple[Transition, ...] = (
           _WIND_DOWN, "Hand the work back and release.",
           outcome=Out.CANCELLED),
     _rule(S.CANCELLING, LeaseLost, S.IDLE, _lease_lost,
-          [], "Abandon the cycle.",
+          [], "Abandon the cycle; no turn claims exist yet.",
           outcome=Out.LEASE_LOST),
+    _rule(S.CANCELLING, StoreFailed, S.FAILED, _failed_draining_commands,
+          [ReleaseLease], "A failed command drain releases the lease.",
+          guard=DRAINING_COMMANDS, outcome=Out.FAILED),
     _rule(S.CANCELLING, StoreFailed, S.FAILED, _failed,
-          _WIND_DOWN_MAYBE_LEASE, "Hand back and release what is held.",
-          outcome=Out.FAILED),
+          [], "As outside Cancelling: nothing granted, or keep the lease to run out at its TTL.",
+          guard=OTHERWISE, outcome=Out.FAILED),
     _rule(S.CANCELLING, Interrupt, S.CANCELLING, _ignore,
           [], "Already stopping."),
     # -- Failed ----------------------------------------------------------------------------------

@@ -7,14 +7,15 @@ enums) are lash-core's snake_case names.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import LeaseTimingsError
+from .errors import LeaseTimingsError, UnsettledQueuedWorkClaim, UnsettledTurnInputClaim
 
 # ---------------------------------------------------------------------------
 # Owner identity and liveness
@@ -620,6 +621,27 @@ class RuntimeCommit:
     enqueued_queue_batches: tuple[QueuedWorkBatchDraft, ...] = ()
     interrupted_turn_input_turn_id: str | None = None
 
+    def validate_claim_settlement(
+        self,
+        originating_queue_claims: Sequence[QueuedWorkCompletion],
+        originating_turn_input_claims: Sequence[TurnInputCompletion],
+    ) -> None:
+        """Refuse a turn commit that leaves a claim the turn holds unsettled.
+
+        Every originating claim must appear among the commit's completions (same session and
+        claim id); lash checks this at the turn boundary before the commit reaches the store.
+        Raises :class:`UnsettledQueuedWorkClaim` or :class:`UnsettledTurnInputClaim` for the
+        first claim missing.
+        """
+        queue_completed = {(c.session_id, c.claim_id) for c in self.completed_queue_claims}
+        for queue_claim in originating_queue_claims:
+            if (queue_claim.session_id, queue_claim.claim_id) not in queue_completed:
+                raise UnsettledQueuedWorkClaim(queue_claim.session_id, queue_claim.claim_id)
+        inputs_completed = {(c.session_id, c.claim_id) for c in self.completed_turn_input_claims}
+        for input_claim in originating_turn_input_claims:
+            if (input_claim.session_id, input_claim.claim_id) not in inputs_completed:
+                raise UnsettledTurnInputClaim(input_claim.session_id, input_claim.claim_id)
+
 
 @dataclass(frozen=True, slots=True)
 class RuntimeCommitResult:
@@ -636,30 +658,56 @@ class SessionRead:
     checkpoint_ref: str
 
 
+#: keys lash drops anywhere in a commit before hashing it: graph node ids and timestamps change
+#: when the same turn is replayed, so they are not part of the commit's identity
+_VOLATILE_HASH_KEYS = frozenset({"node_id", "parent_node_id", "leaf_node_id", "timestamp"})
+
+
+def _plain(value: Any) -> JsonValue:
+    """A value as plain JSON data: dataclasses become objects (every field), enums strings."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _scrub_volatile(value: JsonValue) -> JsonValue:
+    """Drop the keys lash scrubs: volatile keys everywhere, and ``id`` on a message or a
+    message part (recognised by their keys, as lash does)."""
+    if isinstance(value, dict):
+        is_message = "role" in value and "parts" in value
+        is_part = {"kind", "content", "prune_state"} <= value.keys()
+        return {
+            k: _scrub_volatile(v)
+            for k, v in value.items()
+            if k not in _VOLATILE_HASH_KEYS and not (k == "id" and (is_message or is_part))
+        }
+    if isinstance(value, list):
+        return [_scrub_volatile(v) for v in value]
+    return value
+
+
 def _hash_content(commit: RuntimeCommit) -> JsonValue:
-    """The parts of a commit that make up its identity (no CAS revision, lease or stamp)."""
-    return {
-        "session_id": commit.session_id,
-        "checkpoint": {
-            "turn_index": commit.checkpoint.turn_index,
-            "state": dict(commit.checkpoint.state),
-        },
-        "completed_queue_claims": [
-            [c.session_id, c.claim_id, list(c.batch_ids)] for c in commit.completed_queue_claims
-        ],
-        "completed_turn_input_claims": [
-            [c.session_id, c.claim_id, list(c.input_ids)]
-            for c in commit.completed_turn_input_claims
-        ],
-        "enqueued_queue_batches": [
-            [d.session_id, d.source_key, repr(d.payloads)] for d in commit.enqueued_queue_batches
-        ],
-        "interrupted_turn_input_turn_id": commit.interrupted_turn_input_turn_id,
-    }
+    """The whole commit except what may differ between two deliveries of the same turn
+    commit: the CAS revision, the lease fence, the lease release and the stamp itself."""
+    content = _plain(commit)
+    for excluded in (
+        "expected_head_revision",
+        "session_execution_lease",
+        "release_session_execution_lease",
+        "turn_commit",
+    ):
+        del content[excluded]
+    return _scrub_volatile(content)
 
 
 def turn_commit_hash(commit: RuntimeCommit) -> str:
-    """Stable SHA-256 of a commit's identity; independent of revision and lease generation."""
+    """Stable SHA-256 of a commit's identity (lash's ``RuntimeCommit::turn_commit_hash``)."""
     canonical = json.dumps(_hash_content(commit), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

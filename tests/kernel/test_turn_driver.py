@@ -27,6 +27,7 @@ from lashspec.kernel.machine import (
     Effect,
     HostEffect,
     Interrupt,
+    LeaseAcquired,
     LeaseBusy,
     ReclaimLease,
     RunTurn,
@@ -359,23 +360,44 @@ def test_a_lease_taken_over_mid_turn_fails_the_commit_and_completes_nothing(
     assert alice.lease is None
     (error,) = alice.store_errors
     assert isinstance(error, SessionExecutionLeaseExpired) and error.session_id == SESSION
-    assert names(alice.log[-1][1]) == [], "no store effect after the loss"
+    # lease-less hand-back of alice's claims at once, and no other store effect
+    assert names(alice.log[-1][1]) == ["AbandonClaims"]
     read = store.load_session()
     assert read is not None and read.checkpoint.turn_index == 1, "alice's turn commit is absent"
     assert input_row(store, question).state is TurnInputState.DEFERRED_NEXT_TURN
-    assert batch_ids(store) == [wake.batch_id]
+    (wake_row,) = store.inspect_queued_work(SESSION)
+    assert wake_row[0].batch_id == wake.batch_id
+    assert not wake_row[1].is_claimed, "alice's wake claim was handed back right away"
+    (question_row,) = store.inspect_turn_inputs(SESSION)
+    assert question_row[1].claim_owner == BOB, "alice's stale hand-back left bob's claim alone"
 
     bob.reach_checkpoint(2)
     bob.finish_turn(2)
     assert input_row(store, question).state is TurnInputState.COMPLETED
     assert store.list_queued_work(SESSION) == []
 
-    # Alice hands her stale claims back after her next acquisition; they are long superseded.
+    # Alice's next cycle starts clean: nothing is handed back after her acquisition.
     assert alice.start("turn-alice-2") == []
-    assert "AbandonClaims" in store_calls(alice)
-    assert alice.machine.orphaned_queue_claims == () == alice.machine.orphaned_input_claims
-    assert input_row(store, question).state is TurnInputState.COMPLETED
+    acquired = [effects for event, effects in alice.log if isinstance(event, LeaseAcquired)]
+    assert names(acquired[-1]) == ["InspectPendingWork"]
     assert_lease_released(store, fencing_token=3)
+
+
+def test_a_lease_loss_hands_the_claims_back_before_any_new_generation(
+    harness: StoreHarness,
+) -> None:
+    store = harness.store
+    question = enqueue_next_turn(store, "question")
+    alice = driver_for(harness, ALICE)
+    alice.start("turn-alice")
+    # the lease runs out; nobody has acquired since, so only an eager hand-back frees the row
+    harness.clock.advance(TIMINGS.ttl_ms)
+    (stop,) = alice.reach_checkpoint(1)
+    assert stop == StopTurn("turn-alice", "session execution lease lost")
+    assert store_calls(alice)[-1] == "AbandonClaims"
+    (row,) = store.inspect_turn_inputs(SESSION)
+    assert row[0].input_id == question.input_id and not row[1].is_claimed
+    assert store.session_fencing_token(SESSION) == 1, "no generation was minted meanwhile"
 
 
 def _local(owner_id: str, pid: int) -> LeaseOwnerIdentity:
@@ -493,32 +515,81 @@ class FlakyStore:
         return getattr(self._store, name)
 
 
-def test_a_failed_turn_commit_hands_everything_back_and_waits_for_reset(
+def test_a_failed_turn_commit_keeps_the_lease_until_its_ttl_and_hands_nothing_back(
     harness: StoreHarness,
 ) -> None:
     flaky = FlakyStore(harness.store)
     question = enqueue_next_turn(harness.store, "question")
+    wake = enqueue_wake(harness.store)
     driver = driver_for(harness, store=cast(Store, flaky))
+    peer = driver_for(harness, BOB, harness.open())
     driver.start("turn-1")
+    driver.reach_checkpoint(1)  # the turn also holds the wake now
     flaky.fail_commit = lambda commit: commit.release_session_execution_lease is not None
 
     assert driver.finish_turn(1) == []  # a finished turn is not stopped; its commit failed
     assert driver.state is TurnState.FAILED and driver.last_outcome is CycleOutcome.FAILED
     assert isinstance(driver.machine.failure, BackendFailure)
-    assert names(driver.log[-1][1]) == ["AbandonClaims", "ReleaseLease"]
-    assert input_row(harness.store, question).state is TurnInputState.DEFERRED_NEXT_TURN
-    assert [i.input_id for i in harness.store.list_pending_turn_inputs(SESSION)] == [
-        question.input_id
-    ]
-    assert_lease_released(harness.store, fencing_token=1)
+    assert names(driver.log[-1][1]) == [], "lash's StoreCommitFailed: no release, no hand-back"
+    assert driver.lease is None and driver.machine.queue_claims == ()
+    # the rows stay stamped by the failed generation and the lease stays live
+    for _, claim in harness.store.inspect_turn_inputs(SESSION):
+        assert claim.claim_owner == ALICE and claim.claim_session_lease_generation == 1
+    for _, claim in harness.store.inspect_queued_work(SESSION):
+        assert claim.claim_owner == ALICE and claim.claim_session_lease_generation == 1
+    assert peer.start("peer-1") == [] and peer.last_outcome is CycleOutcome.BUSY
+    harness.clock.advance(TIMINGS.ttl_ms - 1)
+    assert peer.start("peer-2") == [] and peer.last_outcome is CycleOutcome.BUSY
     with pytest.raises(TurnMachineError, match="'Failed' cannot accept 'Start'"):
         driver.start("turn-2")
 
+    # once the TTL has passed, a new generation supersedes the stranded claims
+    harness.clock.advance(1)
+    (run,) = peer.start("peer-3")
+    assert isinstance(run, RunTurn) and [i.input_id for i in run.inputs] == [question.input_id]
+    assert peer.lease is not None and peer.lease.fencing_token == 2
+    (deliver,) = peer.reach_checkpoint(1)
+    assert isinstance(deliver, DeliverCheckpointWork)
+    assert [b.batch_id for b in deliver.batches] == [wake.batch_id]
+    peer.finish_turn(2)
+    assert input_row(harness.store, question).state is TurnInputState.COMPLETED
+    driver.reset()
+    assert outcome_of(driver)[0] is TurnState.IDLE
+
+
+def test_a_failed_claim_keeps_the_lease_until_its_ttl(harness: StoreHarness) -> None:
+    class FailingClaims(FlakyStore):
+        def claim_next_turn_inputs(self, *args: Any) -> Any:
+            raise BackendFailure("injected claim failure")
+
+    enqueue_next_turn(harness.store, "question")
+    driver = driver_for(harness, store=cast(Store, FailingClaims(harness.store)))
+    assert driver.start("turn-1") == []
+    assert outcome_of(driver) == (TurnState.FAILED, CycleOutcome.FAILED)
+    assert "ReleaseLease" not in store_calls(driver)
+    live = harness.store.load_session_execution_lease(SESSION)
+    assert live is not None and live.owner == ALICE
+
+
+def test_a_failed_command_commit_releases_the_lease_but_hands_nothing_back(
+    harness: StoreHarness,
+) -> None:
+    flaky = FlakyStore(harness.store)
+    command = enqueue_command(harness.store)
+    flaky.fail_commit = lambda commit: True
+    driver = driver_for(harness, store=cast(Store, flaky))
+    (apply,) = driver.start("turn-1")
+    assert isinstance(apply, ApplySessionCommand)
+    assert outcome_of(driver) == (TurnState.FAILED, CycleOutcome.FAILED)
+    assert names(driver.log[-1][1]) == ["ReleaseLease"]
+    assert_lease_released(harness.store, fencing_token=1)
+    (row,) = harness.store.inspect_queued_work(SESSION)
+    assert row[0].batch_id == command.batch_id and row[1].claim_session_lease_generation == 1
+    # the next generation supersedes the command claim
     driver.reset()
     flaky.fail_commit = lambda commit: False
-    driver.start("turn-2")
-    driver.finish_turn(1)
-    assert input_row(harness.store, question).state is TurnInputState.COMPLETED
+    assert driver.start("turn-2") == [ApplySessionCommand((command,))]
+    assert harness.store.list_queued_work(SESSION) == []
 
 
 def test_a_failed_checkpoint_write_only_skips_that_boundary(harness: StoreHarness) -> None:

@@ -205,10 +205,12 @@ _P["cancelling_inputs"] = [*_P["claiming_inputs"], Interrupt()]
 _P["cancelling_turn_work"] = [*_P["claiming_turn_work"], Interrupt()]
 _P["failed"] = [*_P["acquiring"], StoreFailed(ERROR)]
 _P["closed"] = [Close()]
-# a lost generation left the input claim behind: it is handed back after the next acquisition
-_P["acquiring_after_loss"] = [*_P["active_turn"], LeaseLost(LOST), Start("t2")]
-_P["reclaiming_after_loss"] = [*_P["acquiring_after_loss"], LeaseBusy(HOLDER, True)]
-_P["cancelling_after_loss"] = [*_P["acquiring_after_loss"], Interrupt()]
+# a turn holding an input claim and a checkpoint wake, and the paths where it is committing
+_P["active_turn_with_wake"] = [
+    *_P["claiming_checkpoint_work"],
+    CheckpointWorkClaimed(None, WAKE_AT_CHECKPOINT),
+]
+_P["committing_with_wake"] = [*_P["active_turn_with_wake"], TurnFinished(2)]
 PATHS = _P
 
 #: the path used to reach each state when any path will do
@@ -269,9 +271,8 @@ def row(
     return Row(path, event, guard, target, tuple(effects.split()), outcome)
 
 
-INSPECT_AFTER_HAND_BACK = "AbandonClaims InspectPendingWork"
 HAND_BACK_AND_RELEASE = "AbandonClaims ReleaseLease"
-STOP_HAND_BACK_RELEASE = "StopTurn AbandonClaims ReleaseLease"
+STOP_AND_HAND_BACK = "StopTurn AbandonClaims"
 CLAIMED, NOTHING, OTHERWISE = "claimed", "nothing claimed", "otherwise"
 COMMANDS_FIRST = "commands precede next-turn input"
 
@@ -279,7 +280,6 @@ EXPECTED: list[Row] = [
     row("idle", Start("t1"), T.ACQUIRING_LEASE, "AcquireLease"),
     row("idle", Close(), T.CLOSED),
     row("acquiring", LeaseAcquired(L1), T.INSPECTING_QUEUE, "InspectPendingWork"),
-    row("acquiring_after_loss", LeaseAcquired(L2), T.INSPECTING_QUEUE, INSPECT_AFTER_HAND_BACK),
     row(
         "acquiring",
         LeaseBusy(HOLDER, True),
@@ -291,7 +291,6 @@ EXPECTED: list[Row] = [
     row("acquiring", StoreFailed(ERROR), T.FAILED, outcome=O.FAILED),
     row("acquiring", Interrupt(), T.CANCELLING),
     row("reclaiming", LeaseAcquired(L1), T.INSPECTING_QUEUE, "InspectPendingWork"),
-    row("reclaiming_after_loss", LeaseAcquired(L2), T.INSPECTING_QUEUE, INSPECT_AFTER_HAND_BACK),
     row("reclaiming", LeaseBusy(HOLDER, True), T.IDLE, outcome=O.BUSY),
     row("reclaiming", StoreFailed(ERROR), T.FAILED, outcome=O.FAILED),
     row("reclaiming", Interrupt(), T.CANCELLING),
@@ -323,7 +322,7 @@ EXPECTED: list[Row] = [
         "ClaimNextTurnInputs",
         OTHERWISE,
     ),
-    row("inspecting", StoreFailed(ERROR), T.FAILED, "ReleaseLease", outcome=O.FAILED),
+    row("inspecting", StoreFailed(ERROR), T.FAILED, outcome=O.FAILED),
     row("inspecting", Interrupt(), T.CANCELLING),
     row(
         "claiming_commands",
@@ -347,7 +346,7 @@ EXPECTED: list[Row] = [
         "committing_command",
         CommitFailed(ERROR),
         T.FAILED,
-        HAND_BACK_AND_RELEASE,
+        "ReleaseLease",
         outcome=O.FAILED,
     ),
     row("committing_command", LeaseLost(LOST), T.IDLE, outcome=O.LEASE_LOST),
@@ -355,7 +354,7 @@ EXPECTED: list[Row] = [
     row("claiming_inputs", InputsClaimed(INPUTS), T.ACTIVE_TURN, "RunTurn", CLAIMED),
     row("claiming_inputs", InputsClaimed(None), T.CLAIMING_TURN_WORK, "ClaimQueuedWork", NOTHING),
     row("claiming_inputs", LeaseLost(LOST), T.IDLE, outcome=O.LEASE_LOST),
-    row("claiming_inputs", StoreFailed(ERROR), T.FAILED, "ReleaseLease", outcome=O.FAILED),
+    row("claiming_inputs", StoreFailed(ERROR), T.FAILED, outcome=O.FAILED),
     row("claiming_inputs", Interrupt(), T.CANCELLING),
     row("claiming_turn_work", TurnWorkClaimed(WORK), T.ACTIVE_TURN, "RunTurn", CLAIMED),
     row(
@@ -367,13 +366,13 @@ EXPECTED: list[Row] = [
         O.NOTHING_TO_DO,
     ),
     row("claiming_turn_work", LeaseLost(LOST), T.IDLE, outcome=O.LEASE_LOST),
-    row("claiming_turn_work", StoreFailed(ERROR), T.FAILED, "ReleaseLease", outcome=O.FAILED),
+    row("claiming_turn_work", StoreFailed(ERROR), T.FAILED, outcome=O.FAILED),
     row("claiming_turn_work", Interrupt(), T.CANCELLING),
     row("active_turn", CheckpointReached(1), T.WRITING_CHECKPOINT, "WriteCheckpoint"),
     row("active_turn", TurnFinished(2), T.COMMITTING, "CommitTurn"),
     row("active_turn", Interrupt(), T.COMMITTING, "CommitTurn"),
     row("active_turn", RenewDue(), T.RENEWING_LEASE, "RenewLease"),
-    row("active_turn", LeaseLost(None), T.IDLE, "StopTurn", outcome=O.LEASE_LOST),
+    row("active_turn", LeaseLost(None), T.IDLE, STOP_AND_HAND_BACK, outcome=O.LEASE_LOST),
     row(
         "writing_checkpoint",
         CommitSucceeded(RESULT),
@@ -386,7 +385,7 @@ EXPECTED: list[Row] = [
         T.CLAIMING_CHECKPOINT_WORK,
         "ClaimCheckpointWork",
     ),
-    row("writing_checkpoint", LeaseLost(LOST), T.IDLE, "StopTurn", outcome=O.LEASE_LOST),
+    row("writing_checkpoint", LeaseLost(LOST), T.IDLE, STOP_AND_HAND_BACK, outcome=O.LEASE_LOST),
     row("writing_checkpoint", Interrupt(), T.INTERRUPTING),
     row(
         "claiming_checkpoint_work",
@@ -409,17 +408,17 @@ EXPECTED: list[Row] = [
         "",
         NOTHING,
     ),
-    row("claiming_checkpoint_work", LeaseLost(LOST), T.IDLE, "StopTurn", outcome=O.LEASE_LOST),
     row(
         "claiming_checkpoint_work",
-        StoreFailed(ERROR),
-        T.FAILED,
-        STOP_HAND_BACK_RELEASE,
-        outcome=O.FAILED,
+        LeaseLost(LOST),
+        T.IDLE,
+        STOP_AND_HAND_BACK,
+        outcome=O.LEASE_LOST,
     ),
+    row("claiming_checkpoint_work", StoreFailed(ERROR), T.FAILED, "StopTurn", outcome=O.FAILED),
     row("claiming_checkpoint_work", Interrupt(), T.INTERRUPTING),
     row("renewing", LeaseRenewed(L1), T.ACTIVE_TURN),
-    row("renewing", LeaseLost(LOST), T.IDLE, "StopTurn", outcome=O.LEASE_LOST),
+    row("renewing", LeaseLost(LOST), T.IDLE, STOP_AND_HAND_BACK, outcome=O.LEASE_LOST),
     row("renewing", Interrupt(), T.INTERRUPTING),
     row("interrupting_checkpoint", CommitSucceeded(RESULT), T.COMMITTING, "CommitTurn"),
     row("interrupting_checkpoint", CommitFailed(ERROR), T.COMMITTING, "CommitTurn"),
@@ -431,14 +430,14 @@ EXPECTED: list[Row] = [
     ),
     row("interrupting_claim", CheckpointWorkClaimed(None, None), T.COMMITTING, "CommitTurn"),
     row("interrupting_renewal", LeaseRenewed(L1), T.COMMITTING, "CommitTurn"),
-    row("interrupting_checkpoint", LeaseLost(LOST), T.IDLE, "StopTurn", outcome=O.LEASE_LOST),
     row(
-        "interrupting_claim",
-        StoreFailed(ERROR),
-        T.FAILED,
-        STOP_HAND_BACK_RELEASE,
-        outcome=O.FAILED,
+        "interrupting_checkpoint",
+        LeaseLost(LOST),
+        T.IDLE,
+        STOP_AND_HAND_BACK,
+        outcome=O.LEASE_LOST,
     ),
+    row("interrupting_claim", StoreFailed(ERROR), T.FAILED, "StopTurn", outcome=O.FAILED),
     row("interrupting_checkpoint", Interrupt(), T.INTERRUPTING),
     row(
         "committing_interrupted",
@@ -449,17 +448,10 @@ EXPECTED: list[Row] = [
         O.INTERRUPTED,
     ),
     row("committing", CommitSucceeded(RESULT), T.IDLE, "", OTHERWISE, O.COMMITTED),
-    row("committing", CommitFailed(ERROR), T.FAILED, HAND_BACK_AND_RELEASE, outcome=O.FAILED),
-    row("committing", LeaseLost(LOST), T.IDLE, outcome=O.LEASE_LOST),
+    row("committing", CommitFailed(ERROR), T.FAILED, outcome=O.FAILED),
+    row("committing_with_wake", LeaseLost(LOST), T.IDLE, "AbandonClaims", outcome=O.LEASE_LOST),
     row("committing", Interrupt(), T.COMMITTING),
     row("cancelling_acquire", LeaseAcquired(L1), T.IDLE, "ReleaseLease", outcome=O.CANCELLED),
-    row(
-        "cancelling_after_loss",
-        LeaseAcquired(L2),
-        T.IDLE,
-        HAND_BACK_AND_RELEASE,
-        outcome=O.CANCELLED,
-    ),
     row("cancelling_acquire", LeaseBusy(HOLDER, True), T.IDLE, outcome=O.CANCELLED),
     row(
         "cancelling_inspect",
@@ -493,7 +485,7 @@ EXPECTED: list[Row] = [
         "cancelling_command_commit",
         CommitFailed(ERROR),
         T.FAILED,
-        HAND_BACK_AND_RELEASE,
+        "ReleaseLease",
         outcome=O.FAILED,
     ),
     row(
@@ -511,8 +503,16 @@ EXPECTED: list[Row] = [
         outcome=O.CANCELLED,
     ),
     row("cancelling_command_claim", LeaseLost(LOST), T.IDLE, outcome=O.LEASE_LOST),
-    row("cancelling_acquire", StoreFailed(ERROR), T.FAILED, outcome=O.FAILED),
-    row("cancelling_inputs", StoreFailed(ERROR), T.FAILED, "ReleaseLease", outcome=O.FAILED),
+    row("cancelling_acquire", StoreFailed(ERROR), T.FAILED, "", OTHERWISE, O.FAILED),
+    row("cancelling_inputs", StoreFailed(ERROR), T.FAILED, "", OTHERWISE, O.FAILED),
+    row(
+        "cancelling_command_claim",
+        StoreFailed(ERROR),
+        T.FAILED,
+        "ReleaseLease",
+        "a command claim was outstanding",
+        O.FAILED,
+    ),
     row("cancelling_acquire", Interrupt(), T.CANCELLING),
     row("failed", Reset(), T.IDLE),
     row("failed", Close(), T.CLOSED),
@@ -750,31 +750,65 @@ def test_work_claimed_while_interrupting_is_handed_back_not_completed() -> None:
     assert commit_turn.commit.completed_queue_claims == ()
 
 
-def test_after_a_lease_loss_claims_wait_for_the_next_acquisition() -> None:
-    machine = machine_at("active_turn")
-    machine.handle(CheckpointReached(1))
-    machine.handle(CommitSucceeded(RESULT))
-    machine.handle(CheckpointWorkClaimed(None, WAKE_AT_CHECKPOINT))
-    (stop,) = machine.handle(LeaseLost(LOST))
+def test_a_lease_loss_hands_the_turns_claims_back_at_once_and_nothing_else() -> None:
+    machine = machine_at("active_turn_with_wake")
+    stop, hand_back = machine.handle(LeaseLost(LOST))
     assert stop == StopTurn("t1", "session execution lease lost")
-    assert machine.state is TurnState.IDLE and machine.lease is None
-    assert machine.last_outcome is CycleOutcome.LEASE_LOST
-    # nothing but a new acquisition until the lease is back
-    assert [type(e) for e in machine.handle(Start("t2"))] == [AcquireLease]
-    hand_back, inspect = machine.handle(LeaseAcquired(L2))
+    # lease-less, by claim id, right away: no release, no later hand-back
     assert hand_back == AbandonClaims((WAKE_AT_CHECKPOINT,), (INPUTS,))
-    assert inspect == InspectPendingWork(SESSION)
-    assert machine.orphaned_queue_claims == () == machine.orphaned_input_claims
+    assert machine.state is TurnState.IDLE and machine.lease is None
+    assert machine.queue_claims == () == machine.input_claims
+    assert machine.last_outcome is CycleOutcome.LEASE_LOST
+    # the next cycle starts clean: nothing is handed back after the acquisition
+    assert [type(e) for e in machine.handle(Start("t2"))] == [AcquireLease]
+    assert machine.handle(LeaseAcquired(L2)) == [InspectPendingWork(SESSION)]
 
 
-def test_a_failed_store_hands_back_and_releases_then_waits_for_reset() -> None:
-    machine = machine_at("committing")
-    effects = machine.handle(CommitFailed(ERROR))
-    assert effects == [AbandonClaims((), (INPUTS,)), ReleaseLease(L1.completion())]
+def test_a_lease_loss_at_the_turn_commit_hands_back_every_claim_of_the_turn() -> None:
+    machine = machine_at("committing_with_wake")
+    assert machine.handle(LeaseLost(LOST)) == [AbandonClaims((WAKE_AT_CHECKPOINT,), (INPUTS,))]
+    assert machine.state is TurnState.IDLE and machine.lease is None
+
+
+def test_a_lease_loss_while_draining_commands_hands_nothing_back() -> None:
+    machine = machine_at("committing_command")
+    assert machine.handle(LeaseLost(LOST)) == []  # the command claim is superseded, not abandoned
+    assert machine.command_claim is None and machine.lease is None
+
+
+def test_a_failed_turn_commit_keeps_the_lease_and_hands_nothing_back() -> None:
+    machine = machine_at("committing_with_wake")
+    assert machine.handle(CommitFailed(ERROR)) == []  # lash: StoreCommitFailed keeps the lease
     assert machine.state is TurnState.FAILED and machine.failure is ERROR
+    assert machine.lease is None, "the machine forgets the lease; it runs out at its TTL"
+    assert machine.queue_claims == () == machine.input_claims
     assert not machine.accepts(Start)
     assert machine.handle(Reset()) == [] and machine.failure is None
     assert machine.state is TurnState.IDLE
+
+
+def test_a_failed_checkpoint_claim_stops_the_turn_and_hands_nothing_back() -> None:
+    machine = machine_at("claiming_checkpoint_work")
+    (stop,) = machine.handle(StoreFailed(ERROR))
+    assert stop == StopTurn("t1", f"store failure: {ERROR}")
+    assert machine.state is TurnState.FAILED and machine.lease is None
+
+
+def test_a_failed_command_drain_releases_the_lease_but_hands_nothing_back() -> None:
+    machine = machine_at("committing_command")
+    assert machine.handle(CommitFailed(ERROR)) == [ReleaseLease(L1.completion())]
+    assert machine.state is TurnState.FAILED and machine.command_claim is None
+
+
+def test_the_turn_commit_names_the_claims_it_must_settle() -> None:
+    machine = machine_at("active_turn_with_wake")
+    (commit_turn,) = machine.handle(TurnFinished(2))
+    assert isinstance(commit_turn, CommitTurn)
+    assert commit_turn.originating_queue_claims == (WAKE_AT_CHECKPOINT.completion(),)
+    assert commit_turn.originating_turn_input_claims == (INPUTS.completion(),)
+    commit_turn.commit.validate_claim_settlement(
+        commit_turn.originating_queue_claims, commit_turn.originating_turn_input_claims
+    )
 
 
 def test_a_dead_holder_is_reclaimed_with_the_observed_fence() -> None:
@@ -944,7 +978,6 @@ class World:
         self.number = 100
         self.cycle: Cycle | None = None
         self.lease_lost = False  # told the lease was lost, not yet acquired again
-        self.orphans: set[str] = set()
         self.visited: set[TurnState] = {T.IDLE}
         self.fired: set[tuple[TurnState, type[Event]]] = set()
         self.outcomes: set[CycleOutcome] = set()
@@ -1044,6 +1077,14 @@ class World:
                 cycle.completing = set()
         for effect in effects:
             self._check_effect(effect)
+        store_effects = [type(e) for e in effects if isinstance(e, StoreEffect)]
+        if isinstance(event, LeaseLost):
+            assert set(store_effects) <= {AbandonClaims}, "only a hand-back after lease loss"
+        if isinstance(event, StoreFailed | CommitFailed) and self.machine.state is T.FAILED:
+            # lash's StoreCommitFailed: nothing is handed back; only a command drain releases
+            assert set(store_effects) <= {ReleaseLease}, "a failure hands nothing back"
+            if ReleaseLease in store_effects:
+                assert state in {T.CLAIMING_COMMANDS, T.COMMITTING_COMMAND, T.CANCELLING}
         if self.machine.state in AT_REST and self.cycle is not None:
             self._end_cycle(event)
         self.visited.add(self.machine.state)
@@ -1083,8 +1124,8 @@ class World:
             )
             for claim in claims:
                 own = claim.claim_id in cycle.turn_claims or claim.claim_id in cycle.command_claims
-                assert own or claim.claim_id in self.orphans, "handed back a foreign claim"
-                self.orphans.discard(claim.claim_id)
+                assert own, "handed back a claim of another cycle"
+                assert claim.claim_id not in cycle.settled, "handed back a settled claim"
                 cycle.handed_back.add(claim.claim_id)
         if effect.uses_lease:
             assert cycle.lease is not None, f"{type(effect).__name__} before the lease"
@@ -1117,8 +1158,8 @@ class World:
         assert violation is None, f"phase order {[type(p).__name__ for p in cycle.phases]}"
         if isinstance(event, LeaseLost):
             self.lease_lost = True
-            unsettled = set(cycle.turn_claims) | set(cycle.command_claims)
-            self.orphans |= unsettled - cycle.handed_back - cycle.settled
+            kept = set(cycle.turn_claims) - cycle.handed_back - cycle.settled
+            assert kept == set(), "lease loss hands every turn claim back at once"
         if self.machine.last_outcome is not None:
             self.outcomes.add(self.machine.last_outcome)
         self.cycle = None
@@ -1138,12 +1179,6 @@ class World:
             assert m.turn_id
         if m.state in TURN_RUNNING:
             assert m.queue_claims or m.input_claims, "a turn starts from a claim"
-        orphans: tuple[QueuedWorkClaim | TurnInputClaim, ...] = (
-            *m.orphaned_queue_claims,
-            *m.orphaned_input_claims,
-        )
-        held = {c.claim_id for c in orphans}
-        assert held == self.orphans, "orphans the machine keeps are the lost generation's"
         assert m.allowed_events() or m.state is T.CLOSED
 
 
