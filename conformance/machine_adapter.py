@@ -114,8 +114,14 @@ class _FailingStore:
 class MachineAdapter:
     """Runs machine-trace actions against our turn machines and a fresh store."""
 
-    def __init__(self, store_factory: StoreFactory = memory_store_factory) -> None:
+    def __init__(
+        self,
+        store_factory: StoreFactory = memory_store_factory,
+        machine_class: type[TurnMachine] = TurnMachine,
+    ) -> None:
         self._env = KernelAdapter(store_factory)
+        #: tests swap in deliberately broken machines to see replay catch them
+        self._machine_class = machine_class
         self._drivers: list[TurnDriver | None] = []
         self._outstanding: list[StoreEffect | None] = []
         self._session_turns = 0
@@ -137,16 +143,28 @@ class MachineAdapter:
 
     def _new_driver(self, o: int) -> TurnDriver:
         world = self._env.world
-        return TurnDriver(
+        owner = identity(o, world.owners[o].incarnation)
+        max_inputs, max_batches = self._bounds.get("inputs", 2), self._bounds.get("batches", 2)
+        driver = TurnDriver(
             world.store,
             SESSION,
-            identity(o, world.owners[o].incarnation),
+            owner,
             clock=world.clock,
             liveness=world.processes,
             timings=MACHINE_TIMINGS,
-            max_inputs=self._bounds.get("inputs", 2),
-            max_batches=self._bounds.get("batches", 2),
+            max_inputs=max_inputs,
+            max_batches=max_batches,
         )
+        if self._machine_class is not TurnMachine:
+            driver.machine = self._machine_class(
+                SESSION,
+                owner,
+                lease_ttl_ms=MACHINE_TIMINGS.ttl_ms,
+                checkpoint=driver.machine.committed_checkpoint,
+                max_inputs=max_inputs,
+                max_batches=max_batches,
+            )
+        return driver
 
     def machine(self, o: int) -> TurnMachine | None:
         """Owner o's machine; None while o is crashed."""
