@@ -23,7 +23,10 @@ that meet a batch with mixed or empty payload classes return ``None``; ``enqueue
 from a never-reused counter.  Unlike lash, ``enqueue_queued_work`` rejects drafts whose
 payloads are empty or of mixed classes with :class:`InvalidRequest` (§8.10), while a stored
 row of that kind (written by another implementation) still fails claim scans with
-:class:`BackendFailure`.
+:class:`BackendFailure`.  A queued-work claim scan classifies the first ``max_batches + 32``
+ready claimable rows (one plus 32 for the leading-command lane), as lash's SQLite backend
+does; lash's in-memory store classifies every candidate, which differs only for a malformed
+row beyond that window.
 """
 
 from __future__ import annotations
@@ -473,6 +476,32 @@ class StoreEngine:
             if r.batch.available_at_ms <= now and rules.claimable_by_generation(r.claim, generation)
         ]
 
+    def _claim_scan(
+        self,
+        tx: Tables,
+        session_id: str,
+        generation: int,
+        now: int,
+        boundary: ClaimBoundary,
+        max_batches: int,
+    ) -> tuple[list[BatchRecord], list[rules.Candidate]]:
+        """The claim candidates, classified, as lash's SQLite backend scans them.
+
+        At an active-turn checkpoint a head that is not ``earliest_safe_boundary`` yields no
+        candidates at all; otherwise the first ``max_batches + 32`` ready claimable rows are
+        each classified, so a stored row with mixed or empty payload classes anywhere in that
+        window fails the scan with :class:`BackendFailure` even when it would not be taken.
+        """
+        ready = self._ready_claimable(tx, session_id, generation, now)
+        if (
+            boundary is ClaimBoundary.ACTIVE_TURN_CHECKPOINT
+            and ready
+            and ready[0].batch.delivery_policy is not DeliveryPolicy.EARLIEST_SAFE_BOUNDARY
+        ):
+            return [], []
+        window = ready[: rules.claim_scan_limit(max_batches)]
+        return window, [_candidate(record) for record in window]
+
     @staticmethod
     def _stamp_batches(
         tx: Tables,
@@ -516,12 +545,12 @@ class StoreEngine:
 
         def op(tx: Tables, now: int) -> QueuedWorkClaim | None:
             row = self._validate_fence(tx, session_id, fence, now)
-            candidates = self._ready_claimable(tx, session_id, row.fencing_token, now)
-            if not candidates:
+            records, candidates = self._claim_scan(
+                tx, session_id, row.fencing_token, now, ClaimBoundary.IDLE, 1
+            )
+            if rules.select_leading_session_command(candidates) == 0:
                 return None
-            if rules.select_leading_session_command([_candidate(candidates[0])]) == 0:
-                return None
-            return self._stamp_batches(tx, session_id, candidates[:1], fence, owner, now)
+            return self._stamp_batches(tx, session_id, records[:1], fence, owner, now)
 
         return self._run(op)
 
@@ -535,19 +564,15 @@ class StoreEngine:
         max_batches: int,
         now: int,
     ) -> QueuedWorkClaim | None:
-        candidates = self._ready_claimable(tx, session_id, fence.fencing_token, now)
-        if not candidates or max_batches == 0:
+        if max_batches == 0:
             return None
-        # Only the head and the run that may join it matter; classify lazily up to that run.
-        classified: list[rules.Candidate] = []
-        for record in candidates[:max_batches]:
-            classified.append(_candidate(record))
-            if len(classified) == 1 and (classified[0].work_class is not QueuedWorkClass.TURN_WORK):
-                break
-        taken = rules.select_turn_work_claim_prefix(classified, boundary, max_batches)
+        records, candidates = self._claim_scan(
+            tx, session_id, fence.fencing_token, now, boundary, max_batches
+        )
+        taken = rules.select_turn_work_claim_prefix(candidates, boundary, max_batches)
         if taken == 0:
             return None
-        return self._stamp_batches(tx, session_id, candidates[:taken], fence, owner, now)
+        return self._stamp_batches(tx, session_id, records[:taken], fence, owner, now)
 
     def claim_ready_queued_work(
         self,
@@ -839,13 +864,11 @@ class StoreEngine:
             if max_inputs > 0 and self._selectable_inputs(tx, session_id, generation, mode, 1):
                 return True
             if max_batches > 0:
-                ready = self._ready_claimable(tx, session_id, generation, now)
-                if ready:
-                    head = _candidate(ready[0])
-                    return (
-                        head.work_class is QueuedWorkClass.TURN_WORK
-                        and head.delivery_policy is DeliveryPolicy.EARLIEST_SAFE_BOUNDARY
-                    )
+                boundary = ClaimBoundary.ACTIVE_TURN_CHECKPOINT
+                _, candidates = self._claim_scan(
+                    tx, session_id, generation, now, boundary, max_batches
+                )
+                return rules.select_turn_work_claim_prefix(candidates, boundary, max_batches) > 0
             return False
 
         if not self._run(probe, write=False):

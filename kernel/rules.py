@@ -84,6 +84,16 @@ def select_leading_session_command(candidates: Sequence[Candidate]) -> int:
     return 0
 
 
+#: how many ready claimable rows beyond ``max_batches`` a claim scan classifies (lash's
+#: ``claim_scan_limit``); a malformed row inside that window fails the scan
+CLAIM_SCAN_SURPLUS = 32
+
+
+def claim_scan_limit(max_batches: int) -> int:
+    """How many ready claimable rows a queued-work claim scan reads and classifies."""
+    return max_batches + CLAIM_SCAN_SURPLUS
+
+
 def select_turn_work_claim_prefix(
     candidates: Sequence[Candidate], boundary: ClaimBoundary, max_batches: int
 ) -> int:

@@ -6,26 +6,37 @@ Each test names the rule (store.md) it holds the kernel to; all run on both back
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-from lashspec.kernel.errors import InvalidRequest
+from lashspec.kernel.engine import BatchRecord, StoreEngine
+from lashspec.kernel.errors import BackendFailure, InvalidRequest, RuntimeTurnCommitConflict
+from lashspec.kernel.rules import CLAIM_SCAN_SURPLUS
 from lashspec.kernel.types import (
     Acquired,
     AlreadyClaimed,
     CheckpointKind,
     ClaimBoundary,
+    ClaimColumns,
+    DeliveryPolicy,
     InputIdTarget,
     LeaseOwnerIdentity,
+    MergeKey,
     NextTurn,
     PendingTurnInputDraft,
     ProcessWake,
     ProcessWakeDelivery,
+    QueuedWorkBatch,
     QueuedWorkBatchDraft,
     RefreshToolCatalog,
+    RuntimeCommit,
+    RuntimeTurnCommitStamp,
+    SessionCheckpoint,
     SessionCommand,
     SessionExecutionLease,
+    SlotPolicy,
     TurnInput,
+    turn_commit_hash,
 )
 
 if TYPE_CHECKING:
@@ -209,3 +220,152 @@ def test_inspect_session_reads_what_the_separate_inspections_read(
     assert list(seen.turn_inputs) == store.inspect_turn_inputs(SESSION)
     assert seen.head_revision == 0
     assert seen.queued_work[0][1].claim_id is not None
+
+
+# ---------------------------------------------------------------------------
+# Claim scans classify a window of candidates, as lash's SQLite backend does
+# ---------------------------------------------------------------------------
+
+
+def _store_malformed_copy(store: Store, batch: QueuedWorkBatch) -> None:
+    """Rewrite a stored batch with no payloads, as another implementation might have."""
+    engine = cast(StoreEngine, store)
+    record = BatchRecord(replace(batch, items=()), ClaimColumns())
+    engine._run(lambda tx, now: tx.put_batch(record))
+
+
+@pytest.mark.parametrize("max_batches", [1, 3])
+def test_a_malformed_row_after_the_taken_ones_still_fails_the_claim_scan(
+    harness: StoreHarness, max_batches: int
+) -> None:
+    """lash classifies every candidate of the scan window (max_batches + 32 rows), not just
+    the ones it takes: a malformed row behind an exclusive head fails the claim."""
+    store = harness.store
+    store.enqueue_queued_work(wake("head"))
+    for index in range(max_batches):
+        store.enqueue_queued_work(wake(f"filler-{index}"))
+    broken = store.enqueue_queued_work(wake("broken"))
+    _store_malformed_copy(store, broken)
+    lease = acquire(store)
+    with pytest.raises(BackendFailure, match="mixed or empty payload classes"):
+        store.claim_ready_queued_work(
+            SESSION, lease.fence(), lease.owner, ClaimBoundary.IDLE, max_batches
+        )
+    with pytest.raises(BackendFailure, match=broken.batch_id):
+        store.claim_leading_ready_session_command(SESSION, lease.fence(), lease.owner)
+    assert all(not claim.is_claimed for _, claim in store.inspect_queued_work(SESSION))
+
+
+def test_a_malformed_row_beyond_the_scan_window_is_not_classified(harness: StoreHarness) -> None:
+    store = harness.store
+    for index in range(1 + CLAIM_SCAN_SURPLUS):
+        store.enqueue_queued_work(wake(f"w{index}"))
+    broken = store.enqueue_queued_work(wake("broken"))
+    _store_malformed_copy(store, broken)
+    lease = acquire(store)
+    claim = store.claim_ready_queued_work(
+        SESSION, lease.fence(), lease.owner, ClaimBoundary.IDLE, 1
+    )
+    assert claim is not None and len(claim.batches) == 1
+
+
+def test_a_gated_checkpoint_head_yields_nothing_without_classifying(harness: StoreHarness) -> None:
+    """At an active-turn checkpoint an after-commit head gates the scan before any row is
+    classified (lash's SQLite head query), so a malformed row behind it does not fail."""
+    store = harness.store
+    late = replace(wake("late"), delivery_policy=DeliveryPolicy.AFTER_CURRENT_TURN_COMMIT)
+    store.enqueue_queued_work(late)
+    broken = store.enqueue_queued_work(wake("broken"))
+    _store_malformed_copy(store, broken)
+    lease = acquire(store)
+    boundary = ClaimBoundary.ACTIVE_TURN_CHECKPOINT
+    assert store.claim_ready_queued_work(SESSION, lease.fence(), lease.owner, boundary, 5) is None
+
+
+# ---------------------------------------------------------------------------
+# The turn-commit hash covers the whole commit but the revision, lease and stamp
+# ---------------------------------------------------------------------------
+
+_DRAFT = QueuedWorkBatchDraft(SESSION, wake("follow-up").payloads)
+
+
+def _stamped_turn_commit(store: Store, lease: SessionExecutionLease) -> RuntimeCommit:
+    claim = store.claim_ready_queued_work(
+        SESSION, lease.fence(), lease.owner, ClaimBoundary.IDLE, 1
+    )
+    assert claim is not None
+    commit = RuntimeCommit(
+        SESSION,
+        SessionCheckpoint(1, {"done": True}),
+        session_execution_lease=lease.fence(),
+        completed_queue_claims=(claim.completion(),),
+        enqueued_queue_batches=(_DRAFT,),
+    )
+    stamp = RuntimeTurnCommitStamp(SESSION, "turn-1", turn_commit_hash(commit))
+    return replace(commit, turn_commit=stamp)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"delivery_policy": DeliveryPolicy.AFTER_CURRENT_TURN_COMMIT},
+        {"slot_policy": SlotPolicy.JOIN},
+        {"merge_key": MergeKey.named("group")},
+        {"available_at_ms": 99},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_a_second_turn_commit_differing_in_an_outbox_field_conflicts(
+    harness: StoreHarness, change: dict[str, Any]
+) -> None:
+    """lash hashes every field of the outbox drafts: a second delivery of the same turn that
+    differs in one of them is a different commit, not a replay."""
+    store = harness.store
+    store.enqueue_queued_work(wake("w"))
+    lease = acquire(store)
+    first = _stamped_turn_commit(store, lease)
+    store.commit_runtime_state(first)
+    second = replace(first, enqueued_queue_batches=(replace(_DRAFT, **change),))
+    second = replace(
+        second,
+        turn_commit=RuntimeTurnCommitStamp(SESSION, "turn-1", turn_commit_hash(second)),
+    )
+    before = store.inspect_session(SESSION)
+    with pytest.raises(RuntimeTurnCommitConflict):
+        store.commit_runtime_state(second)
+    assert store.inspect_session(SESSION) == before
+
+
+def test_a_second_turn_commit_differing_in_a_completion_token_conflicts(
+    harness: StoreHarness,
+) -> None:
+    store = harness.store
+    store.enqueue_queued_work(wake("w"))
+    lease = acquire(store)
+    first = _stamped_turn_commit(store, lease)
+    store.commit_runtime_state(first)
+    (completion,) = first.completed_queue_claims
+    second = replace(first, completed_queue_claims=(replace(completion, lease_token="other"),))
+    second = replace(
+        second,
+        turn_commit=RuntimeTurnCommitStamp(SESSION, "turn-1", turn_commit_hash(second)),
+    )
+    with pytest.raises(RuntimeTurnCommitConflict):
+        store.commit_runtime_state(second)
+
+
+def test_the_turn_commit_hash_ignores_what_lash_scrubs() -> None:
+    base = RuntimeCommit(SESSION, SessionCheckpoint(1, {"message": {"role": "u", "parts": []}}))
+    volatile = RuntimeCommit(
+        SESSION,
+        SessionCheckpoint(
+            1,
+            {"message": {"role": "u", "parts": [], "id": "m-1", "timestamp": 5, "node_id": "n"}},
+        ),
+        expected_head_revision=4,
+    )
+    assert turn_commit_hash(volatile) == turn_commit_hash(base)
+    renamed = RuntimeCommit(SESSION, SessionCheckpoint(1, {"message": {"role": "u", "id": "m"}}))
+    assert turn_commit_hash(renamed) != turn_commit_hash(
+        RuntimeCommit(SESSION, SessionCheckpoint(1, {"message": {"role": "u"}}))
+    ), "an id outside a message-shaped object is content"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,11 +16,14 @@ from lashspec.kernel.errors import (
     BackendFailure,
     SessionExecutionLeaseExpired,
     TurnMachineError,
+    UnsettledQueuedWorkClaim,
+    UnsettledTurnInputClaim,
 )
 from lashspec.kernel.machine import (
     ApplySessionCommand,
     CheckpointReached,
     CheckpointWorkClaimed,
+    CommitFailed,
     CommitSucceeded,
     CommitTurn,
     CycleOutcome,
@@ -33,6 +37,7 @@ from lashspec.kernel.machine import (
     RunTurn,
     StopTurn,
     StoreEffect,
+    TurnFinished,
     TurnState,
 )
 from lashspec.kernel.store import Store
@@ -708,3 +713,56 @@ def test_random_interleavings_of_two_drivers_keep_one_live_holder_and_do_nothing
                 assert done == (row.input_id in completions)
         finally:
             harness.close()
+
+
+# ---------------------------------------------------------------------------
+# Claim settlement is checked before a turn commit reaches the store
+# ---------------------------------------------------------------------------
+
+
+def test_a_turn_commit_that_omits_a_held_claim_is_refused_before_the_store(
+    harness: StoreHarness,
+) -> None:
+    store = harness.store
+    enqueue_next_turn(store, "question")
+    enqueue_wake(store)
+    driver = driver_for(harness)
+    driver.start("turn-1")
+    driver.reach_checkpoint(1)  # the turn holds an input claim and a wake claim
+    (held_inputs,) = driver.machine.input_claims
+    (held_work,) = driver.machine.queue_claims
+    settling = driver.machine._commit_turn()
+    before = store.inspect_session(SESSION)
+    results_before = list(driver.commit_results)
+
+    without_work = replace(settling, commit=replace(settling.commit, completed_queue_claims=()))
+    answer = driver.execute(without_work)
+    assert isinstance(answer, CommitFailed) and isinstance(answer.error, UnsettledQueuedWorkClaim)
+    assert answer.error.fields() == {"session_id": SESSION, "claim_id": held_work.claim_id}
+
+    without_inputs = replace(
+        settling, commit=replace(settling.commit, completed_turn_input_claims=())
+    )
+    answer = driver.execute(without_inputs)
+    assert isinstance(answer, CommitFailed) and isinstance(answer.error, UnsettledTurnInputClaim)
+    assert f"turn-input claim {held_inputs.claim_id!r}" in str(answer.error)
+    assert store.inspect_session(SESSION) == before, "the store was not touched"
+    assert driver.commit_results == results_before
+
+    assert isinstance(driver.execute(settling), CommitSucceeded)  # the full commit goes through
+
+
+def test_a_refused_settlement_fails_the_cycle_and_keeps_the_lease(harness: StoreHarness) -> None:
+    store = harness.store
+    enqueue_next_turn(store, "question")
+    driver = driver_for(harness)
+    driver.start("turn-1")
+    commit_turn = driver.machine._commit_turn()
+    unsettled = replace(commit_turn.commit, completed_turn_input_claims=())
+    refused = driver.execute(replace(commit_turn, commit=unsettled))
+    assert isinstance(refused, CommitFailed)
+    driver.machine.handle(TurnFinished(1))  # the machine now awaits the answer to a CommitTurn
+    assert driver.feed(refused) == []
+    assert outcome_of(driver) == (TurnState.FAILED, CycleOutcome.FAILED)
+    live = store.load_session_execution_lease(SESSION)
+    assert live is not None and live.owner == ALICE, "lash keeps the lease on StoreCommitFailed"
