@@ -207,8 +207,12 @@ class SchemaVersionMismatch(StoreError):
 class InvalidRequest(StoreError):
     """A malformed argument: empty ids, a batch with mixed or no payload classes, bad sizes.
 
-    lash reports most of these as ``StoreError::Backend``; we keep the same place in the
-    hierarchy but give them their own type so callers can tell a bad call from an I/O fault.
+    A deliberate difference from lash, which has no such error: it accepts blank session,
+    turn and input ids and stores them as given, accepts empty or mixed drafts at enqueue
+    (a later claim scan then fails with ``Backend``), and cannot express a negative size
+    (``usize``).  We refuse these calls up front, before any transaction, so a caller's bug
+    surfaces where it is made instead of as rows no runtime can address; a bad call is kept
+    apart from an I/O fault (:class:`BackendFailure`).
     """
 
     kind = "InvalidRequest"
