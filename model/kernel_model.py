@@ -58,6 +58,7 @@ targets in one cancel call (single and suffix cancels are modelled).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -1195,6 +1196,27 @@ class KernelBuilder:
         no_rows_b = map_of("qb", self.s.batch, lambda _: FALSE)
         no_rows_i = map_of("qi", self.s.input, lambda _: FALSE)
         return {
+            **self.row_completion_updates(q_deleted, i_completed, deferred),
+            "lease_holder": ite(release, -1, lease_holder),
+            "lease_holder_inc": ite(release, -1, lease_holder_inc),
+            "lease_live": ite(release, FALSE, lease_live),
+            "owner_fence": owner_fence.set(o, ite(release, 0, owner_fence[o])),
+            "owner_qclaim": owner_qclaim.set(o, 0),
+            "owner_qclaim_rows": owner_qclaim_rows.set(o, no_rows_b),
+            "owner_iclaim": owner_iclaim.set(o, 0),
+            "owner_iclaim_rows": owner_iclaim_rows.set(o, no_rows_i),
+            "head_revision": head_revision + 1,
+        }
+
+    def row_completion_updates(
+        self,
+        q_deleted: Callable[[Expr], Expr],
+        i_completed: Callable[[Expr], Expr],
+        deferred: Callable[[Expr], Expr],
+    ) -> dict[str, Expr]:
+        """§5.3 steps 10-12 on the rows alone: delete the completed batches, complete the
+        completed inputs, defer the deferred ones (no lease, owner memory or head update)."""
+        return {
             "batch_status": map_of(
                 "qb", self.s.batch, lambda b: ite(q_deleted(b), "deleted", batch_status[b])
             ),
@@ -1226,15 +1248,24 @@ class KernelBuilder:
                 self.s.input,
                 lambda i: ite(any_of(i_completed(i), deferred(i)), 0, input_claim_gen[i]),
             ),
-            "lease_holder": ite(release, -1, lease_holder),
-            "lease_holder_inc": ite(release, -1, lease_holder_inc),
-            "lease_live": ite(release, FALSE, lease_live),
-            "owner_fence": owner_fence.set(o, ite(release, 0, owner_fence[o])),
-            "owner_qclaim": owner_qclaim.set(o, 0),
-            "owner_qclaim_rows": owner_qclaim_rows.set(o, no_rows_b),
-            "owner_iclaim": owner_iclaim.set(o, 0),
-            "owner_iclaim_rows": owner_iclaim_rows.set(o, no_rows_i),
-            "head_revision": head_revision + 1,
+        }
+
+    def stamp_batch_rows(self, selected: Any, code: Expr, g: Expr) -> dict[str, Expr]:
+        """The row updates of a queue claim (no owner memory): stamp ``code`` and ``g`` on the
+        selected rows and bump their claim fencing token."""
+        return {
+            name: update
+            for name, update in self._stamp_batches(Param("o"), selected, code, g).items()
+            if name.startswith("batch_")
+        }
+
+    def stamp_input_rows(self, selected: Any, code: Expr, g: Expr, accept: bool) -> dict[str, Expr]:
+        """The row updates of an input claim (no owner memory); ``accept`` makes the selected
+        rows accepted (active-turn claims)."""
+        return {
+            name: update
+            for name, update in self._stamp_inputs(Param("o"), selected, code, g, accept).items()
+            if name.startswith("input_")
         }
 
     def commit(self) -> Action:
