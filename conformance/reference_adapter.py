@@ -1,4 +1,5 @@
-"""The reference adapter: our kernel behind the JSON-lines adapter protocol.
+"""The reference adapter: our kernel behind the JSON-lines adapter protocol, for store traces
+and machine traces (docs/machine-traces.md) alike.
 
     python -m lashspec.conformance.reference_adapter [--backend memory|sqlite]
 

@@ -587,3 +587,37 @@ def test_the_reference_adapter_refuses_a_system_it_does_not_serve(
     assert first.divergence is not None and first.divergence.action == "reset"
     assert "unsupported_system" in str(first.divergence.actual)
     assert second.ok  # a refusal ends one trace, not the session
+
+
+VERSION_1_ADAPTER = """\
+import json, sys
+
+for line in sys.stdin:
+    request = json.loads(line)
+    if "system" in request:  # version 1 knows no systems: the replayer must not send one
+        print(json.dumps({"ok": False, "error": "bad_request", "message": "system"}), flush=True)
+    elif request["op"] == "quit":
+        print(json.dumps({"ok": True}), flush=True)
+        break
+    else:
+        print(json.dumps({"ok": True, "protocol": 1, "name": "v1"}), flush=True)
+"""
+
+
+def test_a_version_1_adapter_is_refused_machine_traces_without_being_asked(
+    scripted_traces: list[Trace], tmp_path: Path
+) -> None:
+    from lashspec.conformance.protocol import AdapterClient
+
+    script = tmp_path / "v1_adapter.py"
+    script.write_text(VERSION_1_ADAPTER)
+    client = AdapterClient(f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}")
+    try:
+        assert client.protocol == 1
+        client.reset(BOUNDS)  # store traces still reset, without a system field
+        result = replay_trace(scripted_traces[0], client)
+    finally:
+        client.close()
+    assert result.divergence is not None
+    assert (result.divergence.step, result.divergence.action) == (0, "reset")
+    assert "protocol 1, which has no machine traces" in str(result.divergence.actual)

@@ -145,8 +145,8 @@ for line in sys.stdin:
             print("adapter v0.1 starting", flush=True)
         elif MISBEHAVIOUR == "hello_silent":
             continue
-        elif MISBEHAVIOUR == "protocol_2":
-            send({{"ok": True, "protocol": 2, "name": "from the future"}})
+        elif MISBEHAVIOUR == "protocol_3":
+            send({{"ok": True, "protocol": 3, "name": "from the future"}})
         else:
             send({{"ok": True, "protocol": 1, "name": "fake"}})
     elif op == "quit":
@@ -174,7 +174,7 @@ class Misbehaviour:
 MISBEHAVIOURS = {
     "hello_not_json": Misbehaviour(True, "adapter replied with non-JSON: 'adapter v0.1 starting'"),
     "hello_silent": Misbehaviour(True, "adapter gave no reply to hello within 1s"),
-    "protocol_2": Misbehaviour(True, f"adapter speaks protocol 2, we speak {PROTOCOL_VERSION}"),
+    "protocol_3": Misbehaviour(True, f"adapter speaks protocol 3, we speak {PROTOCOL_VERSION}"),
     "not_json": Misbehaviour(False, "adapter replied with non-JSON: 'reset done'"),
     "exits": Misbehaviour(False, "before replying to reset"),
     "silent": Misbehaviour(False, "adapter gave no reply to reset within 1s"),
@@ -219,7 +219,7 @@ def test_a_broken_adapter_raises_a_clear_adapter_error(
         assert "adapter exited" in str(divergence.actual)
 
 
-@pytest.mark.parametrize("name", ["hello_not_json", "protocol_2", "not_json", "exits", "silent"])
+@pytest.mark.parametrize("name", ["hello_not_json", "protocol_3", "not_json", "exits", "silent"])
 def test_cli_replay_fails_with_the_adapter_error(name: str, tmp_path: Path, seed_dir: Path) -> None:
     case = MISBEHAVIOURS[name]
     result = run_cli(
@@ -305,7 +305,7 @@ def test_the_protocol_document_matches_the_implementation() -> None:
     assert f"# Adapter protocol (version {PROTOCOL_VERSION})" in text
     for op in ("hello", "reset", "apply", "observe", "quit"):
         assert f'{{"op": "{op}"' in text, op
-    for kind in ("unknown_action", "bad_params", "bad_request", "internal"):
+    for kind in ("unknown_action", "bad_params", "unsupported_system", "bad_request", "internal"):
         assert f"| `{kind}` |" in text, kind
     model = build_model(SCENARIO_BOUNDS)
     assert f"one of the {len(model.actions)} action names" in text
