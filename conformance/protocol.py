@@ -8,17 +8,22 @@ docs/adapter-protocol.md is the normative description; in short:
 =============================================  ==============================================
 request                                        reply
 =============================================  ==============================================
-``{"op": "hello", "protocol": 1}``             ``{"ok": true, "protocol": 1, "name": "..."}``
+``{"op": "hello", "protocol": 2}``             ``{"ok": true, "protocol": 2, "name": "..."}``
 ``{"op": "reset", "bounds": {...}}``           ``{"ok": true}``
 ``{"op": "apply", "action": a, "picks": {}}``  ``{"ok": true, "outcome": {"tag": ...}}``
 ``{"op": "observe"}``                          ``{"ok": true, "state": {var: value, ...}}``
 ``{"op": "quit"}``                             ``{"ok": true}`` then exit 0
 =============================================  ==============================================
 
+Since version 2 ``reset`` also carries ``"system"``: ``"store"`` (the default, what version 1
+meant) or ``"machine"`` (docs/machine-traces.md); an adapter that does not serve the system
+answers ``unsupported_system``.  A version 1 adapter is still driven, for store traces only.
+
 Values use the ITF encoding of docs/trace-format.md (``#map``, ``#set``, ``#bigint``). A
 request the adapter cannot serve gets ``{"ok": false, "error": kind, "message": text}`` with
-kind ``unknown_action``, ``bad_params``, ``bad_request`` or ``internal``; the replayer turns
-it into a divergence (``unknown_action``/``bad_params``) or an :class:`AdapterError`.
+kind ``unknown_action``, ``bad_params``, ``unsupported_system``, ``bad_request`` or
+``internal``; the replayer turns it into a divergence (the first three) or an
+:class:`AdapterError`.
 """
 
 from __future__ import annotations
@@ -34,7 +39,11 @@ from typing import IO, Any
 
 from .itf import decode_value, encode_record, encode_value
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+#: Versions whose adapters we still drive: a version 1 adapter serves store traces only.
+SUPPORTED_PROTOCOL_VERSIONS = (1, 2)
+#: Error kinds that refuse one request (the trace diverges) instead of breaking the session.
+REFUSAL_KINDS = ("unknown_action", "bad_params", "unsupported_system")
 
 
 class AdapterError(RuntimeError):
@@ -83,7 +92,7 @@ class AdapterClient:
         ).start()
         try:
             hello = self._request({"op": "hello", "protocol": PROTOCOL_VERSION})
-            if hello.get("protocol") != PROTOCOL_VERSION:
+            if hello.get("protocol") not in SUPPORTED_PROTOCOL_VERSIONS:
                 raise AdapterError(
                     f"adapter speaks protocol {hello.get('protocol')!r}, "
                     f"we speak {PROTOCOL_VERSION}"
@@ -91,6 +100,8 @@ class AdapterClient:
         except AdapterError:
             self.close()
             raise
+        #: the version the adapter speaks (1: store traces only)
+        self.protocol: int = hello["protocol"]
         self.name = str(hello.get("name", command))
 
     def _request(self, message: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,7 +139,7 @@ class AdapterClient:
         if not reply["ok"]:
             kind = str(reply.get("error", "internal"))
             text = str(reply.get("message", ""))
-            if kind in ("unknown_action", "bad_params"):
+            if kind in REFUSAL_KINDS:
                 # A refusal is an answer, not a broken adapter: AdapterRefused is not an
                 # AdapterError, so _request does not mark the client failed.
                 raise AdapterRefused(kind, text)
@@ -144,7 +155,20 @@ class AdapterClient:
         return f"adapter exited ({status}) {when}"
 
     def reset(self, bounds: Mapping[str, int]) -> None:
-        self._request({"op": "reset", "bounds": dict(bounds)})
+        self.reset_system(bounds, "store")
+
+    def reset_system(self, bounds: Mapping[str, int], system: str) -> None:
+        """Reset for a trace of ``system`` (docs/machine-traces.md); refused by an adapter
+        that does not serve it, and by a version 1 adapter for anything but store traces."""
+        if self.protocol < 2:
+            if system != "store":
+                raise AdapterRefused(
+                    "unsupported_system",
+                    f"the adapter speaks protocol {self.protocol}, which has no {system} traces",
+                )
+            self._request({"op": "reset", "bounds": dict(bounds)})
+            return
+        self._request({"op": "reset", "bounds": dict(bounds), "system": system})
 
     def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]:
         encoded = {k: encode_value(v) for k, v in picks.items()}
@@ -181,6 +205,7 @@ class AdapterClient:
 def serve(target: Any, name: str, stdin: IO[str], stdout: IO[str]) -> int:
     """Serve the protocol for ``target`` (a ReplayTarget) until ``quit`` or end of input."""
     from .kernel_adapter import BadActionParams, UnknownAction
+    from .machine_adapter import UnsupportedSystem
 
     def reply(message: Mapping[str, Any]) -> None:
         stdout.write(json.dumps(message, sort_keys=True) + "\n")
@@ -206,7 +231,17 @@ def serve(target: Any, name: str, stdin: IO[str], stdout: IO[str]) -> int:
                 if not isinstance(bounds, dict):
                     fail("bad_request", "'bounds' must be an object")
                     continue
-                target.reset(bounds)
+                system = request.get("system", "store")
+                if not isinstance(system, str):
+                    fail("bad_request", "'system' must be a string")
+                    continue
+                if hasattr(target, "reset_system"):
+                    target.reset_system(bounds, system)
+                elif system == "store":
+                    target.reset(bounds)
+                else:
+                    fail("unsupported_system", f"this adapter serves store traces, not {system!r}")
+                    continue
                 reply({"ok": True})
             elif op == "apply":
                 action, picks = request.get("action"), request.get("picks", {})
@@ -224,6 +259,8 @@ def serve(target: Any, name: str, stdin: IO[str], stdout: IO[str]) -> int:
                 return 0
             else:
                 fail("bad_request", f"unknown op {op!r}; expected hello/reset/apply/observe/quit")
+        except UnsupportedSystem as error:
+            fail("unsupported_system", str(error))
         except UnknownAction as error:
             fail("unknown_action", str(error))
         except BadActionParams as error:
