@@ -22,7 +22,7 @@ from ..model.mutants import MUTANTS
 from ..model.profiles import PROFILES, Profile
 from .broken_kernels import broken_memory_store_factory
 from .generate import Suite, generate_suite, shortest_counterexample, write_suite
-from .itf import Trace, TraceFormatError, read_trace
+from .itf import Trace, TraceFormatError, read_trace, read_trace_document
 from .kernel_adapter import KernelAdapter
 from .replay import ReplayReport, ReplayTarget, kernel_target, replay_all
 
@@ -407,7 +407,7 @@ def load_traces(files: Sequence[Path], *, validate: bool = False) -> list[Trace]
     for path in files:
         try:
             if validate:
-                validate_trace_document(json.loads(path.read_text(encoding="utf-8")), str(path))
+                validate_trace_document(read_trace_document(path), str(path))
             traces.append(read_trace(path))
         except TraceFormatError as error:
             raise JobError(f"malformed trace: {error}") from None

@@ -236,18 +236,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _collect_trace_files(paths: Sequence[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(path.glob("*.itf.json"))
-            if not found:
-                raise CliError(f"no *.itf.json trace files in directory {path}")
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise CliError(f"trace path {path} does not exist")
-    return files
+    from .itf import SuiteError, collect_trace_files
+
+    def warn(message: str) -> None:  # shown even with -q: it qualifies the verdict
+        print(f"lashspec: warning: {message}", file=sys.stderr, flush=True)
+
+    try:
+        return collect_trace_files(paths, warn)
+    except SuiteError as error:
+        raise CliError(str(error)) from None
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

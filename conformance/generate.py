@@ -47,7 +47,7 @@ from ..model.explore import ExplorationResult, Violation, explore
 from ..model.kernel_model import DEFAULT_BOUNDS, Bounds, build_model
 from ..model.mutants import MUTANTS
 from ..model.profiles import PROFILES, SCENARIO_BOUNDS, UNREACHABLE_BY_DESIGN, Profile
-from .itf import Trace, dumps_canonical, trace_to_json
+from .itf import SUITE_INDEX_FILE, Trace, dumps_canonical, file_sha256, trace_to_json
 from .modeltrace import ActionNotEnabled, ModelRunner, trace_of
 from .promoted_traces import PROMOTED_TRACES
 from .seed_traces import SEED_SCENARIO_TRACES
@@ -56,7 +56,7 @@ Progress = Callable[[str], None]
 ActionStep = tuple[str, dict[str, Any]]
 Goal = tuple[int, str, tuple[Any, ...]]  # (binding index, outcome tag, lane context)
 
-INDEX_FILE = "index.json"
+INDEX_FILE = SUITE_INDEX_FILE
 
 
 def _quiet(_: str) -> None:
@@ -400,9 +400,15 @@ class Suite:
             counts[kind] = counts.get(kind, 0) + 1
         return counts
 
-    def index(self) -> dict[str, Any]:
-        """The suite's index.json: files, coverage and cost (no timings: it must be stable)."""
+    def index(self, file_digests: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The suite's index.json: files, coverage and cost (no timings: it must be stable).
+
+        ``file_digests`` (trace id -> sha256 of its file, as :func:`write_suite` computes them)
+        adds each file's ``sha256``, which replay checks; without it they are left out, as
+        serialising every trace again just to hash it costs seconds.
+        """
         targeted = self.targeted_invariants()
+        digests = file_digests or {}
         return {
             "format_version": "lashspec-suite/1",
             "traces": [
@@ -412,6 +418,7 @@ class Suite:
                     "profile": t.meta.get("profile"),
                     "steps": len(t.steps) - 1,
                     "purpose": t.meta.get("purpose"),
+                    **({"sha256": digests[t.trace_id]} if t.trace_id in digests else {}),
                 }
                 for t in self.traces
             ],
@@ -509,6 +516,7 @@ def generate_suite(
             if known is None or rank > (known[0], known[1]):
                 best_boundary[name] = (boundary.fragility, -len(steps), trace)
     if witnesses:
+        progress("suite: witness traces of the seeded model bugs, at the default bounds")
         # At the default bounds: some bugs need more than the profiles allow (a third
         # generation, a second claim of one row), and the search stops at the first
         # violation, a few thousand states in.
@@ -522,6 +530,7 @@ def generate_suite(
             "steps": len(trace.steps) - 1,
         }
     if scenarios:
+        progress("suite: traces of the seed's runtime scenarios")
         runner = ModelRunner(SCENARIO_BOUNDS)
         for name, (purpose, scenario) in SEED_SCENARIO_TRACES.items():
             suite.traces.append(
@@ -533,6 +542,7 @@ def generate_suite(
                 )
             )
     if promoted:
+        progress("suite: promoted traces")
         for name, (purpose, bounds, promoted_steps) in PROMOTED_TRACES.items():
             suite.traces.append(
                 trace_of(
@@ -581,11 +591,14 @@ def write_suite(suite: Suite, out_dir: Path) -> list[Path]:
     for old in out_dir.glob("*.itf.json"):
         if old.name not in wanted:
             old.unlink()
+    digests: dict[str, str] = {}
     for trace in suite.traces:
         path = out_dir / f"{trace.trace_id}.itf.json"
-        path.write_text(dumps_canonical(trace_to_json(trace)), encoding="utf-8")
+        data = dumps_canonical(trace_to_json(trace)).encode("utf-8")
+        path.write_bytes(data)
+        digests[trace.trace_id] = file_sha256(data)
         written.append(path)
     index = out_dir / INDEX_FILE
-    index.write_text(dumps_canonical(suite.index()), encoding="utf-8")
+    index.write_text(dumps_canonical(suite.index(digests)), encoding="utf-8")
     written.append(index)
     return written

@@ -20,8 +20,12 @@ trace is byte-identical on every run.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,22 @@ PICK_NAMES: tuple[str, ...] = (
 #: Variables whose values are maps from an index to a *set* of indices.
 SET_VALUED_MAPS = frozenset({"owner_qclaim_rows", "owner_iclaim_rows"})
 
+# Limits on untrusted JSON (trace files and adapter replies; docs/trace-format.md, "Limits").
+# The largest generated trace is a few hundred KiB and nests about ten levels deep.
+#: Largest trace file read, in bytes.
+MAX_TRACE_FILE_BYTES = 16 * 1024 * 1024
+#: Deepest nesting of JSON arrays and objects accepted (the document itself is level 1).
+MAX_NESTING_DEPTH = 32
+#: Most decimal digits in an integer, as a JSON number or a ``#bigint`` string.
+MAX_INTEGER_DIGITS = 40
+#: Largest value of a bound in ``#meta.lashspec.bounds`` (the model's bounds are single digits).
+MAX_BOUND_VALUE = 1000
+#: How much of an offending value an error message quotes.
+PREVIEW_CHARS = 60
+
+_BIGINT = re.compile(r"-?[0-9]+")
+_LONG_DIGIT_RUN = re.compile(f"[0-9]{{{MAX_INTEGER_DIGITS + 1}}}")
+
 
 class TraceFormatError(ValueError):
     """A trace file that does not follow docs/trace-format.md; says where and what."""
@@ -51,8 +71,128 @@ class TraceFormatError(ValueError):
     def __init__(self, source: str, message: str, step: int | None = None) -> None:
         self.source = source
         self.step = step
+        self.detail = message  # the message without the location
         where = f"{source}" if step is None else f"{source}, state {step}"
         super().__init__(f"{where}: {message}")
+
+
+def preview(value: Any) -> str:
+    """A short repr of an untrusted value for a one-line error message."""
+    text = repr(value) if not isinstance(value, list | dict) else type(value).__name__
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
+
+
+# ---------------------------------------------------------------------------
+# Untrusted JSON
+# ---------------------------------------------------------------------------
+
+
+class JsonLimitError(ValueError):
+    """Untrusted JSON beyond one of the limits above (digits, nesting, NaN)."""
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_INTEGER_DIGITS:
+        raise JsonLimitError(f"an integer has {digits} digits (at most {MAX_INTEGER_DIGITS})")
+    return int(text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise JsonLimitError(f"{name} is not a JSON value")
+
+
+def check_nesting(document: dict[str, Any] | list[Any]) -> None:
+    """Raise :class:`JsonLimitError` if ``document`` nests deeper than MAX_NESTING_DEPTH."""
+    # Level by level, not recursive: everything after this check may recurse safely.
+    level: list[Any] = [document]
+    depth = 1
+    while level:
+        if depth > MAX_NESTING_DEPTH:
+            raise JsonLimitError(f"JSON nested deeper than {MAX_NESTING_DEPTH} levels")
+        below: list[Any] = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level = below
+        depth += 1
+
+
+def loads_limited(text: str) -> Any:
+    """``json.loads`` within the limits above.
+
+    Raises :class:`json.JSONDecodeError` for text that is not JSON and
+    :class:`JsonLimitError` for ``NaN``/``Infinity``, integers longer than
+    :data:`MAX_INTEGER_DIGITS` or nesting deeper than :data:`MAX_NESTING_DEPTH`.
+    """
+    # Counting digits in a Python hook costs; only text holding a long digit run needs it.
+    long_digits = _LONG_DIGIT_RUN.search(text) is not None
+    try:
+        document = json.loads(
+            text, parse_int=_parse_int if long_digits else None, parse_constant=_reject_constant
+        )
+    except RecursionError:  # the C parser's own guard, far beyond MAX_NESTING_DEPTH
+        raise JsonLimitError(f"JSON nested deeper than {MAX_NESTING_DEPTH} levels") from None
+    if isinstance(document, dict | list):
+        check_nesting(document)
+    return document
+
+
+def decode_utf8(data: bytes) -> str:
+    """``data`` as text; raises ValueError with a one-line message naming the bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"not UTF-8: byte 0x{data[error.start]:02x} at offset {error.start}"
+        ) from None
+
+
+def parse_json(data: str | bytes, source: str, step: int | None = None) -> Any:
+    """Parse an untrusted JSON document; any problem is a one-line :class:`TraceFormatError`
+    naming ``source`` (and ``step``): not UTF-8, not JSON, or beyond a limit."""
+    try:
+        return loads_limited(decode_utf8(data) if isinstance(data, bytes) else data)
+    except json.JSONDecodeError as error:
+        raise TraceFormatError(source, f"not JSON: {error}", step) from None
+    except ValueError as error:  # JsonLimitError or not UTF-8
+        raise TraceFormatError(source, str(error), step) from None
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def read_trace_bytes(path: Path) -> bytes:
+    """The bytes of a trace file, which must be a regular file of bounded size.
+
+    The file is opened non-blocking, so a FIFO (or device) under a trace's name is refused at
+    once instead of waiting for a writer that never comes.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        raise TraceFormatError(str(path), f"cannot read: {error.strerror}") from None
+    with os.fdopen(descriptor, "rb") as file:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise TraceFormatError(str(path), f"not a regular file ({_file_kind(mode)})")
+        data = file.read(MAX_TRACE_FILE_BYTES + 1)
+    if len(data) > MAX_TRACE_FILE_BYTES:
+        raise TraceFormatError(
+            str(path), f"larger than {MAX_TRACE_FILE_BYTES} bytes (MAX_TRACE_FILE_BYTES)"
+        )
+    return data
 
 
 # ---------------------------------------------------------------------------
@@ -92,10 +232,16 @@ def decode_value(value: Any, source: str = "<trace>", step: int | None = None) -
     if not isinstance(value, dict):
         return value
     if "#bigint" in value:
-        try:
-            return int(value["#bigint"])
-        except (TypeError, ValueError):
-            raise TraceFormatError(source, f"bad #bigint {value['#bigint']!r}", step) from None
+        digits = value["#bigint"]
+        if not isinstance(digits, str) or not _BIGINT.fullmatch(digits):
+            raise TraceFormatError(source, f"bad #bigint {preview(digits)}", step)
+        if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
+            raise TraceFormatError(
+                source,
+                f"a #bigint has {len(digits.lstrip('-'))} digits (at most {MAX_INTEGER_DIGITS})",
+                step,
+            )
+        return int(digits)
     if "#set" in value:
         items = value["#set"]
         if not isinstance(items, list):
@@ -177,6 +323,7 @@ class Trace:
     trace_id: str
     steps: tuple[TraceStep, ...]  # steps[0] is the initial state ("init")
     meta: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False)  # the file it was read from
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -254,7 +401,11 @@ def trace_from_json(document: Any, source: str = "<trace>") -> Trace:
         raise TraceFormatError(source, "'#meta.lashspec' must be an object")
     version = lashspec_meta.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise TraceFormatError(source, f"unsupported format version {version!r}")
+        raise TraceFormatError(source, f"unsupported format version {preview(version)}")
+    _check_bounds(lashspec_meta.get("bounds", {}), source)
+    trace_id = lashspec_meta.get("trace_id", Path(source).stem)
+    if not isinstance(trace_id, str):
+        raise TraceFormatError(source, "'#meta.lashspec.trace_id' must be a string")
     state_vars = [
         v for v in variables if v not in ("mbt::actionTaken", "mbt::nondetPicks", "outcome")
     ]
@@ -286,16 +437,161 @@ def trace_from_json(document: Any, source: str = "<trace>") -> Trace:
             raise TraceFormatError(source, f"state lacks variables {missing}", index)
         state = {v: decode_value(raw[v], source, index) for v in state_vars}
         steps.append(TraceStep(action, picks, decode_value(outcome, source, index), state))
-    trace_id = str(lashspec_meta.get("trace_id", Path(source).stem))
     extra = {k: v for k, v in lashspec_meta.items() if k not in ("format_version", "trace_id")}
     return Trace(trace_id, tuple(steps), extra)
 
 
+def _check_bounds(bounds: Any, source: str) -> None:
+    """``#meta.lashspec.bounds`` is handed to the implementation's reset: check it first."""
+    if not isinstance(bounds, dict):
+        raise TraceFormatError(
+            source, f"'#meta.lashspec.bounds' must be an object, got {preview(bounds)}"
+        )
+    for name, value in bounds.items():
+        if type(value) is not int or not 0 <= value <= MAX_BOUND_VALUE:
+            raise TraceFormatError(
+                source,
+                f"bound {preview(name)} must be an integer in 0..{MAX_BOUND_VALUE}, "
+                f"got {preview(value)}",
+            )
+
+
+def read_trace_document(path: Path) -> Any:
+    """The JSON document of a trace file, read and parsed within the limits."""
+    return parse_json(read_trace_bytes(path), str(path))
+
+
 def read_trace(path: Path) -> Trace:
+    trace = trace_from_json(read_trace_document(path), str(path))
+    return Trace(trace.trace_id, trace.steps, trace.meta, source=str(path))
+
+
+# ---------------------------------------------------------------------------
+# Suite directories
+# ---------------------------------------------------------------------------
+
+TRACE_SUFFIX = ".itf.json"
+SUITE_INDEX_FILE = "index.json"
+#: How many file names a suite error quotes of each kind.
+NAMES_QUOTED = 3
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class SuiteError(ValueError):
+    """Trace paths that cannot be replayed as given; the message is one line."""
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _first_names(names: list[str]) -> str:
+    shown = ", ".join(names[:NAMES_QUOTED])
+    return f"{shown}, ..." if len(names) > NAMES_QUOTED else shown
+
+
+def _suite_index(index_path: Path) -> dict[str, str | None]:
+    """``index.json``'s trace files, each with its recorded sha256 (None when not recorded)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise TraceFormatError(str(path), f"not JSON: {error}") from None
+        document = parse_json(read_trace_bytes(index_path), str(index_path))
+    except TraceFormatError as error:
+        raise SuiteError(str(error)) from None
+    entries = document.get("traces") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise SuiteError(f"{index_path}: 'traces' must be a list of files")
+    listed: dict[str, str | None] = {}
+    for number, entry in enumerate(entries):
+        name = entry.get("file") if isinstance(entry, dict) else None
+        # Only plain names in this directory: an index must not point the replayer elsewhere.
+        if not isinstance(name, str) or not name.endswith(TRACE_SUFFIX) or "/" in name:
+            raise SuiteError(f"{index_path}: traces[{number}].file must name a *{TRACE_SUFFIX}")
+        assert isinstance(entry, dict)
+        digest = entry.get("sha256")
+        if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            raise SuiteError(f"{index_path}: traces[{number}].sha256 is not a sha256 hex digest")
+        listed[name] = digest
+    return listed
+
+
+def suite_trace_files(directory: Path, warn: Callable[[str], None]) -> list[Path]:
+    """The trace files of a suite directory, checked against its ``index.json``.
+
+    Every ``*.itf.json`` entry must be a regular file. With an index, the directory must hold
+    exactly the files it lists, with the recorded sha256 where one is recorded; otherwise
+    :class:`SuiteError` names the problem, its count and the first names. Without an index
+    every trace file found is returned and ``warn`` says that nothing was checked.
+    """
+    found = sorted(directory.glob(f"*{TRACE_SUFFIX}"))
+    irregular = [path for path in found if not _is_regular(path)]
+    if irregular:
+        raise SuiteError(
+            f"{irregular[0]} is not a regular file ({_describe_entry(irregular[0])}); only "
+            f"regular files are replayed ({len(irregular)} such entries in {directory})"
+        )
+    index_path = directory / SUITE_INDEX_FILE
+    if not index_path.exists():
+        if not found:
+            raise SuiteError(f"no *{TRACE_SUFFIX} trace files in directory {directory}")
+        warn(
+            f"{directory} has no {SUITE_INDEX_FILE}: replaying the {len(found)} "
+            f"*{TRACE_SUFFIX} files found, unchecked for missing or changed files"
+        )
+        return found
+    listed = _suite_index(index_path)
+    present = {path.name for path in found}
+    missing = [name for name in listed if name not in present]
+    extra = sorted(present - set(listed))
+    changed = []
+    for name, digest in listed.items():
+        if digest is not None and name in present:
+            try:
+                data = read_trace_bytes(directory / name)
+            except TraceFormatError as error:
+                raise SuiteError(str(error)) from None
+            if file_sha256(data) != digest:
+                changed.append(name)
+    problems = [
+        f"{len(names)} {what} (first: {_first_names(names)})"
+        for what, names in (("missing", missing), ("not listed", extra), ("changed", changed))
+        if names
+    ]
+    if problems:
+        raise SuiteError(
+            f"{directory} does not match its {SUITE_INDEX_FILE} ({len(listed)} files listed): "
+            + "; ".join(problems)
+        )
+    if any(digest is None for digest in listed.values()):
+        warn(f"{index_path} records no sha256 for some files: changes to them go undetected")
+    if not listed:
+        raise SuiteError(f"{index_path} lists no trace files")
+    return sorted(directory / name for name in listed)
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:  # e.g. a dangling symbolic link
+        return False
+
+
+def _describe_entry(path: Path) -> str:
+    try:
+        return _file_kind(path.stat().st_mode)
     except OSError as error:
-        raise TraceFormatError(str(path), f"cannot read: {error}") from None
-    return trace_from_json(document, str(path))
+        return f"cannot stat: {error.strerror}"
+
+
+def collect_trace_files(paths: Sequence[Path], warn: Callable[[str], None]) -> list[Path]:
+    """The trace files named by ``paths`` (files, or suite directories checked as in
+    :func:`suite_trace_files`); raises :class:`SuiteError` with a one-line message."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(suite_trace_files(path, warn))
+        elif _is_regular(path):
+            files.append(path)
+        elif path.exists():
+            raise SuiteError(f"trace path {path} is not a regular file ({_describe_entry(path)})")
+        else:
+            raise SuiteError(f"trace path {path} does not exist")
+    return files

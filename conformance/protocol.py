@@ -30,20 +30,43 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
+import signal
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from queue import Empty, Queue
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
-from .itf import decode_value, encode_record, encode_value
+from .itf import (
+    JsonLimitError,
+    TraceFormatError,
+    decode_utf8,
+    decode_value,
+    encode_record,
+    encode_value,
+    loads_limited,
+)
 
 PROTOCOL_VERSION = 2
 #: Versions whose adapters we still drive: a version 1 adapter serves store traces only.
 SUPPORTED_PROTOCOL_VERSIONS = (1, 2)
 #: Error kinds that refuse one request (the trace diverges) instead of breaking the session.
 REFUSAL_KINDS = ("unknown_action", "bad_params", "unsupported_system")
+
+# Limits on what the replayer accepts from an adapter (docs/adapter-protocol.md, "Limits").
+# Values inside a reply are held to the trace-file limits of itf.py (integer digits, nesting).
+#: Longest reply line, in bytes (an observe reply is about 2 KiB).
+MAX_REPLY_LINE_BYTES = 1024 * 1024
+#: Seconds an adapter has to exit after replying to ``quit`` before its process group is killed.
+EXIT_GRACE_SECONDS = 2.0
+#: How much of an offending reply (or an adapter's error message) a report quotes.
+REPLY_PREVIEW_CHARS = 200
+
+_READ_CHUNK = 65536
+_Result = TypeVar("_Result")
 
 
 class AdapterError(RuntimeError):
@@ -58,14 +81,57 @@ class AdapterRefused(ValueError):
         super().__init__(f"adapter refused ({kind}): {message}")
 
 
-def _reader(stream: IO[str], lines: Queue[str | None]) -> None:
-    for line in stream:
-        lines.put(line)
+@dataclass(frozen=True)
+class _Overlong:
+    """Put on the line queue instead of a reply line longer than MAX_REPLY_LINE_BYTES."""
+
+
+def _read_lines(descriptor: int, lines: Queue[bytes | _Overlong | None]) -> None:
+    """Split the adapter's stdout into lines (bytes, newline kept); None at end of file.
+
+    Reads the raw descriptor, not a buffered file, so closing the pipe never waits for a lock
+    this thread holds while it blocks in a read.
+    """
+    pending = bytearray()
+    with contextlib.suppress(OSError):  # the pipe was closed under us: same as end of file
+        while chunk := os.read(descriptor, _READ_CHUNK):
+            pending += chunk
+            while (end := pending.find(b"\n")) >= 0:
+                if end + 1 > MAX_REPLY_LINE_BYTES:
+                    break
+                lines.put(bytes(pending[: end + 1]))
+                del pending[: end + 1]
+            if len(pending) > MAX_REPLY_LINE_BYTES:
+                lines.put(_Overlong())  # stop reading: the session is over anyway
+                return
+    if pending:
+        lines.put(bytes(pending))
     lines.put(None)
 
 
+def _one_line(text: str) -> str:
+    """An adapter-supplied text, as one bounded line for a report."""
+    flat = " ".join(text.split())
+    if len(flat) > REPLY_PREVIEW_CHARS:
+        return flat[:REPLY_PREVIEW_CHARS] + "..."
+    return flat
+
+
+def _quote(line: bytes) -> str:
+    return repr(line.strip()[:REPLY_PREVIEW_CHARS].decode("utf-8", "replace"))
+
+
+def _no_check(reply: dict[str, Any]) -> dict[str, Any]:
+    return reply
+
+
 class AdapterClient:
-    """A :class:`~lashspec.conformance.replay.ReplayTarget` backed by an adapter process."""
+    """A :class:`~lashspec.conformance.replay.ReplayTarget` backed by an adapter process.
+
+    The adapter runs in its own session (process group): when the client is done with it,
+    or the adapter breaks the protocol, the whole group is killed, so a child the adapter
+    left behind cannot keep the session alive by holding its stdout open.
+    """
 
     def __init__(self, command: str, *, timeout: float = 10.0) -> None:
         if not command.strip():
@@ -77,24 +143,24 @@ class AdapterClient:
                 shlex.split(command),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                bufsize=1,
+                start_new_session=True,
             )
-        except OSError as error:
+        except (OSError, ValueError) as error:
             raise AdapterError(f"cannot start adapter {command!r}: {error}") from None
         assert self._process.stdout is not None
-        self._lines: Queue[str | None] = Queue()
+        self._lines: Queue[bytes | _Overlong | None] = Queue()
         self._ended = False  # the adapter closed its stdout
+        self._closed = False
         self._failure: AdapterError | None = None  # once broken, every later request fails
-        threading.Thread(
-            target=_reader, args=(self._process.stdout, self._lines), daemon=True
-        ).start()
+        self._reader = threading.Thread(
+            target=_read_lines, args=(self._process.stdout.fileno(), self._lines), daemon=True
+        )
+        self._reader.start()
         try:
-            hello = self._request({"op": "hello", "protocol": PROTOCOL_VERSION})
+            hello = self._request({"op": "hello", "protocol": PROTOCOL_VERSION}, _no_check)
             if hello.get("protocol") not in SUPPORTED_PROTOCOL_VERSIONS:
                 raise AdapterError(
-                    f"adapter speaks protocol {hello.get('protocol')!r}, "
+                    f"adapter speaks protocol {_one_line(repr(hello.get('protocol')))}, "
                     f"we speak {PROTOCOL_VERSION}"
                 )
         except AdapterError:
@@ -102,48 +168,60 @@ class AdapterClient:
             raise
         #: the version the adapter speaks (1: store traces only)
         self.protocol: int = hello["protocol"]
-        self.name = str(hello.get("name", command))
+        self.name = _one_line(str(hello.get("name", command)))
 
-    def _request(self, message: Mapping[str, Any]) -> dict[str, Any]:
+    def _request(
+        self, message: Mapping[str, Any], interpret: Callable[[dict[str, Any]], _Result]
+    ) -> _Result:
+        """Send ``message`` and check its reply with ``interpret``; a protocol failure marks
+        the client failed and kills the adapter at once (nothing it says is read any more)."""
         if self._failure is not None:
             raise AdapterError(f"adapter already failed: {self._failure}")
         try:
-            return self._exchange(message)
+            return interpret(self._exchange(message))
         except AdapterError as error:
             self._failure = error
+            self._kill_group()
             raise
 
     def _exchange(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        op = message.get("op")
         stdin = self._process.stdin
         assert stdin is not None
         try:
-            stdin.write(json.dumps(message, sort_keys=True) + "\n")
+            stdin.write((json.dumps(message, sort_keys=True) + "\n").encode("utf-8"))
             stdin.flush()
         except (BrokenPipeError, OSError):
-            raise AdapterError(self._died(f"while sending {message.get('op')}")) from None
+            raise AdapterError(self._died(f"while sending {op}")) from None
         try:
             line = self._lines.get(timeout=self.timeout)
         except Empty:
-            raise AdapterError(
-                f"adapter gave no reply to {message.get('op')} within {self.timeout:g}s"
-            ) from None
+            raise AdapterError(f"adapter gave no reply to {op} within {self.timeout:g}s") from None
         if line is None:
             self._ended = True
-            raise AdapterError(self._died(f"before replying to {message.get('op')}"))
+            raise AdapterError(self._died(f"before replying to {op}"))
+        if isinstance(line, _Overlong):
+            raise AdapterError(
+                f"adapter reply to {op} is longer than {MAX_REPLY_LINE_BYTES} bytes "
+                "(MAX_REPLY_LINE_BYTES)"
+            )
         try:
-            reply = json.loads(line)
+            reply = loads_limited(decode_utf8(line))
         except json.JSONDecodeError:
-            raise AdapterError(f"adapter replied with non-JSON: {line.strip()[:200]!r}") from None
+            raise AdapterError(f"adapter replied with non-JSON: {_quote(line)}") from None
+        except (JsonLimitError, ValueError) as error:
+            raise AdapterError(f"adapter reply to {op}: {error}") from None
         if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-            raise AdapterError(f"adapter reply lacks a boolean 'ok': {line.strip()[:200]!r}")
+            raise AdapterError(f"adapter reply lacks a boolean 'ok': {_quote(line)}")
         if not reply["ok"]:
-            kind = str(reply.get("error", "internal"))
-            text = str(reply.get("message", ""))
+            kind = _one_line(str(reply.get("error", "internal")))
+            text = reply.get("message", "")
+            text = _one_line(text if isinstance(text, str) else repr(text))
             if kind in REFUSAL_KINDS:
                 # A refusal is an answer, not a broken adapter: AdapterRefused is not an
                 # AdapterError, so _request does not mark the client failed.
                 raise AdapterRefused(kind, text)
-            raise AdapterError(f"adapter error ({kind}) on {message.get('op')}: {text}")
+            raise AdapterError(f"adapter error ({kind}) on {op}: {text}")
         return reply
 
     def _died(self, when: str) -> str:
@@ -153,6 +231,16 @@ class AdapterClient:
             code = None
         status = "still running" if code is None else f"status {code}"
         return f"adapter exited ({status}) {when}"
+
+    def _kill_group(self) -> None:
+        # The group outlives its leader while a child the adapter started is still running.
+        # (Once every member is gone the id is free again, but ids are not reused that fast.)
+        if hasattr(os, "killpg"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+        else:  # pragma: no cover - no process groups on this platform
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
 
     def reset(self, bounds: Mapping[str, int]) -> None:
         self.reset_system(bounds, "store")
@@ -166,40 +254,59 @@ class AdapterClient:
                     "unsupported_system",
                     f"the adapter speaks protocol {self.protocol}, which has no {system} traces",
                 )
-            self._request({"op": "reset", "bounds": dict(bounds)})
+            self._request({"op": "reset", "bounds": dict(bounds)}, _no_check)
             return
-        self._request({"op": "reset", "bounds": dict(bounds), "system": system})
+        self._request({"op": "reset", "bounds": dict(bounds), "system": system}, _no_check)
 
     def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]:
+        def outcome_of(reply: dict[str, Any]) -> dict[str, Any]:
+            outcome = reply.get("outcome")
+            if not isinstance(outcome, dict) or not isinstance(outcome.get("tag"), str):
+                raise AdapterError(f"apply {action}: reply lacks an outcome record with a 'tag'")
+            try:
+                decoded = decode_value(outcome, "<adapter>")
+            except TraceFormatError as error:
+                raise AdapterError(f"adapter reply to apply: outcome: {error.detail}") from None
+            assert isinstance(decoded, dict)
+            return decoded
+
         encoded = {k: encode_value(v) for k, v in picks.items()}
-        reply = self._request({"op": "apply", "action": action, "picks": encoded})
-        outcome = reply.get("outcome")
-        if not isinstance(outcome, dict) or not isinstance(outcome.get("tag"), str):
-            raise AdapterError(f"apply {action}: reply lacks an outcome record with a 'tag'")
-        decoded = decode_value(outcome, "<adapter>")
-        assert isinstance(decoded, dict)
-        return decoded
+        return self._request({"op": "apply", "action": action, "picks": encoded}, outcome_of)
 
     def observe(self) -> dict[str, Any]:
-        reply = self._request({"op": "observe"})
-        state = reply.get("state")
-        if not isinstance(state, dict):
-            raise AdapterError("observe: reply lacks a 'state' object")
-        return {name: decode_value(value, "<adapter>") for name, value in state.items()}
+        return self._request({"op": "observe"}, _state_of)
 
     def close(self) -> None:
-        if self._process.poll() is None:
-            if not self._ended and self._failure is None:
-                with contextlib.suppress(AdapterError):
-                    self._request({"op": "quit"})
-            try:
-                self._process.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        for stream in (self._process.stdin, self._process.stdout):
-            if stream is not None:
-                stream.close()
+        """End the session: ``quit``, a short wait for the adapter to exit, then kill its
+        process group. A failed adapter was killed already; nothing waits for end of file."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._process.poll() is None and not self._ended and self._failure is None:
+            with contextlib.suppress(AdapterError):
+                self._request({"op": "quit"}, _no_check)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=EXIT_GRACE_SECONDS)
+        self._kill_group()
+        self._process.wait()
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+        # With the group gone the pipe reaches end of file; a descendant that left the group
+        # may still hold it, and then the reader thread (a daemon) is simply abandoned.
+        self._reader.join(timeout=1.0)
+        if not self._reader.is_alive() and self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+def _state_of(reply: dict[str, Any]) -> dict[str, Any]:
+    state = reply.get("state")
+    if not isinstance(state, dict):
+        raise AdapterError("observe: reply lacks a 'state' object")
+    try:
+        return {name: decode_value(value, "<adapter>") for name, value in state.items()}
+    except TraceFormatError as error:
+        raise AdapterError(f"adapter reply to observe: state: {error.detail}") from None
 
 
 def serve(target: Any, name: str, stdin: IO[str], stdout: IO[str]) -> int:

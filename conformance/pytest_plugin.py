@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,17 +136,23 @@ def trace_files(config: pytest.Config) -> list[Path]:
     """
     if _TRACE_FILES in config.stash:
         return config.stash[_TRACE_FILES]
+    from .itf import SuiteError, suite_trace_files
+
     directories = configured_directories(config) or [_generated_directory(config)]
     files: list[Path] = []
     for directory in directories:
         if not directory.is_dir():
             pytest.fail(f"{INI_NAME}: {directory} is not a directory", pytrace=False)
-        found = sorted(directory.glob(f"*{TRACE_SUFFIX}"))
-        if not found:
-            pytest.fail(f"{INI_NAME}: no *{TRACE_SUFFIX} files in {directory}", pytrace=False)
-        files.extend(found)
+        try:  # a suite with an index.json must match it, as for `lashspec replay`
+            files.extend(suite_trace_files(directory, warn=_warn))
+        except SuiteError as error:
+            pytest.fail(f"{INI_NAME}: {error}", pytrace=False)
     config.stash[_TRACE_FILES] = files
     return files
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"lashspec: {message}", stacklevel=2)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -191,13 +198,15 @@ def replay_or_fail(trace: Trace, target: ReplayTarget) -> TraceResult:
     A target that breaks the adapter protocol (dies, times out, answers nonsense) fails the
     test too, with the protocol error. The target is left open.
     """
-    from .protocol import AdapterError
-    from .replay import replay_trace
+    from .replay import replay_trace_until_failure
 
-    try:
-        result = replay_trace(trace, target)
-    except AdapterError as error:
-        pytest.fail(f"trace {trace.trace_id}: adapter failure: {error}", pytrace=False)
+    result = replay_trace_until_failure(trace, target)
+    if result.adapter_failed and result.divergence is not None:
+        pytest.fail(
+            f"trace {trace.trace_id}: adapter failure at {result.divergence.where()}: "
+            f"{result.divergence.actual}",
+            pytrace=False,
+        )
     if result.divergence is not None:
         pytest.fail(
             f"trace {trace.trace_id} diverges\n{result.divergence.describe()}", pytrace=False

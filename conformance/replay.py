@@ -45,14 +45,20 @@ class Divergence:
     step: int
     action: str
     picks: Mapping[str, Any]
-    field: str  # "outcome", a state variable name, or "error"
+    field: str  # "outcome", a state variable name, "error", or ADAPTER_FAILED
     expected: Any
     actual: Any
 
-    def describe(self) -> str:
+    def where(self) -> str:
+        """``step 5 commit(defer=False, o=0, release=True)``."""
         picks = ", ".join(f"{k}={v!r}" for k, v in sorted(self.picks.items()))
+        return f"step {self.step} {self.action}({picks})"
+
+    def describe(self) -> str:
+        if self.field == ADAPTER_FAILED:
+            return f"{self.where()}: adapter failed: {self.actual}"
         return (
-            f"step {self.step} {self.action}({picks}): {self.field} differs\n"
+            f"{self.where()}: {self.field} differs\n"
             f"  expected: {_show(self.expected)}\n"
             f"  actual:   {_show(self.actual)}"
         )
@@ -66,24 +72,35 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+#: The :attr:`Divergence.field` of a trace ended by a protocol failure of the adapter.
+ADAPTER_FAILED = "adapter"
+
+
 @dataclass
 class TraceResult:
     trace_id: str
     steps: int
     divergence: Divergence | None = None
+    source: str | None = None  # the trace's file, when it was read from one
 
     @property
     def ok(self) -> bool:
         return self.divergence is None
 
+    @property
+    def adapter_failed(self) -> bool:
+        """The adapter broke the protocol during this trace: no later trace can run."""
+        return self.divergence is not None and self.divergence.field == ADAPTER_FAILED
+
 
 @dataclass
 class ReplayReport:
     results: list[TraceResult] = field(default_factory=list)
+    not_run: int = 0  # traces left unreplayed because the adapter failed
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+        return self.not_run == 0 and all(r.ok for r in self.results)
 
     @property
     def actions(self) -> int:
@@ -95,10 +112,18 @@ class ReplayReport:
             if result.divergence is not None:
                 lines.append(f"FAIL {result.trace_id}\n{result.divergence.describe()}")
         passed = sum(r.ok for r in self.results)
-        lines.append(
-            f"{passed} passed, {len(self.results) - passed} failed "
-            f"({len(self.results)} traces, {self.actions} actions)"
-        )
+        summary = f"{passed} passed, {len(self.results) - passed} failed"
+        if self.not_run:
+            summary += f", {self.not_run} not run"
+        summary += f" ({len(self.results) + self.not_run} traces, {self.actions} actions)"
+        stopped = next((r for r in self.results if r.adapter_failed), None)
+        if stopped is not None and stopped.divergence is not None:
+            source = f" ({stopped.source})" if stopped.source else ""
+            summary += (
+                f"; the adapter failed in trace {stopped.trace_id}{source} at "
+                f"{stopped.divergence.where()}, so the remaining traces did not run"
+            )
+        lines.append(summary)
         return "\n".join(lines)
 
 
@@ -204,14 +229,63 @@ def replay_all(
             if progress is not None and number % every == 0:
                 failed = sum(not r.ok for r in report.results)
                 progress(f"replayed {number}/{len(traces)} traces, {failed} failed")
-            try:
-                report.results.append(replay_trace(trace, target))
-            except AdapterError as error:
+            result = replay_trace_until_failure(trace, target)
+            report.results.append(result)
+            if result.adapter_failed:
                 # The implementation stopped answering: later traces cannot run either.
-                failure = Divergence(0, "adapter", {}, "adapter", "a protocol reply", str(error))
-                report.results.append(TraceResult(trace.trace_id, 0, failure))
+                report.not_run = len(traces) - number
                 break
     finally:
         with contextlib.suppress(AdapterError):
             target.close()
     return report
+
+
+class _StepTracker:
+    """A target wrapper for one trace that remembers which step is being replayed.
+
+    A new tracker starts at step 0 (``init``: reset and the first observe); apply number k is
+    step k. Anything else (e.g. a system-selecting reset) passes through to the target.
+    """
+
+    def __init__(self, target: ReplayTarget) -> None:
+        self._target = target
+        self.step = 0
+        self.action = "init"
+        self.picks: Mapping[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+    def reset(self, bounds: Mapping[str, int]) -> None:
+        self._target.reset(bounds)
+
+    def apply(self, action: str, picks: Mapping[str, Any]) -> dict[str, Any]:
+        self.step, self.action, self.picks = self.step + 1, action, picks
+        return self._target.apply(action, picks)
+
+    def observe(self) -> dict[str, Any]:
+        return self._target.observe()
+
+    def close(self) -> None:
+        self._target.close()
+
+
+def replay_trace_until_failure(trace: Trace, target: ReplayTarget) -> TraceResult:
+    """:func:`replay_trace`, with a protocol failure of the adapter reported as the trace's
+    result (field :data:`ADAPTER_FAILED`, at the step where it happened) instead of raised."""
+    tracker = _StepTracker(target)
+    try:
+        result = replay_trace(trace, tracker)
+    except AdapterError as error:
+        failure = Divergence(
+            tracker.step,
+            tracker.action,
+            tracker.picks,
+            ADAPTER_FAILED,
+            "a protocol reply",
+            str(error),
+        )
+        result = TraceResult(trace.trace_id, tracker.step, failure)
+    result.source = trace.source
+    return result

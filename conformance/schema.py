@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .itf import TraceFormatError
+from .itf import JsonLimitError, TraceFormatError, check_nesting
 
 SCHEMA_RESOURCE = "trace.schema.json"
 MAX_MESSAGE = 240
@@ -94,6 +94,11 @@ def validate_trace_document(document: Any, source: str = "<trace>") -> None:
     """
     from jsonschema.exceptions import best_match
 
+    if isinstance(document, dict | list):
+        try:  # the validator recurses: refuse what the trace reader refuses, first
+            check_nesting(document)
+        except JsonLimitError as error:
+            raise TraceFormatError(source, str(error)) from None
     errors = list(_validator().iter_errors(document))
     if not errors:
         return

@@ -4,6 +4,7 @@ and the errors malformed documents produce (codec and schema)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from lashspec.conformance.itf import (
     TraceFormatError,
     normalise_outcome,
     read_trace,
+    suite_trace_files,
     trace_from_json,
     trace_to_json,
     write_trace,
@@ -220,6 +222,19 @@ def test_two_generations_of_a_profile_are_byte_identical(suite_dir: Path, tmp_pa
     assert "index.json" in names
     for name in names:
         assert (tmp_path / name).read_bytes() == (suite_dir / name).read_bytes(), name
+
+
+def test_the_index_records_the_sha256_of_every_trace_file(suite_dir: Path) -> None:
+    index = json.loads((suite_dir / "index.json").read_text())
+    recorded = {entry["file"]: entry["sha256"] for entry in index["traces"]}
+    actual = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in suite_dir.glob("*.itf.json")
+    }
+    assert recorded == actual
+    # A freshly written suite matches its index, without a warning (pytest.fail as warn).
+    checked = suite_trace_files(suite_dir, warn=pytest.fail)
+    assert checked == sorted(suite_dir.glob("*.itf.json"))
 
 
 # ---------------------------------------------------------------------------

@@ -149,7 +149,10 @@ def test_an_adapter_failure_fails_the_test_with_the_protocol_error(
     result = run(pytester, "--lashspec-traces", str(trace_dir))
     result.assert_outcomes(failed=len(SCENARIOS))
     result.stdout.fnmatch_lines(
-        ["trace scenario-command_only: adapter failure: adapter gave no reply to apply within 1s"]
+        [
+            "trace scenario-command_only: adapter failure at step 1 enqueue_batch(b=0): "
+            "adapter gave no reply to apply within 1s"
+        ]
     )
 
 
@@ -178,7 +181,7 @@ def test_a_malformed_trace_fails_only_its_own_test(
     ("make_directory", "complaint"),
     [
         (False, "lashspec_traces: {} is not a directory"),
-        (True, "lashspec_traces: no [*].itf.json files in {}"),
+        (True, "lashspec_traces: no [*].itf.json trace files in directory {}"),
     ],
 )
 def test_a_bad_directory_fails_only_the_modules_using_traces(
