@@ -11,6 +11,8 @@ labelled with action, params and outcome).
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +33,125 @@ from .dsl import (
 
 class ExplorationError(Exception):
     """Exploration was asked for something impossible (bad limits, unknown state id)."""
+
+
+class MemoryCapExceededError(ExplorationError):
+    """The explorer's resident memory passed ``max_memory_bytes``: the search stopped there."""
+
+    def __init__(self, rss_bytes: int, cap_bytes: int, processed: int, discovered: int) -> None:
+        self.rss_bytes = rss_bytes
+        self.cap_bytes = cap_bytes
+        self.processed = processed
+        self.discovered = discovered
+        super().__init__(
+            f"exploration stopped at the memory cap: resident memory {format_bytes(rss_bytes)} "
+            f"> {format_bytes(cap_bytes)} after {processed:,} states processed "
+            f"({discovered:,} discovered); raise the cap or lower the bounds"
+        )
+
+
+def format_bytes(count: int) -> str:
+    """``1536`` -> ``1.5 KiB``: a short human reading of a byte count."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def parse_bytes(text: str) -> int:
+    """``2G``, ``512M``, ``64k``, ``1000`` (binary multiples) -> a byte count."""
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(cleaned[-1:], 1)
+    digits = cleaned[:-1] if scale != 1 else cleaned
+    try:
+        value = float(digits)
+    except ValueError:
+        raise ExplorationError(f"not a byte count: {text!r} (try 2G, 512M)") from None
+    if value <= 0:
+        raise ExplorationError(f"a byte count must be positive: {text!r}")
+    return int(value * scale)
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_memory_bytes() -> int:
+    """Current resident set size of this process (peak RSS where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except OSError:
+        # ru_maxrss is KiB on Linux, bytes on macOS; the peak is an upper bound of the current
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if os.uname().sysname == "Darwin" else peak * 1024
+
+
+class ResourceWatch:
+    """Throttled progress reports and a memory cap, shared by every exploration loop.
+
+    Loops call ``due(processed)`` cheaply on every state; only every ``stride`` states does it
+    read the clock and, if a report or a memory check is due, RSS. Reports come at most every
+    ``interval`` seconds (or every ``every`` processed states when that is given).
+    """
+
+    def __init__(
+        self,
+        progress: ProgressCallback | None,
+        *,
+        every: int | None,
+        interval: float,
+        max_memory_bytes: int | None,
+        start: float,
+        stride: int = 4096,
+    ) -> None:
+        if every is not None and every < 1:
+            raise ExplorationError("progress_every must be at least 1")
+        if interval <= 0:
+            raise ExplorationError("progress_interval must be positive")
+        if max_memory_bytes is not None and max_memory_bytes < 1:
+            raise ExplorationError("max_memory_bytes must be positive")
+        self.progress = progress
+        self.every = every
+        self.interval = interval
+        self.cap = max_memory_bytes
+        self.start = start
+        self.stride = stride if every is None else min(stride, every)
+        self.next_check = self.stride
+        self.next_count = every if every is not None else -1
+        self.last_report = start
+        self.active = progress is not None or max_memory_bytes is not None
+
+    def due(self, processed: int) -> bool:
+        return self.active and processed >= self.next_check
+
+    def check(self, processed: int, discovered: int, edges: int, depth: int) -> None:
+        """Report progress if due and raise ``MemoryCapExceededError`` past the cap."""
+        self.next_check = processed + self.stride
+        now = time.perf_counter()
+        rss = resident_memory_bytes() if self.cap is not None or self.progress else 0
+        if self.cap is not None and rss > self.cap:
+            raise MemoryCapExceededError(rss, self.cap, processed, discovered)
+        if self.progress is None:
+            return
+        if self.every is not None:
+            if processed < self.next_count:
+                return
+            while self.next_count <= processed:
+                self.next_count += self.every
+        elif now - self.last_report < self.interval:
+            return
+        self.last_report = now
+        self.progress(Progress(processed, discovered, edges, depth, now - self.start, rss))
+
+    def final(
+        self, processed: int, discovered: int, edges: int, depth: int, elapsed: float
+    ) -> None:
+        if self.progress is not None:
+            self.progress(
+                Progress(processed, discovered, edges, depth, elapsed, resident_memory_bytes())
+            )
 
 
 @dataclass(frozen=True)
@@ -69,13 +190,31 @@ class Violation:
 
 @dataclass(frozen=True)
 class Progress:
-    """Reported to the progress callback every ``progress_every`` processed states."""
+    """Reported to the progress callback about every 2 s (or every ``progress_every`` states)."""
 
     processed: int
     discovered: int
     edges: int
     depth: int
     elapsed: float
+    memory_bytes: int = 0
+    """Resident set size of the exploring process when the report was made."""
+
+    @property
+    def frontier(self) -> int:
+        """States discovered but not yet expanded (the BFS queue)."""
+        return self.discovered - self.processed
+
+    @property
+    def states_per_second(self) -> float:
+        return self.discovered / self.elapsed if self.elapsed > 0 else 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.discovered:,} states ({self.states_per_second:,.0f}/s), "
+            f"{self.edges:,} edges, frontier {self.frontier:,}, depth {self.depth}, "
+            f"memory {format_bytes(self.memory_bytes)}, {self.elapsed:.0f}s"
+        )
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -184,7 +323,9 @@ def explore(
     stop_on_violation: bool = False,
     stop_at: Collection[str] | None = None,
     progress: ProgressCallback | None = None,
-    progress_every: int = 100_000,
+    progress_every: int | None = None,
+    progress_interval: float = 2.0,
+    max_memory_bytes: int | None = None,
     checked: bool = False,
 ) -> ExplorationResult:
     """Explore every state reachable from the initial state, breadth first.
@@ -192,14 +333,15 @@ def explore(
     ``max_states``/``max_depth`` cut the search (``complete`` is then False when something was
     left unexplored); ``stop_on_violation`` stops at the first violating state and ``stop_at``
     at the first state violating one of the named invariants; ``checked``
-    compiles with per-transition sort checks (slower, for tests).
+    compiles with per-transition sort checks (slower, for tests). ``progress`` is called about
+    every ``progress_interval`` seconds (every ``progress_every`` processed states when given)
+    and once at the end; past ``max_memory_bytes`` of resident memory the search raises
+    ``MemoryCapExceededError``.
     """
     if max_states is not None and max_states < 1:
         raise ExplorationError("max_states must be at least 1")
     if max_depth is not None and max_depth < 0:
         raise ExplorationError("max_depth must be >= 0")
-    if progress_every < 1:
-        raise ExplorationError("progress_every must be at least 1")
     compiled = model if isinstance(model, CompiledModel) else compile_model(model, checked=checked)
     invariants = compiled.model.invariants
     known = {inv.name for inv in invariants}
@@ -210,6 +352,13 @@ def explore(
     successors = compiled.successors
     violations_of = compiled.violations
     start = time.perf_counter()
+    watch = ResourceWatch(
+        progress,
+        every=progress_every,
+        interval=progress_interval,
+        max_memory_bytes=max_memory_bytes,
+        start=start,
+    )
 
     initial = compiled.model.initial_state()
     index: dict[FlatState, int] = {initial: 0}
@@ -226,7 +375,6 @@ def explore(
     level_end = 1
     complete = True
     cursor = 0
-    next_report = progress_every
     state_limit = max_states if max_states is not None else -1
 
     index_get = index.get
@@ -286,9 +434,8 @@ def explore(
                     labels.append(key)
                 edges.append((cursor, found, label))
         cursor += 1
-        if progress is not None and cursor >= next_report:
-            next_report += progress_every
-            progress(Progress(cursor, len(states), edge_count, depth, time.perf_counter() - start))
+        if watch.due(cursor):
+            watch.check(cursor, len(states), edge_count, depth)
 
     elapsed = time.perf_counter() - start
     result = ExplorationResult(
@@ -310,6 +457,5 @@ def explore(
         result.violations[inv.name] = Violation(
             inv.name, inv.statement, inv.reference, state_id, result.path_to(state_id)
         )
-    if progress is not None:
-        progress(Progress(cursor, len(states), edge_count, depth, elapsed))
+    watch.final(cursor, len(states), edge_count, depth, elapsed)
     return result
