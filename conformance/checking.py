@@ -7,7 +7,6 @@ CLI's table and, for ``check``, ``to_json()`` for ``--report``. Nothing here pri
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +26,9 @@ from .kernel_adapter import KernelAdapter
 from .replay import ReplayReport, ReplayTarget, kernel_target, replay_all
 
 Progress = Callable[[str], None]
-DOT_MAX_STATES = 500
+DOT_MAX_NODES = 500  # a picture, not a data export: GraphML is for large graphs
+EXPORT_MAX_STATES = 200_000  # keeping every transition costs memory
+LOAD_PROGRESS_SECONDS = 2.0
 
 
 def _quiet(_: str) -> None:
@@ -118,6 +119,17 @@ def _explore_stage(
         time.perf_counter() - started,
     )
     return stage, summary, result
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What ``lashspec check`` was asked for, as every stage runner sees it."""
+
+    bmc_depth: int | None = None
+    skip_z3: bool = False
+
+
+StageRunner = Callable[[CheckOptions, Progress], list[CheckStage]]
 
 
 def _phase_order_stage(progress: Progress) -> CheckStage:
@@ -260,6 +272,15 @@ def _replay_stage(traces: Sequence[Trace], backend: str, progress: Progress) -> 
     return CheckStage(f"replay:{backend}", not failures, detail, data, seconds)
 
 
+# The stages that need nothing from the exploration, in the order they run (between the
+# explorations and the suite). A new check is one more runner here.
+MODEL_STAGES: list[StageRunner] = [
+    lambda _, progress: [_phase_order_stage(progress)],
+    lambda _, progress: [_mutant_stage(progress)],
+    lambda options, progress: [] if options.skip_z3 else _z3_stages(options.bmc_depth, progress),
+]
+
+
 def run_check(
     *,
     bounds: Mapping[str, int] | None = None,
@@ -271,16 +292,15 @@ def run_check(
 ) -> CheckReport:
     """Every check: explorations, seeded bugs, z3, suite generation and replay."""
     profiles = profiles_for(bounds or {})
+    options = CheckOptions(bmc_depth=bmc_depth, skip_z3=skip_z3)
     report = CheckReport()
     explored: dict[str, ExplorationResult] = {}
     for prof in profiles:
         stage, _, result = _explore_stage(prof, progress)
         report.stages.append(stage)
         explored[prof.name] = result
-    report.stages.append(_phase_order_stage(progress))
-    report.stages.append(_mutant_stage(progress))
-    if not skip_z3:
-        report.stages.extend(_z3_stages(bmc_depth, progress))
+    for runner in MODEL_STAGES:
+        report.stages.extend(runner(options, progress))
     with tempfile.TemporaryDirectory(prefix="lashspec-suite-") as scratch:
         folder = out_dir if out_dir is not None else Path(scratch)
         stage, traces = _suite_stage(explored, profiles, folder, progress)
@@ -309,38 +329,58 @@ def run_explore(
     bounds: Mapping[str, int] | None = None,
     graphml: Path | None = None,
     dot: Path | None = None,
+    svg: Path | None = None,
+    lane: str | None = None,
     progress: Progress = _quiet,
 ) -> ExploreSummary:
-    """Explore each profile (or the given bounds); export the graph when asked."""
-    from ..model.export import write_dot, write_graphml
+    """Explore each profile (or the given bounds); export the graph or a picture when asked.
+
+    The picture (``dot``/``svg``) folds parallel transitions into one edge and, with ``lane``,
+    projects every state onto that lane's variables (``model.export.LANES``).
+    """
+    from ..model.export import ExportError, fold_graph, render_dot, to_dot, write_graphml
 
     profiles = profiles_for(bounds or {})
-    if (graphml or dot) and len(profiles) > 1:
-        raise JobError("--graphml/--dot export one graph: give bounds (e.g. --owners 1)")
+    picture = dot is not None or svg is not None
+    if (graphml or picture) and len(profiles) > 1:
+        raise JobError("--graphml/--dot/--svg export one graph: give bounds (e.g. --owners 1)")
     rows: list[tuple[str, str]] = []
     ok = True
     for prof in profiles:
         stage, summary, result = _explore_stage(prof, progress)
         ok = ok and stage.ok
         rows.append((prof.name, stage.detail))
-        if graphml or dot:
-            if graphml and summary.states > 200_000:
-                raise JobError(
-                    f"the graph has {summary.states:,} states; GraphML export needs <= 200,000 "
-                    "(choose smaller bounds)"
-                )
-            if dot and summary.states > DOT_MAX_STATES:
-                raise JobError(
-                    f"the graph has {summary.states:,} states; DOT is for pictures of at most "
-                    f"{DOT_MAX_STATES} states (choose smaller bounds, or use --graphml)"
-                )
-            full = explore(result.compiled, keep_edges=True)
-            if graphml:
-                write_graphml(full, graphml)
-                rows.append(("graphml", str(graphml)))
-            if dot:
-                write_dot(full, dot, max_nodes=DOT_MAX_STATES)
-                rows.append(("dot", str(dot)))
+        if not (graphml or picture):
+            continue
+        if summary.states > EXPORT_MAX_STATES:
+            raise JobError(
+                f"the graph has {summary.states:,} states; export needs <= "
+                f"{EXPORT_MAX_STATES:,} (choose smaller bounds)"
+            )
+        progress("explore again, keeping every transition for the export")
+        full = explore(result.compiled, keep_edges=True)
+        if graphml:
+            write_graphml(full, graphml)
+            rows.append(("graphml", str(graphml)))
+        if picture:
+            try:
+                text = to_dot(full, lane=lane, max_nodes=DOT_MAX_NODES)
+            except ExportError as error:
+                raise JobError(str(error)) from None
+            folded = fold_graph(full, lane=lane)
+            rows.append(("picture", f"{len(folded.labels):,} nodes, {len(folded.edges):,} edges"))
+            with tempfile.TemporaryDirectory(prefix="lashspec-dot-") as scratch:
+                dot_path = dot if dot is not None else Path(scratch) / "graph.dot"
+                dot_path.write_text(text)
+                if dot is not None:
+                    rows.append(("dot", str(dot)))
+                if svg is not None:
+                    progress(f"render {svg} with Graphviz dot")
+                    try:
+                        render_dot(dot_path, svg)
+                    except ExportError as error:
+                        raise JobError(str(error)) from None
+                    rows.append(("svg", str(svg)))
     return ExploreSummary(rows, ok)
 
 
@@ -382,6 +422,7 @@ def run_export(
     if out_dir.exists() and not out_dir.is_dir():
         raise JobError(f"{out_dir} exists and is not a directory")
     suite = generate_suite(profiles_for(bounds or {}), progress=progress)
+    progress(f"writing {len(suite.traces)} traces to {out_dir}")
     files = write_suite(suite, out_dir)
     progress(f"wrote {len(files)} files to {out_dir}")
     return ExportSummary(suite, files)
@@ -392,8 +433,13 @@ def run_export(
 # ---------------------------------------------------------------------------
 
 
-def load_traces(files: Sequence[Path], *, validate: bool = False) -> list[Trace]:
-    """Read trace files; with ``validate`` check each against the JSON Schema first."""
+def load_traces(
+    files: Sequence[Path], *, validate: bool = False, progress: Progress = _quiet
+) -> list[Trace]:
+    """Read trace files; with ``validate`` check each against the JSON Schema first.
+
+    Reports how far it got every couple of seconds: a thousand files take several.
+    """
     if validate:
         try:
             import jsonschema  # noqa: F401
@@ -404,7 +450,12 @@ def load_traces(files: Sequence[Path], *, validate: bool = False) -> list[Trace]
         from .schema import validate_trace_document
 
     traces = []
-    for path in files:
+    progress(f"loading {len(files)} trace files" + (" (validating each)" if validate else ""))
+    last_report = time.perf_counter()
+    for number, path in enumerate(files, start=1):
+        if time.perf_counter() - last_report >= LOAD_PROGRESS_SECONDS:
+            last_report = time.perf_counter()
+            progress(f"loaded {number - 1}/{len(files)} trace files")
         try:
             if validate:
                 validate_trace_document(read_trace_document(path), str(path))
@@ -426,7 +477,7 @@ def run_replay(
     validate: bool = False,
     progress: Progress = _quiet,
 ) -> ReplayReport:
-    traces = load_traces(files, validate=validate)
+    traces = load_traces(files, validate=validate, progress=progress)
     target: ReplayTarget
     if kernel_variant is not None:
         target = KernelAdapter(broken_memory_store_factory(kernel_variant))

@@ -14,14 +14,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
+import textwrap
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..model.export import LANES
 from .broken_kernels import BROKEN_KERNELS
-from .checking import JobError
+from .checking import JobError, Progress
 from .protocol import AdapterError
+
+# Measured on the 2-core CI machine, idle (under load about twice as long).
+CHECK_DURATIONS = """\
+Rough cost of each stage (2-core machine, idle; about twice as long under load):
+  explore:<profile>        3-10 s each, about 20 s for the four profiles
+  explore:phase-order      instant
+  seeded-bugs              about 35 s (ten explorations to the first violation)
+  z3:induction             PLACEHOLDER
+  z3:induction-unbounded   PLACEHOLDER
+  z3:bmc                   PLACEHOLDER
+  suite                    PLACEHOLDER
+  replay:memory            PLACEHOLDER
+  replay:sqlite            PLACEHOLDER
+In all about 1.5 minutes idle, 3 under load."""
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -32,14 +51,70 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def _progress(quiet: bool) -> Callable[[str], None]:
-    start = time.perf_counter()
+class ProgressPrinter:
+    """Progress lines with elapsed seconds; a heartbeat line when a phase runs long silently.
 
-    def emit(message: str) -> None:
-        if not quiet:
-            print(f"[{time.perf_counter() - start:7.1f}s] {message}", file=sys.stderr, flush=True)
+    Call it with a message to print ``[  12.3s] message``; while no message arrives for
+    ``heartbeat`` seconds a background thread prints how long the current phase has run, so a
+    long silent phase (suite generation, loading traces) still shows signs of life. ``sink``
+    receives each finished line (default: stderr). Use as a context manager to stop the
+    heartbeat; ``quiet`` prints nothing.
+    """
 
-    return emit
+    def __init__(
+        self,
+        *,
+        quiet: bool = False,
+        heartbeat: float = 10.0,
+        sink: Callable[[str], None] | None = None,
+    ) -> None:
+        self.quiet = quiet
+        self.heartbeat = heartbeat
+        self._sink = sink if sink is not None else _print_to_stderr
+        self._start = time.perf_counter()
+        self._last_line = self._start
+        self._phase = "starting"
+        self._phase_start = self._start
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, message: str) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            self._phase, self._phase_start = message.splitlines()[0], now
+            self._emit(message, now)
+
+    def _emit(self, message: str, now: float) -> None:
+        self._last_line = now
+        if not self.quiet:
+            self._sink(f"[{now - self._start:7.1f}s] {message}")
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(min(1.0, self.heartbeat)):
+            now = time.perf_counter()
+            with self._lock:
+                if now - self._last_line >= self.heartbeat:
+                    self._emit(
+                        f"... still working ({now - self._phase_start:.0f}s since the last "
+                        f"progress line: {self._phase})",
+                        now,
+                    )
+
+    def __enter__(self) -> ProgressPrinter:
+        if not self.quiet and self.heartbeat > 0:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _print_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _positive_int(text: str) -> int:
@@ -93,10 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Formally modelled reference of the lash runtime kernel.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    # Global options are accepted after the command too; SUPPRESS keeps a sub-command that
+    # does not see the option from resetting what was given before it.
+    global_options = argparse.ArgumentParser(add_help=False)
+    global_options.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress output"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser(
         "check",
+        parents=[global_options],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="prove invariants, explore the model, generate and replay the conformance suite",
         description=(
             "Run every check on the embedded defaults: explicit-state exploration of the "
@@ -105,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
             "of every invariant (at the default bounds and with the counter bounds symbolic), "
             "bounded model checking, generation of the conformance trace suite and its replay "
             "against the kernel on every backend. Progress goes to stderr, a summary table to "
-            "stdout. Exits 1 on any violation or divergence, 2 on a bad argument."
+            "stdout. Exits 1 on any violation or divergence, 2 on a bad argument.\n\n"
+            + CHECK_DURATIONS
         ),
     )
     _add_bounds_arguments(check)
@@ -113,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bmc-depth",
         type=_positive_int,
         default=None,
-        help="bounded model checking depth (default 10, about a minute)",
+        help="bounded model checking depth (default 10: about 20 s)",
     )
     check.add_argument("--skip-z3", action="store_true", help="skip the z3 proofs and BMC")
     check.add_argument(
@@ -128,16 +212,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     explore = sub.add_parser(
         "explore",
+        parents=[global_options],
         help="explore the model's state graph and optionally export it",
         description="Breadth-first exploration of the model; invariants checked on every state.",
     )
     _add_bounds_arguments(explore)
     explore.add_argument("--graphml", type=Path, help="write the state graph as GraphML")
-    explore.add_argument("--dot", type=Path, help="write the state graph as Graphviz DOT")
+    explore.add_argument(
+        "--dot",
+        type=Path,
+        help="write a picture of the state graph as Graphviz DOT: nodes show what differs from "
+        "the initial state, parallel transitions are one edge (at most 500 nodes)",
+    )
+    explore.add_argument(
+        "--dot-lane",
+        choices=tuple(LANES),
+        help="draw only one lane: project every state onto the lane's variables and merge "
+        "equal projections (a readable picture of a graph of thousands of states)",
+    )
+    explore.add_argument(
+        "--svg", type=Path, help="render the picture as SVG (needs Graphviz's dot program)"
+    )
     explore.set_defaults(handler=_cmd_explore)
 
     export = sub.add_parser(
         "export",
+        parents=[global_options],
         help="write the conformance trace suite as ITF JSON files",
         description=(
             "Generate the coverage-driven trace suite from the model's state graph and write "
@@ -151,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser(
         "replay",
+        parents=[global_options],
         help="replay ITF traces against the kernel or a port's adapter",
         description=(
             "Replay traces step by step, checking each step's outcome and state. Reports the "
@@ -186,19 +287,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+MAX_TABLE_WIDTH = 100
+
+
+def format_table(
+    rows: Sequence[Sequence[str]], header: Sequence[str], *, width: int | None = None
+) -> list[str]:
+    """The rows as aligned columns; the last column is wrapped to fit ``width`` characters.
+
+    ``width`` defaults to the terminal's width, at most 100 (the full text of every detail
+    stays in ``check --report``).
+    """
+    if width is None:
+        width = min(shutil.get_terminal_size((MAX_TABLE_WIDTH, 24)).columns, MAX_TABLE_WIDTH)
     widths = [max(len(str(cell)) for cell in col) for col in zip(header, *rows, strict=False)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
-    print(line)
-    print("  ".join("-" * w for w in widths))
+    lead = sum(w + 2 for w in widths[:-1])
+    widths[-1] = min(widths[-1], max(width - lead, 20))
+    indent = " " * lead
+
+    def render(cells: Sequence[str]) -> list[str]:
+        first = "  ".join(str(c).ljust(w) for c, w in zip(cells[:-1], widths, strict=False))
+        wrapped = textwrap.wrap(str(cells[-1]), widths[-1]) or [""]
+        lines = [(first + "  " if first else "") + wrapped[0]]
+        lines.extend(indent + more for more in wrapped[1:])
+        return [line.rstrip() for line in lines]
+
+    lines = render(header)
+    lines.append("  ".join("-" * w for w in widths))
     for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+        lines.extend(render(row))
+    return lines
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
+def _print_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+    print("\n".join(format_table(rows, header)))
+
+
+def _check_writable_file(path: Path, option: str) -> None:
+    """Fail before any work if ``path`` cannot be written (the file is left as it was)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with path.open("a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as error:
+        raise CliError(f"{option} {path}: cannot write: {error.strerror or error}") from None
+
+
+def _check_writable_directory(path: Path, option: str) -> None:
+    """Fail before any work if files cannot be created in directory ``path``."""
+    if path.exists() and not path.is_dir():
+        raise CliError(f"{option} {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise CliError(f"{option} {path}: cannot write: {error.strerror or error}") from None
+
+
+def _cmd_check(args: argparse.Namespace, progress: Progress) -> int:
     from .checking import run_check
 
-    progress = _progress(args.quiet)
+    if args.report is not None:
+        _check_writable_file(args.report, "--report")
+    if args.out is not None:
+        _check_writable_directory(args.out, "--out")
     report = run_check(
         bounds=_bounds_overrides(args),
         bmc_depth=args.bmc_depth,
@@ -209,27 +365,41 @@ def _cmd_check(args: argparse.Namespace) -> int:
     )
     _print_table(report.summary_rows(), ("check", "status", "detail"))
     if args.report is not None:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
         progress(f"report written to {args.report}")
     return EXIT_OK if report.ok else EXIT_VIOLATION
 
 
-def _cmd_explore(args: argparse.Namespace) -> int:
+def _cmd_explore(args: argparse.Namespace, progress: Progress) -> int:
+    from ..model.export import dot_available
     from .checking import run_explore
 
-    progress = _progress(args.quiet)
+    if args.dot_lane is not None and args.dot is None and args.svg is None:
+        raise CliError("--dot-lane chooses what --dot/--svg draw: give --dot FILE or --svg FILE")
+    if args.svg is not None and not dot_available():
+        raise CliError(
+            "--svg needs Graphviz's dot program, which is not installed "
+            "(e.g. apt-get install graphviz); --dot FILE writes the DOT text without it"
+        )
+    for path, option in ((args.graphml, "--graphml"), (args.dot, "--dot"), (args.svg, "--svg")):
+        if path is not None:
+            _check_writable_file(path, option)
     result = run_explore(
-        bounds=_bounds_overrides(args), graphml=args.graphml, dot=args.dot, progress=progress
+        bounds=_bounds_overrides(args),
+        graphml=args.graphml,
+        dot=args.dot,
+        svg=args.svg,
+        lane=args.dot_lane,
+        progress=progress,
     )
     _print_table(result.summary_rows(), ("measure", "value"))
     return EXIT_OK if result.ok else EXIT_VIOLATION
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
+def _cmd_export(args: argparse.Namespace, progress: Progress) -> int:
     from .checking import run_export
 
-    progress = _progress(args.quiet)
+    _check_writable_directory(args.out_dir, "export directory")
     summary = run_export(args.out_dir, bounds=_bounds_overrides(args), progress=progress)
     _print_table(summary.summary_rows(), ("measure", "value"))
     return EXIT_OK
@@ -247,10 +417,9 @@ def _collect_trace_files(paths: Sequence[Path]) -> list[Path]:
         raise CliError(str(error)) from None
 
 
-def _cmd_replay(args: argparse.Namespace) -> int:
+def _cmd_replay(args: argparse.Namespace, progress: Progress) -> int:
     from .checking import run_replay
 
-    progress = _progress(args.quiet)
     files = _collect_trace_files(args.traces)
     if args.kernel_variant and args.adapter:
         raise CliError("--kernel-variant replays our kernel: it cannot be combined with --adapter")
@@ -270,18 +439,31 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    handler: Callable[[argparse.Namespace, Progress], int] = args.handler
     try:
-        return handler(args)
+        with ProgressPrinter(quiet=args.quiet) as progress:
+            return handler(args, progress)
     except (CliError, JobError) as error:
         print(f"lashspec: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except AdapterError as error:
-        print(f"lashspec: adapter failed: {error}", file=sys.stderr)
+        print(f"lashspec: adapter failed: {error}{_adapter_hint(error)}", file=sys.stderr)
         return EXIT_VIOLATION
     except KeyboardInterrupt:
         print("lashspec: interrupted", file=sys.stderr)
         return 130
+
+
+def _adapter_hint(error: AdapterError) -> str:
+    """What to check when the adapter died before answering at all."""
+    if "before replying to hello" not in str(error) and "cannot start" not in str(error):
+        return ""
+    return (
+        "\n  the adapter command did not start or stopped at once: its own error output, if "
+        "any, is printed above.\n  Check that the command runs by itself (is the program on "
+        "PATH, is its module installed?); a bare `python` outside the virtualenv cannot import "
+        "lashspec: use .venv/bin/python -m lashspec.conformance.reference_adapter"
+    )
 
 
 if __name__ == "__main__":

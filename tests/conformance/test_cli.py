@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from lashspec.conformance.cli import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, main
+from lashspec.conformance.cli import (
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_VIOLATION,
+    ProgressPrinter,
+    format_table,
+    main,
+)
 from lashspec.conformance.generate import generate_suite, write_suite
 from lashspec.model.profiles import PROFILES
 
@@ -41,6 +52,7 @@ def test_check_runs_every_stage_and_writes_a_report(
     assert len(stages["seeded-bugs"]["caught"]) == 10
     assert stages["replay:sqlite"]["actions"] == stages["replay:memory"]["actions"] > 0
     assert "explore:custom" in out and "replay:sqlite" in out
+    assert all(len(line) <= 100 for line in out.splitlines()), "the table fits 100 columns"
     assert "[" in err and "explore custom" in err, "progress goes to stderr"
     assert any(suite.glob("*.itf.json")), "--out keeps the suite"
 
@@ -66,7 +78,8 @@ def test_replay_exits_1_with_the_first_divergence_on_a_broken_kernel(
         (["check", "--backend", "postgres"], "invalid choice"),
         (["replay"], "the following arguments are required"),
         (["explore", "--dot", "g.dot"], "export one graph"),
-        (["explore", *SMALL, "--dot", "g.dot"], "DOT is for pictures of at most 500 states"),
+        (["explore", *SMALL, "--dot", "g.dot"], "DOT is for pictures of at most 500 nodes"),
+        (["explore", *SMALL, "--dot-lane", "lease"], "give --dot FILE or --svg FILE"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -117,3 +130,105 @@ def test_replay_validate_rejects_a_file_the_reader_would_accept(
     assert main(["-q", "replay", "--validate", str(path)]) == EXIT_USAGE
     _, err = capsys.readouterr()
     assert "$.states[1].outcome.tag" in err and "'Vacuumed' is not one of" in err
+
+
+def test_the_summary_table_wraps_long_details_to_the_width() -> None:
+    detail = "1049 traces (cover 1013, boundary 27, witness 9), " * 5
+    rows = [("explore:lease", "ok", "49,963 states"), ("suite", "ok", detail)]
+    lines = format_table(rows, ("check", "status", "detail"), width=100)
+    assert all(len(line) <= 100 for line in lines)
+    lead = len("explore:lease  status  ")
+    assert " ".join(line[lead:] for line in lines[3:]).split() == detail.split(), (
+        "nothing of the detail is lost, continuation lines align under it"
+    )
+    assert all(len(line) <= 80 for line in format_table(rows, ("c", "s", "d"), width=80))
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_quiet_is_accepted_before_and_after_the_command(
+    position: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_suite(generate_suite(PROFILES[:1], boundary_sample=5, witnesses=False), tmp_path)
+    trace = str(next(tmp_path.glob("scenario-*.itf.json")))
+    argv = ["-q", "replay", trace] if position == "before" else ["replay", trace, "-q"]
+    assert main(argv) == EXIT_OK
+    _, err = capsys.readouterr()
+    assert err == ""
+    assert main(["replay", trace]) == EXIT_OK
+    assert "replay 1 traces" in capsys.readouterr().err, "without -q progress is shown"
+
+
+def _under_a_file(tmp_path: Path, name: str) -> str:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    return str(blocker / name)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--report", "{bad}"],
+        ["check", "--out", "{bad}"],
+        ["export", "{bad}"],
+        ["explore", *SMALL, "--dot", "{bad}"],
+        ["explore", *SMALL, "--graphml", "{bad}"],
+    ],
+)
+def test_unwritable_outputs_fail_at_once_with_one_line(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _under_a_file(tmp_path, "out")
+    status = main([arg.replace("{bad}", bad) for arg in argv])
+    _, err = capsys.readouterr()
+    assert status == EXIT_USAGE
+    assert err.startswith("lashspec: error: ") and bad in err
+    assert len(err.strip().splitlines()) == 1, "no progress: nothing ran before the check"
+
+
+def test_svg_without_graphviz_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    status = main(["explore", *SMALL, "--dot-lane", "lease", "--svg", str(tmp_path / "g.svg")])
+    _, err = capsys.readouterr()
+    assert status == EXIT_USAGE
+    assert "--svg needs Graphviz's dot program" in err
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+def test_explore_draws_one_lane_as_svg(tmp_path: Path) -> None:
+    svg, dot = tmp_path / "lease.svg", tmp_path / "lease.dot"
+    argv = ["explore", *SMALL, "--max-incarnation", "0", "--dot-lane", "lease"]
+    assert main([*argv, "--dot", str(dot), "--svg", str(svg), "-q"]) == EXIT_OK
+    assert "<svg" in svg.read_text()
+    text = dot.read_text()
+    assert "lease_holder=0" in text and "projected onto the lease lane" in text
+
+
+def test_an_adapter_that_cannot_start_says_what_to_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_suite(generate_suite(PROFILES[:1], boundary_sample=5, witnesses=False), tmp_path)
+    trace = str(next(tmp_path.glob("scenario-*.itf.json")))
+    missing_module = f"{sys.executable} -m lashspec_no_such_adapter"
+    status = main(["-q", "replay", trace, "--adapter", missing_module])
+    _, err = capsys.readouterr()
+    assert status == EXIT_VIOLATION
+    assert "did not start or stopped at once" in err
+    assert ".venv/bin/python -m lashspec.conformance.reference_adapter" in err
+
+
+def test_progress_shows_a_heartbeat_in_a_long_silent_phase() -> None:
+    lines: list[str] = []
+    with ProgressPrinter(heartbeat=0.05, sink=lines.append) as progress:
+        progress("suite: exploring profile inputs")
+        deadline = time.monotonic() + 10
+        while len(lines) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert lines[0].endswith("] suite: exploring profile inputs")
+    assert re.match(r"\[ *\d+\.\ds\] \.\.\. still working .*exploring profile inputs", lines[1])
+    quiet: list[str] = []
+    with ProgressPrinter(quiet=True, heartbeat=0.01, sink=quiet.append) as progress:
+        progress("anything")
+        time.sleep(0.05)
+    assert quiet == []
