@@ -28,19 +28,20 @@ from .broken_kernels import BROKEN_KERNELS
 from .checking import JobError, Progress
 from .protocol import AdapterError
 
-# Measured on the 2-core CI machine, idle (under load about twice as long).
+# One measured run (the stage seconds of its --report), so the user knows which stage waits.
 CHECK_DURATIONS = """\
-Rough cost of each stage (2-core machine, idle; about twice as long under load):
-  explore:<profile>        3-10 s each, about 20 s for the four profiles
+Rough cost of each stage, from one run on a shared 2-core machine under heavy load (17
+minutes in all, 3.8 minutes of CPU time, about what it takes on an idle machine):
+  explore:<profile>        3-10 s each (the four profiles: about 20 s)
   explore:phase-order      instant
-  seeded-bugs              about 35 s (ten explorations to the first violation)
-  z3:induction             PLACEHOLDER
-  z3:induction-unbounded   PLACEHOLDER
-  z3:bmc                   PLACEHOLDER
-  suite                    PLACEHOLDER
-  replay:memory            PLACEHOLDER
-  replay:sqlite            PLACEHOLDER
-In all about 1.5 minutes idle, 3 under load."""
+  seeded-bugs              about 40 s (ten explorations, each to its first violation)
+  z3:induction             about 10 s; z3:induction-unbounded about 5 s
+  z3:bmc                   the longest: minutes at depth 10, each depth slower than the
+                           last (--bmc-depth 5 takes about a sixth; --skip-z3 skips z3)
+  suite                    1-3 minutes (generating and writing about a thousand traces)
+  replay:memory            about 10 s
+  replay:sqlite            1-3 minutes (one durable transaction per store call)
+Progress lines on stderr show each phase; a silent phase prints a line every 10 s."""
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -181,16 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[global_options],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help="prove invariants, explore the model, generate and replay the conformance suite",
-        description=(
+        description=textwrap.fill(
             "Run every check on the embedded defaults: explicit-state exploration of the "
             "model at the four check profiles (every invariant on every state), the phase-order "
             "automaton, the ten seeded model bugs (each must be caught), z3 inductiveness proofs "
             "of every invariant (at the default bounds and with the counter bounds symbolic), "
             "bounded model checking, generation of the conformance trace suite and its replay "
             "against the kernel on every backend. Progress goes to stderr, a summary table to "
-            "stdout. Exits 1 on any violation or divergence, 2 on a bad argument.\n\n"
-            + CHECK_DURATIONS
-        ),
+            "stdout. Exits 1 on any violation or divergence, 2 on a bad argument.",
+            88,
+        )
+        + "\n\n"
+        + CHECK_DURATIONS,
     )
     _add_bounds_arguments(check)
     check.add_argument(
