@@ -1,0 +1,335 @@
+"""Generate machine traces (docs/machine-traces.md) from the composed model's state graph.
+
+Theory of operation
+-------------------
+Each machine profile (:data:`MACHINE_PROFILES`) is explored breadth first with
+:func:`~lashspec.model.machine_model.build_machine_model`. A **goal** is an action instance
+(action with its picks) together with its outcome tag and, for host events and store steps,
+the effects the machine returned: the suite takes every goal the profile reaches at least once,
+so every rule of the machine that the bounds can reach runs, with every effect list it emits.
+The cover is the nearest-neighbour heuristic of :func:`lashspec.conformance.generate.edge_cover`
+(whose goals know no effects): a trace repeatedly takes the nearest uncovered goal found by a
+small breadth-first search from where it stands, and when none is near (or the trace is long
+enough) the next trace starts with the shortest path to the shallowest uncovered goal.
+
+Traces are built from the exact model transitions the cover walked, projected with
+:func:`~lashspec.model.machine_model.machine_trace_state` and
+:func:`~lashspec.model.machine_model.machine_trace_outcome`, and written as
+``machine-cover-<profile>-<nnn>.itf.json`` with ``#meta.lashspec.system = "machine"``;
+:func:`write_machine_suite` adds them to the ``index.json`` the store suite wrote. Everything
+is deterministic, so the same model gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..model.dsl import CompiledModel, FlatState, compile_model
+from ..model.explore import ExplorationResult, explore
+from ..model.machine_model import (
+    MachineBounds,
+    build_machine_model,
+    machine_trace_outcome,
+    machine_trace_state,
+)
+from .itf import SUITE_INDEX_FILE, Trace, TraceStep, dumps_canonical, file_sha256, trace_to_json
+
+Progress = Callable[[str], None]
+#: (binding index, outcome tag, effects returned)
+Goal = tuple[int, str, tuple[str, ...]]
+#: One model transition: (binding index, outcome, post-state)
+Move = tuple[int, Any, FlatState]
+
+TRACE_PREFIX = "machine-"
+INIT_OUTCOME: dict[str, Any] = {"tag": "Ok"}
+
+
+@dataclass(frozen=True)
+class MachineProfile:
+    """A named bound configuration of the composed model and what it exists to reach."""
+
+    name: str
+    bounds: MachineBounds
+    purpose: str
+
+
+#: Small enough to explore completely in seconds (tens of thousands of states each); each
+#: widens one lane and keeps the others minimal.
+MACHINE_PROFILES: tuple[MachineProfile, ...] = (
+    MachineProfile(
+        "inputs",
+        MachineBounds(
+            owners=1,
+            max_incarnation=0,
+            batches=1,
+            inputs=2,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=2,
+            max_turns=2,
+        ),
+        "one owner, a session command, next-turn and active-turn input: checkpoints, "
+        "interrupts, deferral, renewals, store failures",
+    ),
+    MachineProfile(
+        "queue",
+        MachineBounds(
+            owners=1,
+            max_incarnation=0,
+            batches=2,
+            inputs=1,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=2,
+            max_turns=2,
+        ),
+        "one owner, a session command ahead of a process wake: commands first, the command "
+        "drain, turn work at both boundaries",
+    ),
+    MachineProfile(
+        "takeover",
+        MachineBounds(
+            owners=2,
+            max_incarnation=1,
+            batches=1,
+            inputs=1,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=1,
+            max_turns=1,
+        ),
+        "two owners with crash and restart: busy leases, dead-holder reclaim, lease loss, "
+        "fenced-out commits",
+    ),
+)
+
+
+def _goal(binding: int, outcome: Any) -> Goal:
+    tag, fields = outcome
+    effects = dict(fields).get("effects", ())
+    return (binding, tag, tuple(effects))
+
+
+def first_enabled(result: ExplorationResult) -> dict[Goal, int]:
+    """Goal -> the shallowest explored state where it is enabled (BFS order)."""
+    successors = result.compiled.successors
+    first: dict[Goal, int] = {}
+    for sid, state in enumerate(result.states):
+        for binding, outcome, _ in successors(state):
+            first.setdefault(_goal(binding, outcome), sid)
+    return first
+
+
+def _nearest_uncovered(
+    compiled: CompiledModel, start: FlatState, uncovered: set[Goal], depth: int
+) -> list[Move] | None:
+    """The shortest walk from ``start`` whose last move takes an uncovered goal (or None)."""
+    frontier: deque[tuple[FlatState, list[Move]]] = deque([(start, [])])
+    seen = {start}
+    while frontier:
+        state, path = frontier.popleft()
+        moves = compiled.successors(state)
+        for binding, outcome, target in moves:
+            if _goal(binding, outcome) in uncovered:
+                return [*path, (binding, outcome, target)]
+        if len(path) + 1 >= depth:
+            continue
+        for binding, outcome, target in moves:
+            if target not in seen:
+                seen.add(target)
+                frontier.append((target, [*path, (binding, outcome, target)]))
+    return None
+
+
+def _path_to(result: ExplorationResult, state: int) -> list[Move]:
+    moves: list[Move] = []
+    current = state
+    while result.parents[current] >= 0:
+        label = result.incoming[current]
+        assert label is not None
+        moves.append((label[0], label[1], result.states[current]))
+        current = result.parents[current]
+    moves.reverse()
+    return moves
+
+
+def machine_cover(
+    result: ExplorationResult, *, max_trace_length: int = 60, local_depth: int = 4
+) -> tuple[list[list[Move]], set[Goal]]:
+    """Walks that together take every goal reachable in ``result``; and those goals."""
+    compiled = result.compiled
+    first = first_enabled(result)
+    depth = [0] * len(result.states)
+    for sid in range(1, len(result.states)):
+        depth[sid] = depth[result.parents[sid]] + 1
+    order = sorted(first, key=lambda goal: (depth[first[goal]], goal))
+    uncovered = set(first)
+    walks: list[list[Move]] = []
+    current: list[Move] = []
+    state = result.states[0]
+    cursor = 0
+    while uncovered:
+        walk = None
+        if current and len(current) < max_trace_length:
+            walk = _nearest_uncovered(compiled, state, uncovered, local_depth)
+        if walk is None:
+            if current:
+                walks.append(current)
+            while order[cursor] not in uncovered:
+                cursor += 1
+            goal = order[cursor]
+            source = first[goal]
+            state = result.states[source]
+            finish = next(
+                (b, o, t) for b, o, t in compiled.successors(state) if _goal(b, o) == goal
+            )
+            walk = [*_path_to(result, source), finish]
+            current = []
+        for binding, outcome, target in walk:
+            current.append((binding, outcome, target))
+            uncovered.discard(_goal(binding, outcome))
+            state = target
+    if current:
+        walks.append(current)
+    return walks, set(first)
+
+
+def trace_of_walk(
+    compiled: CompiledModel, walk: Sequence[Move], trace_id: str, meta: dict[str, Any]
+) -> Trace:
+    """The machine trace of a walk from the initial state, with the model's projections."""
+    model = compiled.model
+    initial = machine_trace_state(model, model.initial_state())
+    steps = [TraceStep("init", {}, INIT_OUTCOME, initial)]
+    for binding, outcome, target in walk:
+        instance = compiled.bindings[binding]
+        steps.append(
+            TraceStep(
+                instance.action,
+                dict(instance.params),
+                machine_trace_outcome(model, instance.action, outcome),
+                machine_trace_state(model, target),
+            )
+        )
+    return Trace(trace_id, tuple(steps), meta)
+
+
+@dataclass
+class MachineCover:
+    """What the cover of one profile reached and what it cost."""
+
+    profile: str
+    states: int
+    edges: int
+    goals: int
+    traces: int
+    steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "states": self.states,
+            "edges": self.edges,
+            "goals": self.goals,
+            "traces": self.traces,
+            "steps": self.steps,
+        }
+
+
+@dataclass
+class MachineSuite:
+    traces: list[Trace] = field(default_factory=list)
+    cover: list[MachineCover] = field(default_factory=list)
+    #: (action, outcome tag, effects) the traces take, over all profiles
+    covered: set[tuple[str, str, tuple[str, ...]]] = field(default_factory=set)
+
+    @property
+    def steps(self) -> int:
+        return sum(len(t.steps) - 1 for t in self.traces)
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def generate_machine_suite(
+    profiles: Sequence[MachineProfile] = MACHINE_PROFILES, *, progress: Progress = _quiet
+) -> MachineSuite:
+    suite = MachineSuite()
+    for profile in profiles:
+        compiled = compile_model(build_machine_model(profile.bounds))
+        progress(f"machine profile {profile.name}: exploring")
+        result = explore(compiled)
+        if not result.complete:  # pragma: no cover - explore without limits always completes
+            raise AssertionError(f"machine profile {profile.name} was not explored completely")
+        walks, goals = machine_cover(result)
+        meta = {
+            "system": "machine",
+            "bounds": profile.bounds.as_dict(),
+            "kind": "cover",
+            "profile": profile.name,
+            "purpose": f"edge cover of the machine profile {profile.name}: {profile.purpose}",
+        }
+        for number, walk in enumerate(walks):
+            trace_id = f"{TRACE_PREFIX}cover-{profile.name}-{number:03d}"
+            suite.traces.append(trace_of_walk(compiled, walk, trace_id, meta))
+            for binding, outcome, _ in walk:
+                _, tag, effects = _goal(binding, outcome)
+                suite.covered.add((compiled.bindings[binding].action, tag, effects))
+        steps = sum(len(w) for w in walks)
+        suite.cover.append(
+            MachineCover(
+                profile.name, result.state_count, result.edge_count, len(goals), len(walks), steps
+            )
+        )
+        progress(
+            f"machine profile {profile.name}: {result.state_count} states, {len(goals)} goals "
+            f"in {len(walks)} traces, {steps} steps"
+        )
+    return suite
+
+
+def write_machine_suite(suite: MachineSuite, out_dir: Path) -> list[Path]:
+    """Write the machine traces next to a store suite and list them in its ``index.json``
+    (created if the directory has none): each file with its sha256, plus a ``machine``
+    section with the cover. Run it after :func:`~lashspec.conformance.generate.write_suite`,
+    which removes trace files its own suite does not list."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index_path = out_dir / SUITE_INDEX_FILE
+    index: dict[str, Any] = (
+        json.loads(index_path.read_text(encoding="utf-8"))
+        if index_path.exists()
+        else {"format_version": "lashspec-suite/1", "traces": []}
+    )
+    entries = [e for e in index["traces"] if not str(e.get("file", "")).startswith(TRACE_PREFIX)]
+    written: list[Path] = []
+    for trace in suite.traces:
+        path = out_dir / f"{trace.trace_id}.itf.json"
+        data = dumps_canonical(trace_to_json(trace)).encode("utf-8")
+        path.write_bytes(data)
+        written.append(path)
+        entries.append(
+            {
+                "file": path.name,
+                "kind": trace.meta.get("kind"),
+                "profile": trace.meta.get("profile"),
+                "steps": len(trace.steps) - 1,
+                "purpose": trace.meta.get("purpose"),
+                "system": "machine",
+                "sha256": file_sha256(data),
+            }
+        )
+    index["traces"] = entries
+    index["machine"] = {
+        "cover": [c.to_dict() for c in suite.cover],
+        "goals_covered": len(suite.covered),
+        "total_steps": suite.steps,
+    }
+    index_path.write_text(dumps_canonical(index), encoding="utf-8")
+    written.append(index_path)
+    return written
