@@ -23,6 +23,7 @@ from .broken_kernels import broken_memory_store_factory
 from .generate import Suite, generate_suite, shortest_counterexample, write_suite
 from .itf import Trace, TraceFormatError, read_trace, read_trace_document
 from .kernel_adapter import KernelAdapter
+from .machine_suite import generate_machine_suite, write_machine_suite
 from .replay import ReplayReport, ReplayTarget, kernel_target, replay_all
 
 Progress = Callable[[str], None]
@@ -424,6 +425,12 @@ def run_export(
     suite = generate_suite(profiles_for(bounds or {}), progress=progress)
     progress(f"writing {len(suite.traces)} traces to {out_dir}")
     files = write_suite(suite, out_dir)
+    if bounds:
+        # The machine profiles have bounds of their own (max_turns); custom store bounds say
+        # nothing about them, so only the default export carries the machine suite.
+        progress("custom bounds: the machine suite is left out")
+    else:
+        files += write_machine_suite(generate_machine_suite(progress=progress), out_dir)
     progress(f"wrote {len(files)} files to {out_dir}")
     return ExportSummary(suite, files)
 

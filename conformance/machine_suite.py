@@ -117,8 +117,14 @@ def _goal(binding: int, outcome: Any) -> Goal:
 
 def first_enabled(result: ExplorationResult) -> dict[Goal, int]:
     """Goal -> the shallowest explored state where it is enabled (BFS order)."""
+    if result.edges is not None:  # kept by the exploration: no second pass over successors
+        goal_of_label = [_goal(binding, outcome) for binding, outcome in result.labels]
+        first: dict[Goal, int] = {}
+        for source, _, label in result.edges:  # edges are recorded in BFS order of source
+            first.setdefault(goal_of_label[label], source)
+        return first
     successors = result.compiled.successors
-    first: dict[Goal, int] = {}
+    first = {}
     for sid, state in enumerate(result.states):
         for binding, outcome, _ in successors(state):
             first.setdefault(_goal(binding, outcome), sid)
@@ -264,7 +270,7 @@ def generate_machine_suite(
     for profile in profiles:
         compiled = compile_model(build_machine_model(profile.bounds))
         progress(f"machine profile {profile.name}: exploring")
-        result = explore(compiled)
+        result = explore(compiled, keep_edges=True)
         if not result.complete:  # pragma: no cover - explore without limits always completes
             raise AssertionError(f"machine profile {profile.name} was not explored completely")
         walks, goals = machine_cover(result)
@@ -298,7 +304,8 @@ def write_machine_suite(suite: MachineSuite, out_dir: Path) -> list[Path]:
     """Write the machine traces next to a store suite and list them in its ``index.json``
     (created if the directory has none): each file with its sha256, plus a ``machine``
     section with the cover. Run it after :func:`~lashspec.conformance.generate.write_suite`,
-    which removes trace files its own suite does not list."""
+    which removes trace files its own suite does not list. Returns the trace files written
+    (the index is updated in place)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     index_path = out_dir / SUITE_INDEX_FILE
     index: dict[str, Any] = (
@@ -331,5 +338,4 @@ def write_machine_suite(suite: MachineSuite, out_dir: Path) -> list[Path]:
         "total_steps": suite.steps,
     }
     index_path.write_text(dumps_canonical(index), encoding="utf-8")
-    written.append(index_path)
     return written
