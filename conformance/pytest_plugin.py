@@ -14,7 +14,9 @@ Fixtures
 ``lashspec_replay``
     A function ``replay(target)`` that replays the current trace against ``target`` (anything
     with the :class:`~lashspec.conformance.replay.ReplayTarget` shape: ``reset``, ``apply``,
-    ``observe``, ``close``) and fails the test with the first divergence, as
+    ``observe``, ``close``; machine traces, docs/machine-traces.md, reset a target that has
+    ``reset_system(bounds, system)``, as ``AdapterClient`` does, with their system) and fails
+    the test with the first divergence, as
     :meth:`~lashspec.conformance.replay.Divergence.describe` words it. It never closes the
     target, so one adapter process can serve the whole session (a session-scoped fixture);
     once that process has failed (died, timed out) the tests after it fail too, so give the
@@ -112,10 +114,13 @@ def configured_directories(config: pytest.Config) -> list[Path]:
 
 
 def write_default_suite(directory: Path) -> None:
-    """Generate the full conformance suite (every profile, every trace kind) into a folder."""
+    """Generate the full conformance suite (every profile, every trace kind, store and machine
+    traces, as ``lashspec export`` writes it) into a folder."""
     from .generate import generate_suite, write_suite
+    from .machine_suite import generate_machine_suite, write_machine_suite
 
     write_suite(generate_suite(), directory)
+    write_machine_suite(generate_machine_suite(), directory)
 
 
 def _generated_directory(config: pytest.Config) -> Path:
