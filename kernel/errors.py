@@ -190,14 +190,21 @@ class SchemaVersionMismatch(StoreError):
 
     kind = "SchemaVersionMismatch"
 
-    def __init__(self, path: str, actual: int | None, expected: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        actual: int | None,
+        expected: int,
+        *,
+        store: str = "store file",
+        advice: str = "delete the file and recreate the store",
+    ) -> None:
         self.path = path
         self.actual = actual
         self.expected = expected
         found = "no schema version" if actual is None else f"schema version {actual}"
         super().__init__(
-            f"store file {path!r} has {found}, this lashspec needs version {expected}; "
-            f"delete the file and recreate the store"
+            f"{store} {path!r} has {found}, this lashspec needs version {expected}; {advice}"
         )
 
     def fields(self) -> dict[str, Any]:
@@ -266,6 +273,39 @@ class StoreBusy(StoreFileError):
             "busy",
             f"another connection held the write lock for the whole {waited_ms} ms wait",
             "retry the call later, or open the store with a longer busy_timeout_ms",
+        )
+
+
+class StoreServerError(BackendFailure):
+    """The PostgreSQL server cannot serve the store as asked (unreachable, refused login,
+    missing privilege, foreign schema, disk full, connection lost...).  ``cause`` is a short
+    stable code; the message names the server (never its password), the cause and what to
+    do.  Traces still see it as ``Backend`` (lash has no finer variant)."""
+
+    def __init__(
+        self, server: str, cause: str, detail: str, advice: str, retryable: bool = False
+    ) -> None:
+        self.server = server
+        self.cause = cause
+        self.detail = detail
+        self.advice = advice
+        #: worth retrying the same call unchanged later
+        self.retryable = retryable
+        super().__init__(f"postgres store {server}: {detail}; {advice}")
+
+
+class StoreServerBusy(StoreServerError):
+    """Another connection held the store's write lock for longer than the configured wait."""
+
+    def __init__(self, server: str, waited_ms: int) -> None:
+        self.waited_ms = waited_ms
+        super().__init__(
+            server,
+            "busy",
+            f"another connection held the store's write lock for the whole {waited_ms} ms "
+            "wait; nothing of this operation was committed",
+            "retry the call later, or open the store with a longer lock_timeout_ms",
+            retryable=True,
         )
 
 

@@ -92,6 +92,8 @@ from lashspec.kernel.types import (
     turn_commit_hash,
 )
 
+from tests.conftest import BACKENDS
+
 if TYPE_CHECKING:
     from tests.conftest import StoreHarness
 
@@ -300,6 +302,8 @@ def make_store(backend: str, harness: StoreHarness, path: Path) -> Store:
     """An independent store of the harness's backend (for cases that manage lifetimes)."""
     if backend == "memory":
         return InMemoryStore(clock=harness.clock, liveness=harness.processes)
+    if backend == "postgres":
+        return harness.open()  # a new handle on the harness's schema: the durable location
     return SqliteStore(path, clock=harness.clock, liveness=harness.processes)
 
 
@@ -1729,8 +1733,8 @@ def test_case_37_checkpoint_claim_probe_transaction_counts(harness: StoreHarness
     (None, None) without validating the fence (even a released one) and open one read and
     no write transaction; with work present one write transaction claims both families.
     The counts come from the backends' ``transaction_counts`` (read, write), which the
-    Store protocol does not declare.  On SQLite the quiescent probe must also complete while
-    another connection holds the database's write lock."""
+    Store protocol does not declare.  On SQLite and PostgreSQL the quiescent probe must also
+    complete while another connection holds the store's write lock."""
     store = harness.store
     who = owner("probe-owner")
     stale = acquire(store, "root", who)
@@ -1777,6 +1781,22 @@ def test_case_37_checkpoint_claim_probe_transaction_counts(harness: StoreHarness
         worker.join(timeout=60)
         assert finished, "a quiescent probe waited for the write lock"
         assert done == [(None, None, 1, 0)]
+    if harness.backend == "postgres":
+        import psycopg
+
+        key = getattr(store, "write_lock_key")  # noqa: B009 - not part of the Store protocol
+        with psycopg.connect(str(harness.postgres_dsn), autocommit=True) as locker:
+            locker.execute("BEGIN")
+            locker.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            done = []
+            worker = threading.Thread(target=lambda: done.append(probe(stale)))
+            worker.start()
+            worker.join(timeout=5)
+            finished = not worker.is_alive()
+            locker.execute("ROLLBACK")
+        worker.join(timeout=60)
+        assert finished, "a quiescent probe waited for the write lock"
+        assert done == [(None, None, 1, 0)]
 
 
 # ---------------------------------------------------------------------------
@@ -1805,5 +1825,5 @@ def test_conformance_index_names_all_37_cases(request: pytest.FixtureRequest) ->
     }
     if len(collected) > 1:  # the module was collected as a whole, not a single test
         for function in CONFORMANCE_CASES.values():
-            for backend in ("memory", "sqlite"):
+            for backend in BACKENDS:
                 assert (function.__name__, backend) in collected, (function.__name__, backend)
