@@ -302,13 +302,14 @@ NORMAL_RULES: tuple[Rule, ...] = (
        outcome="interrupted"),
     _r("Committing", "CommitSucceeded", "Idle", (), "end_cycle", outcome="committed"),
     _r("Committing", "Interrupt", "Committing"),
-    _r("Cancelling", "LeaseAcquired", "Idle", _WIND_DOWN, "end_cycle", outcome="cancelled"),
+    _r("Cancelling", "LeaseAcquired", "Idle", ("ReleaseLease",), "end_cycle",
+       outcome="cancelled"),
     _r("Cancelling", "LeaseBusy", "Idle", (), "end_cycle", outcome="cancelled"),
-    _r("Cancelling", "PendingWorkInspected", "Idle", _WIND_DOWN, "end_cycle",
+    _r("Cancelling", "PendingWorkInspected", "Idle", ("ReleaseLease",), "end_cycle",
        outcome="cancelled"),
     _r("Cancelling", "CommandClaimed", "Idle", _WIND_DOWN, "end_cycle", outcome="cancelled"),
-    _r("Cancelling", "CommitSucceeded", "Idle", _WIND_DOWN, "end_cycle", outcome="cancelled",
-       hand_back="none", note="the command is settled; release"),
+    _r("Cancelling", "CommitSucceeded", "Idle", ("ReleaseLease",), "end_cycle",
+       outcome="cancelled", note="the command is settled; release"),
     _r("Cancelling", "InputsClaimed", "Idle", _WIND_DOWN, "end_cycle", outcome="cancelled"),
     _r("Cancelling", "TurnWorkClaimed", "Idle", _WIND_DOWN, "end_cycle", outcome="cancelled"),
     _r("Cancelling", "Interrupt", "Cancelling"),
@@ -977,11 +978,9 @@ class MachineBuilder:
     ) -> Case:
         sb, si = self.s.batch, self.s.input
 
-        def zero_q(_: Expr) -> Expr:
-            return Const(0)
-
-        gq = grant_q or zero_q
-        gi = grant_i or zero_q
+        zero_q = _no_grant
+        gq = grant_q or _no_grant
+        gi = grant_i or _no_grant
 
         def held_or_granted_q(b: Expr) -> Expr:
             return ite(gq(b).ne(0), gq(b), machine_qheld[o][b])
@@ -1063,6 +1062,8 @@ class MachineBuilder:
     ) -> dict[str, Expr]:
         """The cycle ghosts and the emission flags, from the effects this row emits."""
         sb, si = self.s.batch, self.s.input
+        grants_q = gq is not _no_grant
+        grants_i = gi is not _no_grant
         leased: Expr = cycle_leased[o]
         reclaimed: Expr = cycle_reclaimed[o]
         released: Expr = cycle_released[o]
@@ -1099,11 +1100,16 @@ class MachineBuilder:
         ends_cycle = rule.target in ("Idle", "Failed") and rule.phase not in ("Idle", "Failed")
         new_gq = map_of("qb", sb, lambda b: ite(gq(b).ne(0), gq(b), granted_q[o][b]))
         new_gi = map_of("qi", si, lambda i: ite(gi(i).ne(0), gi(i), granted_i[o][i]))
-        updates: dict[str, Expr] = {
-            "hist_phase_order": any_of(Var("hist_phase_order"), *order_bad),
-            "hist_effect_after_loss": any_of(Var("hist_effect_after_loss"), *loss_bad),
-            "hist_two_outstanding": any_of(Var("hist_two_outstanding"), two_bad),
-        }
+        # only what changes is written: smaller cases, cheaper z3 encodings
+        updates: dict[str, Expr] = {}
+        flagged: tuple[tuple[str, list[Expr]], ...] = (
+            ("hist_phase_order", order_bad),
+            ("hist_effect_after_loss", loss_bad),
+            ("hist_two_outstanding", [two_bad] if two_bad != FALSE else []),
+        )
+        for flag, bad_list in flagged:
+            if bad_list:
+                updates[flag] = any_of(Var(flag), *bad_list)
         if ends_cycle:
             leased = FALSE
             if rule.outcome != "failed":
@@ -1128,15 +1134,22 @@ class MachineBuilder:
                 )
             new_gq = map_of("qb", sb, lambda _: Const(0))
             new_gi = map_of("qi", si, lambda _: Const(0))
-        updates["cycle_leased"] = cycle_leased.set(o, leased)
-        updates["cycle_reclaimed"] = cycle_reclaimed.set(o, reclaimed)
-        updates["cycle_released"] = cycle_released.set(o, released)
-        updates["cycle_lost"] = cycle_lost.set(o, lost)
-        if rule.event == "Start":
+        for name, var, value in (
+            ("cycle_leased", cycle_leased, leased),
+            ("cycle_reclaimed", cycle_reclaimed, reclaimed),
+            ("cycle_released", cycle_released, released),
+            ("cycle_lost", cycle_lost, lost),
+        ):
+            if value != var[o]:
+                updates[name] = var.set(o, value)
+        resets = ends_cycle or rule.event == "Start"
+        if resets:
             new_gq = map_of("qb", sb, lambda _: Const(0))
             new_gi = map_of("qi", si, lambda _: Const(0))
-        updates["granted_q"] = granted_q.set(o, new_gq)
-        updates["granted_i"] = granted_i.set(o, new_gi)
+        if resets or grants_q:
+            updates["granted_q"] = granted_q.set(o, new_gq)
+        if resets or grants_i:
+            updates["granted_i"] = granted_i.set(o, new_gi)
         return updates
 
     # -- actions -----------------------------------------------------------------------------
@@ -1209,6 +1222,14 @@ class MachineBuilder:
             ),
         )
 
+    def answers_everywhere(self, effect: str, reply: str) -> bool:
+        """Every phase that can await ``effect`` has an unguarded row for ``reply``."""
+        phases = [p for p in PHASES if effect in self.awaitable[p]]
+        return all(
+            any(r.phase == p and r.event == reply and r.guard == "" for r in self.rules)
+            for p in phases
+        )
+
     def _cut(self, effect: str, o: Expr) -> Expr:
         """The bound cut of ``effect``: the result the store would take stays in the bounds."""
         results = self.store_results(effect, o)
@@ -1222,9 +1243,7 @@ class MachineBuilder:
         for effect in AWAITED_EFFECTS:
             earlier: list[Expr] = []
             for result in self.store_results(effect, o):
-                taken = all_of(
-                    machine_awaiting[o].eq(effect), result.condition, *[~e for e in earlier]
-                )
+                taken = all_of(machine_awaiting[o].eq(effect), result.condition, *earlier)
                 cases += self._reply_cases(
                     o,
                     effect,
@@ -1235,7 +1254,9 @@ class MachineBuilder:
                     result.grant_q,
                     result.grant_i,
                 )
-                earlier.append(result.condition)
+                if not self.answers_everywhere(effect, result.reply):
+                    # a phase without a row for this reply would fall through to later results
+                    earlier.append(~result.condition)
             cut_by_effect.append((machine_awaiting[o].eq(effect), self._cut(effect, o)))
         cases.append(self._unhandled())
         # one conjunct (an if-then-else over the awaited effect) keeps the compiled code shallow
@@ -1522,6 +1543,11 @@ class MachineBuilder:
             ),
         ]
         return store + machine
+
+
+def _no_grant(_: Expr) -> Expr:
+    """The grant of a reply that grants nothing."""
+    return Const(0)
 
 
 def _ite_names(position: Expr, names: list[str]) -> Expr:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .kernel_model import Bounds
+from .machine_model import MachineBounds
 
 
 @dataclass(frozen=True)
@@ -108,3 +109,69 @@ def profile(name: str) -> Profile:
             return candidate
     known = ", ".join(p.name for p in PROFILES)
     raise KeyError(f"unknown profile {name!r}; known profiles: {known}")
+
+
+@dataclass(frozen=True)
+class MachineProfile:
+    """A named bound configuration of the composed machine model (``machine_model.py``)."""
+
+    name: str
+    bounds: MachineBounds
+    purpose: str
+
+
+MACHINE_PROFILES: tuple[MachineProfile, ...] = (
+    MachineProfile(
+        "machine-lease",
+        MachineBounds(
+            owners=2,
+            max_incarnation=0,
+            batches=1,
+            inputs=1,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=0,
+            max_turns=2,
+        ),
+        "two owners: busy, takeover of a crashed holder, expiry, renewal, lease loss in every "
+        "phase, store failures (no commit applies: head revision 0)",
+    ),
+    MachineProfile(
+        "machine-turn",
+        MachineBounds(
+            owners=1,
+            max_incarnation=0,
+            batches=2,
+            inputs=2,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=3,
+            max_turns=1,
+        ),
+        "one turn: a session command drained first, idle and checkpoint claims, interrupts, "
+        "deferral of active input, failed commits",
+    ),
+    MachineProfile(
+        "machine-turns",
+        MachineBounds(
+            owners=1,
+            max_incarnation=0,
+            batches=1,
+            inputs=2,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=3,
+            max_turns=2,
+        ),
+        "two turns: deferred active input taken by the next turn, same-generation re-entry "
+        "after a failure, stranded claims superseded",
+    ),
+)
+
+
+def machine_profile(name: str) -> MachineProfile:
+    for candidate in MACHINE_PROFILES:
+        if candidate.name == name:
+            return candidate
+    known = ", ".join(p.name for p in MACHINE_PROFILES)
+    raise KeyError(f"unknown machine profile {name!r}; known profiles: {known}")
