@@ -478,6 +478,7 @@ def run_replay(
     files: Sequence[Path],
     *,
     backend: str = "memory",
+    dsn: str | None = None,
     adapter: str | None = None,
     timeout: float = 10.0,
     kernel_variant: str | None = None,
@@ -495,6 +496,11 @@ def run_replay(
         target = AdapterClient(adapter, timeout=timeout)
         progress(f"replay {len(traces)} traces through adapter: {adapter}")
     else:
-        target = kernel_target(backend)
+        from .postgres_replay import PostgresUnavailable
+
+        try:
+            target = kernel_target(backend, dsn=dsn)
+        except PostgresUnavailable as error:
+            raise JobError(str(error)) from None
         progress(f"replay {len(traces)} traces on {backend}")
     return replay_all(traces, target, progress=progress)

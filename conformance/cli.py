@@ -265,12 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("traces", nargs="+", type=Path, help="trace files or directories")
     target = replay.add_mutually_exclusive_group()
     target.add_argument(
-        "--backend", choices=("memory", "sqlite"), default="memory", help="our kernel backend"
+        "--backend",
+        choices=("memory", "sqlite", "postgres"),
+        default="memory",
+        help="our kernel backend",
     )
     target.add_argument(
         "--adapter",
         metavar="COMMAND",
         help="replay against a port: a shell command speaking the JSON-lines adapter protocol",
+    )
+    replay.add_argument(
+        "--dsn",
+        help="PostgreSQL connection string for --backend postgres (default: $LASHSPEC_PG_DSN, "
+        "else a throwaway server when PostgreSQL is installed)",
     )
     replay.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for each adapter reply"
@@ -429,6 +437,7 @@ def _cmd_replay(args: argparse.Namespace, progress: Progress) -> int:
     result = run_replay(
         files,
         backend=args.backend,
+        dsn=args.dsn,
         adapter=args.adapter,
         timeout=args.timeout,
         kernel_variant=args.kernel_variant,

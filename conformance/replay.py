@@ -206,14 +206,24 @@ def sqlite_store_factory(directory: Path) -> Any:
     return factory
 
 
-def kernel_target(backend: str, directory: Path | None = None) -> KernelAdapter:
-    """Our kernel on ``backend``, serving store traces and machine traces alike."""
+def kernel_target(
+    backend: str, directory: Path | None = None, dsn: str | None = None
+) -> KernelAdapter:
+    """Our kernel on ``backend``, serving store traces and machine traces alike; ``dsn``
+    names the PostgreSQL server for ``postgres`` (see :mod:`.postgres_replay`)."""
     if backend == "memory":
         return KernelSystems(memory_store_factory)
     if backend == "sqlite":
         folder = directory or Path(tempfile.mkdtemp(prefix="lashspec-replay-"))
         return KernelSystems(sqlite_store_factory(folder))
-    raise ValueError(f"unknown backend {backend!r}; expected memory or sqlite")
+    if backend == "postgres":
+        from .postgres_replay import PostgresReplayStores, release_with
+
+        stores = PostgresReplayStores(dsn)
+        target = KernelSystems(stores)
+        release_with(target, stores)
+        return target
+    raise ValueError(f"unknown backend {backend!r}; expected memory, sqlite or postgres")
 
 
 def replay_all(

@@ -451,9 +451,12 @@ def describe_server(dsn: str, schema: str) -> str:
 
 
 def _connection_lost(error: psycopg.Error, connection: Connection | None) -> bool:
-    if isinstance(error, pg_errors.AdminShutdown | pg_errors.CrashShutdown):
+    """Whether an established connection died (None: we were still connecting)."""
+    if connection is None:
+        return False
+    if connection.broken or connection.closed:
         return True
-    if connection is not None and (connection.broken or connection.closed):
+    if isinstance(error, pg_errors.AdminShutdown | pg_errors.CrashShutdown):
         return True
     return isinstance(error, psycopg.OperationalError) and error.sqlstate is None
 
