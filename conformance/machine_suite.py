@@ -103,8 +103,23 @@ MACHINE_PROFILES: tuple[MachineProfile, ...] = (
             max_head_revision=1,
             max_turns=1,
         ),
-        "two owners with crash and restart: busy leases, dead-holder reclaim, lease loss, "
+        "two owners with crash and restart, one turn: dead-holder reclaim, lease loss, "
         "fenced-out commits",
+    ),
+    MachineProfile(
+        "busy",
+        MachineBounds(
+            owners=2,
+            max_incarnation=0,
+            batches=1,
+            inputs=1,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=1,
+            max_turns=2,
+        ),
+        "two owners, two turns, one lease generation: a busy lease ends the other owner's "
+        "cycle, host events interleaved with the holder's store steps",
     ),
 )
 

@@ -10,6 +10,7 @@ so the same trace can be replayed against other targets.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lashspec.conformance.itf import Trace, TraceStep, read_trace, write_trace
+from lashspec.conformance.itf import (
+    SUITE_INDEX_FILE,
+    Trace,
+    TraceStep,
+    read_trace,
+    suite_trace_files,
+    write_trace,
+)
 from lashspec.conformance.kernel_adapter import (
     BadActionParams,
     StoreFactory,
@@ -30,6 +38,12 @@ from lashspec.conformance.machine_adapter import (
     KernelSystems,
     MachineAdapter,
     UnsupportedSystem,
+)
+from lashspec.conformance.machine_suite import (
+    MACHINE_PROFILES,
+    MachineSuite,
+    generate_machine_suite,
+    write_machine_suite,
 )
 from lashspec.conformance.replay import (
     kernel_target,
@@ -621,3 +635,91 @@ def test_a_version_1_adapter_is_refused_machine_traces_without_being_asked(
     assert result.divergence is not None
     assert (result.divergence.step, result.divergence.action) == (0, "reset")
     assert "protocol 1, which has no machine traces" in str(result.divergence.actual)
+
+
+# ---------------------------------------------------------------------------
+# The generated machine suite
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def machine_suite() -> MachineSuite:
+    return generate_machine_suite()
+
+
+def test_the_machine_suite_covers_every_profile_and_both_host_and_store_steps(
+    machine_suite: MachineSuite,
+) -> None:
+    assert [c.profile for c in machine_suite.cover] == [p.name for p in MACHINE_PROFILES]
+    assert all(c.goals > 0 and c.traces > 0 for c in machine_suite.cover)
+    actions = {action for action, _, _ in machine_suite.covered}
+    assert {"host_start", "host_checkpoint", "host_finish", "host_interrupt"} <= actions
+    assert {"host_renew_due", "host_reset", "store_step", "store_fail", "crash"} <= actions
+    tags = {tag for _, tag, _ in machine_suite.covered}
+    assert {
+        "LeaseBusy",
+        "CommitFailed",
+        "LeaseLost",
+        "StoreFailed",
+        "CheckpointWorkClaimed",
+    } <= tags
+    assert all(t.meta["system"] == "machine" for t in machine_suite.traces)
+    assert all(t.trace_id.startswith("machine-cover-") for t in machine_suite.traces)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_whole_machine_suite_replays_green(
+    backend: str, machine_suite: MachineSuite, tmp_path: Path
+) -> None:
+    report = replay_all(machine_suite.traces, kernel_target(backend, tmp_path))
+    assert report.ok, report.report()
+    assert report.actions == machine_suite.steps
+
+
+@pytest.mark.parametrize("broken", BROKEN_MACHINES, ids=lambda b: b.machine.__name__)
+def test_the_machine_suite_catches_every_broken_machine(
+    broken: BrokenMachine, machine_suite: MachineSuite
+) -> None:
+    report = replay_all(machine_suite.traces, MachineAdapter(machine_class=broken.machine))
+    failures = [r for r in report.results if r.divergence is not None]
+    assert failures, f"{broken.machine.__name__} passed the generated machine suite"
+    first = failures[0].divergence
+    assert first is not None and first.step > 0 and first.expected != first.actual
+
+
+def test_export_writes_machine_traces_listed_in_the_index(
+    machine_suite: MachineSuite, tmp_path: Path
+) -> None:
+    written = write_machine_suite(machine_suite, tmp_path)
+    assert len(written) == len(machine_suite.traces)
+    assert all(p.name.startswith("machine-cover-") for p in written)
+    index = json.loads((tmp_path / SUITE_INDEX_FILE).read_text())
+    listed = {e["file"]: e for e in index["traces"]}
+    assert set(listed) == {p.name for p in written}
+    assert all(e["system"] == "machine" and len(e["sha256"]) == 64 for e in listed.values())
+    assert index["machine"]["total_steps"] == machine_suite.steps
+    files = suite_trace_files(tmp_path, warn=pytest.fail)  # the index matches the files
+    assert read_trace(files[0]).meta["system"] == "machine"
+    from lashspec.conformance.cli import main
+
+    assert main(["-q", "replay", str(tmp_path), "--backend", "memory"]) == 0
+    assert write_machine_suite(machine_suite, tmp_path) == written  # rewriting is stable
+    assert json.loads((tmp_path / SUITE_INDEX_FILE).read_text()) == index
+
+
+def test_the_pytest_plugin_replays_machine_traces(machine_suite: MachineSuite) -> None:
+    from lashspec.conformance.pytest_plugin import replay_or_fail
+
+    failing_commit = next(
+        t
+        for t in machine_suite.traces
+        if any(s.action == "store_fail" and s.outcome["tag"] == "CommitFailed" for s in t.steps)
+    )
+    target = kernel_target("memory")
+    try:
+        assert replay_or_fail(failing_commit, target).ok
+    finally:
+        target.close()
+    broken = MachineAdapter(machine_class=FailedCommitReleasesTheLease)
+    with pytest.raises(pytest.fail.Exception, match="diverges"):
+        replay_or_fail(failing_commit, broken)
