@@ -1,0 +1,275 @@
+"""Replay the exported conformance suite against the in-memory kernel; the mutation test command.
+
+    python tools/mutation/replay_suite.py --suite DIR [--kernel-dir DIR] [--all]
+        [--server SOCKET] [--functions-out FILE]
+    python tools/mutation/replay_suite.py --suite DIR --export
+    python tools/mutation/replay_suite.py --suite DIR --serve SOCKET [--timeout S]
+
+``--export`` writes the suite (``lashspec export``) into ``DIR`` plus a pickle of the parsed
+traces (``traces.pickle``), once, before a campaign.  Without it, every trace is replayed
+against the kernel found in ``--kernel-dir`` (default: ``kernel/`` of the checkout this file
+lives in, which is the tree the mutation tool mutates in place), stopping at the first
+divergence or error unless ``--all`` is given.
+
+``--serve SOCKET`` keeps the parsed suite in memory and, per request on the Unix socket, forks
+a child that loads the kernel from the requested directory and replays (the parent never
+imports the kernel, so every child sees the files on disk as they are now).  With ``--server
+SOCKET`` the replay is delegated to such a server when its socket exists, which saves the
+interpreter start, the imports and the suite load per mutant; the result is the same.
+``--functions-out FILE`` records, as JSON, every kernel function the replay enters
+(file, first line of the code object, name): mutants in functions no trace enters cannot be
+killed by the traces, so the campaign records them as survivors without running them.
+
+Exit status: 0 when every trace passes, 1 on a divergence or an exception in the kernel,
+2 on a usage error (no suite).  The kernel is loaded from its directory before anything of
+``lashspec.conformance`` is imported, so the replay sees exactly the files on disk whatever
+editable install the interpreter has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import CodeType, FrameType, ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lashspec.conformance.itf import Trace
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PICKLE_NAME = "traces.pickle"
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compile from the source file every time, never from ``__pycache__``: a mutant may have
+    the same size and modification second as the file the cached bytecode was made from."""
+
+    def get_code(self, fullname: str) -> CodeType:
+        return self.source_to_code(self.get_data(self.path), self.path)
+
+
+class _KernelFinder(importlib.abc.MetaPathFinder):
+    """Serve ``lashspec.kernel`` and its submodules from one directory, from source."""
+
+    def __init__(self, kernel_dir: Path) -> None:
+        self.kernel_dir = kernel_dir.resolve()
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        parts = fullname.split(".")
+        if parts[:2] != ["lashspec", "kernel"]:
+            return None
+        base = self.kernel_dir.joinpath(*parts[2:])
+        package = base / "__init__.py"
+        if package.is_file():
+            return importlib.util.spec_from_file_location(
+                fullname,
+                package,
+                loader=_SourceOnlyLoader(fullname, str(package)),
+                submodule_search_locations=[str(base)],
+            )
+        module = base.with_suffix(".py")
+        if module.is_file():
+            return importlib.util.spec_from_file_location(
+                fullname, module, loader=_SourceOnlyLoader(fullname, str(module))
+            )
+        return None
+
+
+def load_kernel(kernel_dir: Path) -> ModuleType:
+    """Import ``lashspec.kernel`` from ``kernel_dir`` (must run before any other kernel import)."""
+    if "lashspec.kernel" in sys.modules:
+        loaded = Path(sys.modules["lashspec.kernel"].__file__ or "").resolve().parent
+        if loaded != kernel_dir.resolve():
+            raise RuntimeError(f"lashspec.kernel already imported from {loaded}")
+        return sys.modules["lashspec.kernel"]
+    sys.meta_path.insert(0, _KernelFinder(kernel_dir))
+    return importlib.import_module("lashspec.kernel")
+
+
+def export_suite(suite_dir: Path) -> int:
+    """Write the suite with the installed ``lashspec`` CLI, then pickle the parsed traces."""
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "lashspec.conformance.cli", "-q", "export", str(suite_dir)]
+    subprocess.run(command, check=True)
+    traces = _read_suite(suite_dir)
+    with open(suite_dir / PICKLE_NAME, "wb") as stream:
+        pickle.dump(traces, stream, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(traces)
+
+
+def _read_suite(suite_dir: Path) -> list[Trace]:
+    from lashspec.conformance.itf import read_trace
+
+    return [read_trace(path) for path in sorted(suite_dir.glob("*.itf.json"))]
+
+
+def load_suite(suite_dir: Path) -> list[Trace]:
+    cached = suite_dir / PICKLE_NAME
+    if cached.exists():
+        with open(cached, "rb") as stream:
+            traces: list[Trace] = pickle.load(stream)
+        return traces
+    return _read_suite(suite_dir)
+
+
+def replay(traces: Sequence[Trace], stop_at_first: bool = True) -> list[str]:
+    """Replay ``traces`` on the in-memory kernel; one line per failing trace."""
+    from lashspec.conformance.replay import kernel_target, replay_trace
+
+    failures: list[str] = []
+    target = kernel_target("memory")
+    try:
+        for trace in traces:
+            try:
+                result = replay_trace(trace, target)
+            except Exception:  # a mutant may raise anything: that kills it too
+                failures.append(f"{trace.trace_id}: error\n{traceback.format_exc(limit=3)}")
+            else:
+                if result.divergence is None:
+                    continue
+                failures.append(f"{trace.trace_id}: {result.divergence.describe()}")
+            if stop_at_first:
+                break
+    finally:
+        try:
+            target.close()
+        except Exception:
+            failures.append("close: error\n" + traceback.format_exc(limit=3))
+    return failures
+
+
+def replay_kernel(
+    kernel_dir: Path, traces: Sequence[Trace], stop_at_first: bool = True
+) -> tuple[int, str]:
+    """Load the kernel from ``kernel_dir`` and replay: (exit status, report text)."""
+    try:
+        load_kernel(kernel_dir)
+        failures = replay(traces, stop_at_first=stop_at_first)
+    except Exception:  # a mutant that breaks the import is killed as well
+        return 1, traceback.format_exc(limit=5)
+    lines = [*failures, f"{len(traces)} traces, {len(failures)} failing"]
+    return (1 if failures else 0), "\n".join(lines)
+
+
+def record_functions(kernel_dir: Path, out: Path, traces: Sequence[Trace]) -> int:
+    """Replay under a profile hook; write the kernel functions entered as JSON."""
+    root = str(kernel_dir.resolve()) + os.sep
+    entered: set[tuple[str, int, str]] = set()
+
+    def hook(frame: FrameType, event: str, _arg: Any) -> None:
+        if event == "call":
+            code = frame.f_code
+            if code.co_filename.startswith(root):
+                name = code.co_filename[len(root) :]
+                entered.add((name, code.co_firstlineno, code.co_name))
+
+    sys.setprofile(hook)
+    try:
+        status, report = replay_kernel(kernel_dir, traces, stop_at_first=False)
+    finally:
+        sys.setprofile(None)
+    out.write_text(json.dumps(sorted(entered), indent=0) + "\n", encoding="utf-8")
+    print(report)
+    return status
+
+
+def serve(socket_path: Path, traces: Sequence[Trace], timeout_s: float) -> None:
+    """Answer replay requests on ``socket_path`` with a forked child each (never returns)."""
+    if "lashspec.kernel" in sys.modules:
+        raise RuntimeError("the server must not import the kernel")
+    socket_path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(socket_path))
+    listener.listen(1)
+    while True:
+        connection, _ = listener.accept()
+        with connection:
+            request = json.loads(connection.makefile("r", encoding="utf-8").readline())
+            pid = os.fork()
+            if pid == 0:  # the child: fresh kernel import, replay, answer, exit
+                try:
+                    listener.close()
+                    signal.alarm(max(1, int(timeout_s)))
+                    status, report = replay_kernel(Path(request["kernel_dir"]), traces)
+                    reply = json.dumps({"status": status, "output": report})
+                    connection.sendall(reply.encode())
+                    connection.close()
+                finally:
+                    os._exit(0)
+            _, wait_status = os.waitpid(pid, 0)
+            if wait_status != 0:  # the child died before answering (timeout, crash)
+                answer = {"status": 1, "output": f"replay child died: wait status {wait_status}"}
+                with contextlib.suppress(OSError):
+                    connection.sendall(json.dumps(answer).encode())
+
+
+def ask_server(socket_path: Path, kernel_dir: Path) -> int:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(str(socket_path))
+        request = json.dumps({"kernel_dir": str(kernel_dir.resolve())}) + "\n"
+        connection.sendall(request.encode())
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    if not chunks:
+        print("no answer from the replay server")
+        return 1
+    answer = json.loads(b"".join(chunks))
+    print(answer["output"])
+    status: int = answer["status"]
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--suite", type=Path, required=True, help="exported suite directory")
+    parser.add_argument("--kernel-dir", type=Path, default=REPO_ROOT / "kernel")
+    parser.add_argument("--export", action="store_true", help="write the suite and exit")
+    parser.add_argument("--all", action="store_true", help="replay on after a failure")
+    parser.add_argument("--serve", type=Path, metavar="SOCKET", help="run a replay server")
+    parser.add_argument("--server", type=Path, metavar="SOCKET", help="use a replay server")
+    parser.add_argument("--timeout", type=float, default=60.0, help="server: seconds per replay")
+    parser.add_argument("--functions-out", type=Path, help="record the functions entered")
+    args = parser.parse_args(argv)
+    if args.export:
+        count = export_suite(args.suite)
+        print(f"exported {count} traces to {args.suite}")
+        return 0
+    if args.server is not None and args.server.exists():
+        return ask_server(args.server, args.kernel_dir)
+    if not args.suite.is_dir():
+        print(f"no suite at {args.suite}: run with --export first", file=sys.stderr)
+        return 2
+    traces = load_suite(args.suite)
+    if not traces:
+        print(f"no traces in {args.suite}", file=sys.stderr)
+        return 2
+    if args.serve is not None:
+        serve(args.serve, traces, args.timeout)
+    if args.functions_out is not None:
+        return record_functions(args.kernel_dir, args.functions_out, traces)
+    status, report = replay_kernel(args.kernel_dir, traces, stop_at_first=not args.all)
+    print(report)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
