@@ -1,43 +1,31 @@
-"""Bench: the kernel mutation campaign against the generated conformance suite.
+"""Bench: the kernel mutation campaign against the generated conformance suite alone.
 
-    python bench/mutation.py [--jobs 2] [--json OUT]
+    python bench/mutation.py [--jobs 2] [--workdir DIR] [--json OUT] [...]
 
-Generates the suite, judges every mutant of kernel/engine.py, rules.py and memory.py
-(docs/mutation.md explains the operators and the triage) and prints the score.
+Runs tools/mutation/run.py (Cosmic Ray; docs/mutation.md explains the command, the filters
+and the equivalents): exports the suite, judges every mutant of kernel/ in worker copies
+(the checkout is never mutated), prints the survivors and ends with the line
+``traces kill K of N non-equivalent mutants (P%)``.  Needs ``pip install -e '.[mutation]'``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import importlib.util
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from lashspec.conformance.mutation import run_campaign
+RUN = Path(__file__).resolve().parents[1] / "tools" / "mutation" / "run.py"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--json", type=Path, help="also write the run as JSON")
-    args = parser.parse_args(argv)
-
-    def progress(message: str) -> None:
-        if not message.startswith("mutant "):
-            print(message, file=sys.stderr, flush=True)
-
-    run = run_campaign(jobs=args.jobs, progress=progress)
-    if args.json is not None:
-        args.json.write_text(json.dumps(run.to_json(), indent=1) + "\n", encoding="utf-8")
-    triaged = run.triage_counts()
-    print(
-        f"mutation score {100 * run.score:.1f}% ({run.killed}/{run.total} mutants killed); "
-        f"on the abstract system {100 * run.in_scope_score:.1f}%; "
-        f"real gaps {triaged['gap']}, untriaged {triaged['untriaged']}; "
-        f"{run.elapsed_seconds:.0f} s with {run.jobs} workers"
-    )
-    return 0
+def main() -> int:
+    spec = importlib.util.spec_from_file_location("lashspec_tools_mutation_run", RUN)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {RUN}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    status: int = module.main(sys.argv[1:])
+    return status
 
 
 if __name__ == "__main__":
