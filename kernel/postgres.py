@@ -461,6 +461,21 @@ def _connection_lost(error: psycopg.Error, connection: Connection | None) -> boo
     return isinstance(error, psycopg.OperationalError) and error.sqlstate is None
 
 
+# libpq reports a refused login without a SQLSTATE; these texts are the server's own.
+_LOGIN_FAILURES = (
+    ("password authentication failed", "28P01"),
+    ("no pg_hba.conf entry", "28000"),
+    ('role "', "28000"),  # role "x" does not exist
+    ('database "', "3D000"),  # database "x" does not exist
+)
+
+
+def _login_failure_state(message: str) -> str | None:
+    """The SQLSTATE of a login failure libpq reported as text; the earliest match wins."""
+    found = [(message.find(text), state) for text, state in _LOGIN_FAILURES if text in message]
+    return min(found)[1] if found else None
+
+
 def server_error(
     server: str,
     error: psycopg.Error,
@@ -472,7 +487,7 @@ def server_error(
 ) -> BackendFailure:
     """The typed error for a psycopg failure while ``doing`` something: cause and remedy."""
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    state = error.sqlstate
+    state = error.sqlstate or _login_failure_state(str(error))
     if isinstance(error, pg_errors.LockNotAvailable):
         return StoreServerBusy(server, lock_timeout_ms)
     if during_commit and _connection_lost(error, connection):
