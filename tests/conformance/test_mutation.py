@@ -139,7 +139,7 @@ def test_the_survivor_groups_name_existing_functions() -> None:
     for file, function in groups:
         if file not in defined:
             source = (REPO / file).read_text(encoding="utf-8")
-            defined[file] = {name for _, name, _, _ in run.function_spans(source)}
+            defined[file] = {name for _, _, name in run.qualified_spans(source)}
         assert function in defined[file] or function == "<module>", (file, function)
 
 
@@ -166,6 +166,12 @@ def test_annotation_spans_cover_every_annotation_and_nothing_else() -> None:
         lines[start[0] - 1][start[1] : end[1]] for start, end in run.annotation_spans(SAMPLE)
     )
     assert texts == sorted(["int | None", "bool", "list[Row]", "int | None", "Row | None"])
+
+
+def test_qualified_spans_name_methods_by_their_class() -> None:
+    names = {name: (start, end) for start, end, name in run.qualified_spans(SAMPLE)}
+    assert names["Row.full"] == ((7, 4), (9, 29))  # from the decorator on
+    assert set(names) == {"Row", "Row.full", "pick"}
 
 
 def test_function_spans_report_the_code_objects_first_line() -> None:

@@ -205,6 +205,40 @@ def function_spans(source: str) -> list[tuple[int, str, tuple[int, int], tuple[i
     return spans
 
 
+def qualified_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int], str]]:
+    """(start, end, qualified name) of every class and function, decorators included."""
+    spans: list[tuple[tuple[int, int], tuple[int, int], str]] = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = f"{prefix}{child.name}"
+                first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                col = min([child.col_offset, *(d.col_offset - 1 for d in child.decorator_list)])
+                end = (child.end_lineno or child.lineno, child.end_col_offset or 0)
+                spans.append(((first, col), end, name))
+                visit(child, f"{name}.")
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(source), "")
+    return spans
+
+
+def assign_qualified_names(mutants: Sequence[Mutant], root: Path) -> None:
+    """Name each mutant's innermost class or function by its qualified name (``op`` closures
+    of different store methods are told apart); ``<module>`` outside any."""
+    spans: dict[str, list[tuple[tuple[int, int], tuple[int, int], str]]] = {}
+    for m in mutants:
+        if m.key.file not in spans:
+            path = root / m.key.file
+            source = path.read_text(encoding="utf-8") if path.exists() else ""
+            spans[m.key.file] = qualified_spans(source)
+        start, end = (m.line, m.col), (m.end_line, m.end_col)
+        inside = [sp for sp in spans[m.key.file] if sp[0] <= start and end <= sp[1]]
+        m.definition = max(inside, key=lambda sp: sp[0])[2] if inside else "<module>"
+
+
 def record_not_run_mutants(session: Path, root: Path, entered_json: Path) -> int:
     """Record pending mutants whose innermost function no trace enters as survivors.
 
@@ -608,6 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(mutants, equivalents)
     # the source the session was made from: the first worker's copy of kernel/
     root = args.workdir / "worker-0" if (args.workdir / "worker-0").is_dir() else REPO_ROOT
+    assign_qualified_names(mutants, root)
     for line in survivor_lines(mutants, equivalents, load_survivor_groups(), root):
         print(line)
     if args.json is not None:
