@@ -461,8 +461,17 @@ def read_trace_document(path: Path) -> Any:
     return parse_json(read_trace_bytes(path), str(path))
 
 
-def read_trace(path: Path) -> Trace:
-    trace = trace_from_json(read_trace_document(path), str(path))
+def read_trace(path: Path, quint_bounds: Mapping[str, int] | None = None) -> Trace:
+    """The trace in ``path``: ours (strictly, as this module describes) or, for a document
+    without ``#meta.lashspec``, one written by ``quint run --mbt`` (``quint_traces.py``;
+    ``quint_bounds`` overrides the bounds it reads from the spec's header)."""
+    document = read_trace_document(path)
+    from .quint_traces import is_quint_document, trace_from_quint  # it imports this module
+
+    if is_quint_document(document):
+        trace = trace_from_quint(document, str(path), quint_bounds)
+    else:
+        trace = trace_from_json(document, str(path))
     return Trace(trace.trace_id, trace.steps, trace.meta, source=str(path))
 
 

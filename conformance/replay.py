@@ -82,6 +82,7 @@ class TraceResult:
     steps: int
     divergence: Divergence | None = None
     source: str | None = None  # the trace's file, when it was read from one
+    outcomes_checked: bool = True  # False for states-only traces (Quint specs without outcome)
 
     @property
     def ok(self) -> bool:
@@ -116,6 +117,9 @@ class ReplayReport:
         if self.not_run:
             summary += f", {self.not_run} not run"
         summary += f" ({len(self.results) + self.not_run} traces, {self.actions} actions)"
+        unchecked = sum(not r.outcomes_checked for r in self.results)
+        if unchecked:
+            summary += f"; outcomes not checked in {unchecked} states-only traces"
         stopped = next((r for r in self.results if r.adapter_failed), None)
         if stopped is not None and stopped.divergence is not None:
             source = f" ({stopped.source})" if stopped.source else ""
@@ -175,8 +179,11 @@ def replay_trace(trace: Trace, target: ReplayTarget) -> TraceResult:
                 index,
                 Divergence(index, step.action, step.picks, "error", step.outcome, str(error)),
             )
-        if outcome != step.outcome and normalise_outcome(outcome) != normalise_outcome(
+        # A states-only trace (a Quint spec without an outcome variable) has no outcome.
+        if (
             step.outcome
+            and outcome != step.outcome
+            and normalise_outcome(outcome) != normalise_outcome(step.outcome)
         ):
             expected_outcome = normalise_outcome(step.outcome)
             return TraceResult(
@@ -192,7 +199,9 @@ def replay_trace(trace: Trace, target: ReplayTarget) -> TraceResult:
                 index,
                 Divergence(index, step.action, step.picks, name, expected, actual),
             )
-    return TraceResult(trace.trace_id, len(steps) - 1)
+    return TraceResult(
+        trace.trace_id, len(steps) - 1, outcomes_checked=trace.meta.get("outcomes_checked", True)
+    )
 
 
 def sqlite_store_factory(directory: Path) -> Any:

@@ -25,9 +25,12 @@ simply disabled (``case_taken >= 0`` is part of the action), which the explorer 
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from .dsl import (
     FALSE,
@@ -558,3 +561,29 @@ def render_quint(model: Model) -> str:
     )
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Running Quint
+
+#: Environment variable naming a Quint executable to use instead of the cached install.
+QUINT_ENV = "LASHSPEC_QUINT"
+
+
+def quint_cache_dir() -> Path:
+    """Where ``tools/quint/install`` puts the pinned Quint (``.../lashspec/quint``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "lashspec" / "quint"
+
+
+def find_quint() -> Path | None:
+    """The Quint executable: ``$LASHSPEC_QUINT``, the cached pinned install, or ``quint`` on
+    PATH; None when there is none."""
+    configured = os.environ.get(QUINT_ENV)
+    if configured:
+        return Path(configured)
+    cached = quint_cache_dir() / "node_modules" / ".bin" / "quint"
+    if cached.exists():
+        return cached
+    on_path = shutil.which("quint")
+    return Path(on_path) if on_path else None
