@@ -10,6 +10,7 @@ target is garbage collected or the interpreter exits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import weakref
@@ -73,15 +74,19 @@ class PostgresReplayStores:
         return store
 
     def release(self) -> None:
-        """Drop the replay schema, close the connection and stop a throwaway server."""
+        """Drop the replay schema, close the connection and stop a throwaway server; best
+        effort (it may run at exit, after the server went away)."""
+        import psycopg
         from psycopg import sql
 
-        if not self._connection.closed:
-            if self._cluster is None:  # a server we do not own: leave nothing behind
-                self._connection.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
-                )
-            self._connection.close()
+        with contextlib.suppress(psycopg.Error):
+            if not self._connection.closed:
+                if self._cluster is None:  # a server we do not own: leave nothing behind
+                    name = sql.Identifier(self.schema)
+                    self._connection.execute(
+                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name)
+                    )
+                self._connection.close()
         if self._cluster is not None:
             self._cluster.stop()
 

@@ -66,3 +66,20 @@ def test_every_trace_starts_from_an_empty_store(
     assert len(report.results) == len(doubled) and failures == []
     memory = replay_all(seed_traces, kernel_target("memory"))
     assert [r.steps for r in memory.results] == [r.steps for r in report.results[::2]]
+
+
+def test_scripted_machine_traces_replay_on_postgres(postgres_dsn: str) -> None:
+    """The turn machine and its driver over the PostgreSQL store: the hand-checked machine
+    scripts, recorded in memory, replay step for step."""
+    from lashspec.conformance.machine_adapter import MachineAdapter
+
+    from tests.conformance.test_machine_replay import SCRIPTS, record
+
+    recorder = MachineAdapter()
+    try:
+        traces = [record(name, recorder) for name in sorted(SCRIPTS)]
+    finally:
+        recorder.close()
+    report = replay_all(traces, kernel_target("postgres", dsn=postgres_dsn))
+    assert report.ok, report.report()
+    assert report.actions == sum(len(t.steps) - 1 for t in traces)
