@@ -1,6 +1,6 @@
 """Mutation campaign of kernel/ against the conformance traces alone, with Cosmic Ray.
 
-    python tools/mutation/run.py [--jobs 2] [--modules engine,rules,memory,types]
+    python tools/mutation/run.py [--jobs 2] [--modules engine,rules,memory,types,machine,driver]
         [--timeout 60] [--workdir DIR] [--json OUT] [--report-only]
 
 Steps: export the suite once into ``WORKDIR/suite`` (``replay_suite.py --export``); copy
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
 import shutil
 import socket
@@ -43,7 +44,7 @@ REPO_ROOT = HERE.parents[1]
 REPLAY = HERE / "replay_suite.py"
 EQUIVALENTS = HERE / "equivalents.toml"
 SURVIVOR_GROUPS = HERE / "survivor_groups.toml"
-DEFAULT_MODULES = ("engine", "rules", "memory", "types")
+DEFAULT_MODULES = ("engine", "rules", "memory", "types", "machine", "driver")
 DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "lashspec-mutation"
 SKIP_NOTE = "annotation: never evaluated (from __future__ import annotations)"
 NOT_RUN_NOTE = "not executed: no trace enters this function"
@@ -359,6 +360,13 @@ def cosmic_ray() -> str:
     return found
 
 
+def kernel_fingerprint(kernel_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(kernel_dir.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def run_campaign(
     workdir: Path, modules: Sequence[str], jobs: int, timeout: float, fresh: bool
 ) -> None:
@@ -366,6 +374,16 @@ def run_campaign(
     suite = workdir / "suite"
     if fresh or not (suite / "traces.pickle").exists():
         subprocess.run([sys.executable, str(REPLAY), "--suite", str(suite), "--export"], check=True)
+    session = workdir / "session.sqlite"
+    fingerprint = workdir / "kernel.sha256"
+    if fresh:
+        session.unlink(missing_ok=True)
+    current = kernel_fingerprint(REPO_ROOT / "kernel")
+    if session.exists() and (not fingerprint.exists() or fingerprint.read_text() != current):
+        raise SystemExit(
+            f"kernel/ changed since the session in {workdir} began: its mutants name places "
+            "in the old sources; rerun with --fresh"
+        )
     workers = [workdir / f"worker-{n}" for n in range(jobs)]
     for directory in workers:  # a fresh copy: a killed worker may leave a mutant behind
         shutil.rmtree(directory, ignore_errors=True)
@@ -384,10 +402,8 @@ def run_campaign(
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     config = workdir / "cosmic-ray.toml"
     write_config(config, modules, suite, timeout + 15, urls)
-    session = workdir / "session.sqlite"
-    if fresh:
-        session.unlink(missing_ok=True)
     if not session.exists():
+        fingerprint.write_text(current)
         subprocess.run(
             [cosmic_ray(), "init", str(config), str(session)], cwd=workers[0], check=True
         )
