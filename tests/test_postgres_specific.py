@@ -115,7 +115,10 @@ def test_an_unreachable_server_is_cannot_connect_and_never_shows_the_password(
 def test_a_role_without_create_privilege_is_told_what_to_grant(postgres_dsn: str) -> None:
     role = f"lashspec_limited_{uuid.uuid4().hex[:8]}"
     with _admin(postgres_dsn) as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        try:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        except psycopg.errors.InsufficientPrivilege:
+            pytest.skip("postgres: the test server's user may not create roles")
         try:
             with pytest.raises(StoreServerError) as raised:
                 PostgresStore(_with(postgres_dsn, user=role), schema=f"lashspec_{role}")
