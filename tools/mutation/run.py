@@ -470,6 +470,7 @@ class Summary:
     survived: int  # incl. not run
     not_run: int
     equivalent: int
+    not_run_equivalent: int
     stale_equivalents: list[str]
 
     @property
@@ -477,10 +478,41 @@ class Summary:
         return self.killed + self.survived - self.equivalent
 
     @property
+    def sampled_fraction(self) -> float:
+        """Share of the runnable mutants judged so far.  Cosmic Ray takes pending mutants in
+        random order, so a partial session's judged mutants are a uniform sample of them."""
+        judged = self.killed + self.survived - self.not_run
+        return judged / (judged + self.pending) if judged + self.pending else 1.0
+
+    @property
+    def counted(self) -> tuple[int, int]:
+        """(K, N) of the final line.  In a partial session the not-run survivors (all known
+        up front) are scaled by the sampled fraction, so that K and N describe one sample."""
+        fraction = self.sampled_fraction
+        run_part = self.killed + self.survived - self.not_run
+        run_part -= self.equivalent - self.not_run_equivalent
+        not_run_part = (self.not_run - self.not_run_equivalent) * fraction
+        return self.killed, run_part + round(not_run_part)
+
+    @property
+    def partial_line(self) -> str | None:
+        if self.pending == 0:
+            return None
+        fraction = self.sampled_fraction
+        k, n = self.counted
+        p = k / n if n else 0.0
+        margin = 196.0 * (p * (1 - p) / n) ** 0.5 if n else 0.0
+        return (
+            f"partial session: {self.pending} mutants pending; judged {100 * fraction:.1f}% "
+            f"of the runnable ones (a uniform sample), not-run survivors scaled alike; "
+            f"95% interval of the share: {100 * p:.1f}% +- {margin:.1f}"
+        )
+
+    @property
     def final_line(self) -> str:
-        n = self.non_equivalent
-        share = 100.0 * self.killed / n if n else 0.0
-        return f"traces kill {self.killed} of {n} non-equivalent mutants ({share:.1f}%)"
+        k, n = self.counted
+        share = 100.0 * k / n if n else 0.0
+        return f"traces kill {k} of {n} non-equivalent mutants ({share:.1f}%)"
 
 
 def summarise(mutants: Sequence[Mutant], equivalents: dict[MutantKey, Equivalent]) -> Summary:
@@ -495,6 +527,7 @@ def summarise(mutants: Sequence[Mutant], equivalents: dict[MutantKey, Equivalent
     equivalent = sum(
         1 for m in mutants if m.outcome in ("survived", "not-run") and m.key in equivalents
     )
+    not_run_equivalent = sum(1 for m in mutants if m.outcome == "not-run" and m.key in equivalents)
     return Summary(
         total=len(mutants),
         skipped=count["skipped"],
@@ -506,6 +539,7 @@ def summarise(mutants: Sequence[Mutant], equivalents: dict[MutantKey, Equivalent
         survived=count["survived"] + count["not-run"],
         not_run=count["not-run"],
         equivalent=equivalent,
+        not_run_equivalent=not_run_equivalent,
         stale_equivalents=stale,
     )
 
@@ -554,7 +588,10 @@ def render_markdown(
     """docs/mutation.md: ``preamble`` (hand-written, kept in the file above the marker), then
     the generated totals, survivors and equivalents."""
     out: list[str] = [preamble.rstrip(), "", GENERATED_MARKER, ""]
-    out += ["## Result", "", f"**{summary.final_line}**", ""]
+    out += ["## Result", ""]
+    if summary.partial_line is not None:
+        out += [summary.partial_line, ""]
+    out += [f"**{summary.final_line}**", ""]
     out += [
         "| module | mutants | annotations | excluded | killed | survived (not run) |"
         " equivalent | killed / non-equivalent |",
@@ -684,6 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(not run {summary.not_run}) "
         f"(equivalent {summary.equivalent}); {time.monotonic() - started:.0f} s"
     )
+    if summary.partial_line is not None:
+        print(summary.partial_line)
     print(summary.final_line)
     return 0
 
