@@ -86,7 +86,7 @@ from .explore import (
 )
 
 Engine = Literal["auto", "c", "python"]
-Lang = Literal["c", "py"]
+Lang = Literal["c", "py", "pml"]
 
 
 class UnsupportedModelError(ModelError):
@@ -320,7 +320,8 @@ class _Emitter:
         want: EnumSort | None = None,
         post_names: dict[int, str] | None = None,
     ) -> str:
-        c = self.lang == "c"
+        c = self.lang != "py"  # C and Promela share operators
+        pml = self.lang == "pml"
 
         def go(e: Expr, want: EnumSort | None) -> str:
             if isinstance(e, Const):
@@ -342,6 +343,8 @@ class _Emitter:
             if isinstance(e, _Local):
                 return scope.resolve(e.name)
             if isinstance(e, _Undefined):
+                if pml:  # only in branches a well-formed model never takes (as in C)
+                    return "0"
                 return "undefined_value()" if c else f"_undefined({e.message!r})"
             if isinstance(e, _Bind):
                 self.enum_of(e)
@@ -349,6 +352,9 @@ class _Emitter:
                 value_code = go(e.value, self.local_enum.get(e.name))
                 if self.local_enum.get(e.name) is None and _has_string(e.value):
                     self.string_locals.add(e.name)
+                if pml:  # Promela expressions cannot assign: lets are inlined
+                    scope.alias[e.name] = f"({value_code})"
+                    return go(e.body, want)
                 existing = scope.lookup_value(value_code)
                 if existing is not None:
                     scope.alias[e.name] = existing
@@ -375,6 +381,8 @@ class _Emitter:
                 return f"({go(e.lhs, None)} {op} {go(e.rhs, None)})"
             if isinstance(e, Ite):
                 cond, then, else_ = go(e.cond, None), go(e.then, want), go(e.else_, want)
+                if pml:
+                    return f"({cond} -> {then} : {else_})"
                 return f"({cond} ? {then} : {else_})" if c else f"({then} if {cond} else {else_})"
             raise UnsupportedModelError(f"cannot emit {type(e).__name__} over packed states")
 
@@ -952,7 +960,12 @@ def render_c(model: Model, symmetry: Symmetry | None = None) -> str:
 
 _loaded: dict[str, Any] = {}
 # -O1: most of -O2's speed on this straight-line code at a third of the compile time
-_OPTIMISATION = os.environ.get("LASHSPEC_CFLAGS_OPT", "-O1")
+DEFAULT_OPTIMISATION = "-O1"
+
+
+def _optimisation() -> str:
+    """``$LASHSPEC_C_OPT`` (tests use -O0: they compare results, and compile 3x faster)."""
+    return os.environ.get("LASHSPEC_C_OPT", DEFAULT_OPTIMISATION)
 
 
 def build_c(source: str) -> Any:
@@ -960,8 +973,9 @@ def build_c(source: str) -> Any:
 
     Raises ``CompilerUnavailableError`` when cffi or a working C compiler is missing.
     """
+    optimisation = _optimisation()
     digest = hashlib.sha256(
-        "\0".join([source, _C_CDEF, sys.version, sys.platform]).encode()
+        "\0".join([source, _C_CDEF, sys.version, sys.platform, optimisation]).encode()
     ).hexdigest()[:20]
     name = f"_lashspec_explore_{digest}"
     if name in _loaded:
@@ -978,7 +992,7 @@ def build_c(source: str) -> Any:
         directory.mkdir(parents=True, exist_ok=True)
         ffi = cffi.FFI()
         ffi.cdef(_C_CDEF)
-        ffi.set_source(name, source, extra_compile_args=[_OPTIMISATION, "-w"])
+        ffi.set_source(name, source, extra_compile_args=[optimisation, "-w"])
         with tempfile.TemporaryDirectory(dir=directory) as tmp:
             try:
                 built = ffi.compile(tmpdir=tmp, verbose=False)

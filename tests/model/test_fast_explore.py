@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Mapping
+
 import pytest
+from lashspec.model import fastexplore
+from lashspec.model.dsl import FlatState, Model, SortError, compile_model
 from lashspec.model.explore import (
     ExplorationError,
+    ExplorationResult,
     MemoryCapExceededError,
     Progress,
+    Violation,
     explore,
     parse_bytes,
 )
+from lashspec.model.fastexplore import (
+    CompilerUnavailableError,
+    PackedLayout,
+    c_engine_available,
+    fast_explore,
+    iter_states,
+    owner_symmetry,
+    render_c,
+)
 from lashspec.model.kernel_model import Bounds, build_model
+from lashspec.model.mutants import MUTANTS, build_mutant
+from lashspec.model.profiles import PROFILES, profile
 
 TINY = Bounds(
     owners=1,
@@ -60,3 +78,195 @@ def test_parse_bytes(text: str, expected: int) -> None:
 def test_parse_bytes_rejects_nonsense(text: str) -> None:
     with pytest.raises(ExplorationError):
         parse_bytes(text)
+
+
+# --------------------------------------------------------------------------------------------
+# The fast engine: packed states, C, symmetry (compared with the reference explorer)
+
+# Small enough for ten seeded bugs (about 10,000 states each), wide enough that eight of them
+# are caught and that the two owners are there to be permuted.
+SEEDED_BUG_BOUNDS = Bounds(
+    owners=2,
+    max_incarnation=0,
+    batches=1,
+    inputs=1,
+    max_generation=2,
+    max_claims_per_row=1,
+    max_head_revision=1,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _quick_c_builds() -> Iterator[None]:
+    # results are compared, not timed: -O0 compiles three times faster
+    previous = os.environ.get("LASHSPEC_C_OPT")
+    os.environ["LASHSPEC_C_OPT"] = "-O0"
+    yield
+    if previous is None:
+        del os.environ["LASHSPEC_C_OPT"]
+    else:
+        os.environ["LASHSPEC_C_OPT"] = previous
+
+
+@pytest.fixture(scope="module")
+def c_engine() -> None:
+    reason = c_engine_available()
+    if reason is None:
+        try:
+            fast_explore(build_model(TINY), engine="c")
+        except CompilerUnavailableError as failure:
+            reason = str(failure)
+    if reason is not None:
+        pytest.skip(f"C engine unavailable: {reason}")
+
+
+_reference: dict[str, ExplorationResult] = {}
+
+
+def reference(name: str) -> ExplorationResult:
+    if name not in _reference:
+        _reference[name] = explore(build_model(profile(name).bounds))
+    return _reference[name]
+
+
+def lengths(violations: Mapping[str, Violation]) -> dict[str, int]:
+    return {name: len(v.path) for name, v in violations.items()}
+
+
+def test_packed_layout_round_trips_every_state() -> None:
+    result = explore(build_model(TINY))
+    layout = PackedLayout(result.model)
+    packed = [layout.pack(state) for state in result.states]
+    assert len(set(packed)) == result.state_count
+    assert list(iter_states(layout, packed)) == result.states
+    assert all(p < 1 << layout.bits for p in packed)
+    assert layout.from_words(layout.to_words(packed[-1])) == packed[-1]
+
+
+def test_packed_layout_rejects_values_outside_the_sort() -> None:
+    model = build_model(TINY)
+    state = list(model.initial_state())
+    state[model.slot_offsets()["lease_gen"]] = 99
+    with pytest.raises(SortError):
+        PackedLayout(model).pack(state)
+
+
+@pytest.mark.usefixtures("c_engine")
+@pytest.mark.parametrize("name", [p.name for p in PROFILES])
+def test_c_engine_counts_equal_the_reference_on_every_check_profile(name: str) -> None:
+    ref = reference(name)
+    fast = fast_explore(ref.model, engine="c")
+    assert fast.engine == "c"
+    assert (fast.state_count, fast.edge_count) == (ref.state_count, ref.edge_count)
+    assert (fast.max_depth, fast.deadlocks) == (ref.max_depth, len(ref.deadlocks))
+    assert fast.invariant_status() == ref.invariant_status()
+    assert fast.complete and ref.complete
+    assert (fast.full_state_count, fast.full_edge_count) == (ref.state_count, ref.edge_count)
+
+
+def test_packed_python_engine_counts_equal_the_reference() -> None:
+    ref = reference("lease")
+    fast = fast_explore(ref.model, engine="python")
+    assert fast.engine == "python"
+    assert (fast.state_count, fast.edge_count) == (ref.state_count, ref.edge_count)
+    assert (fast.max_depth, fast.deadlocks) == (ref.max_depth, len(ref.deadlocks))
+    assert fast.invariant_status() == ref.invariant_status()
+
+
+@pytest.mark.usefixtures("c_engine")
+@pytest.mark.parametrize("name", [p.name for p in PROFILES])
+def test_symmetry_keeps_verdicts_and_full_counts_on_every_check_profile(name: str) -> None:
+    ref = reference(name)
+    reduced = fast_explore(ref.model, engine="c", symmetry=owner_symmetry(ref.model))
+    assert reduced.invariant_status() == ref.invariant_status()
+    assert (reduced.full_state_count, reduced.full_edge_count) == (
+        ref.state_count,
+        ref.edge_count,
+    )
+    assert reduced.max_depth == ref.max_depth
+    if ref.model.bounds["owners"] > 1:
+        assert reduced.state_count < 0.6 * ref.state_count
+    else:
+        assert reduced.state_count == ref.state_count
+
+
+@pytest.mark.usefixtures("c_engine")
+@pytest.mark.parametrize("bug", [m.name for m in MUTANTS])
+def test_seeded_bugs_same_verdicts_and_counterexamples_on_both_engines(bug: str) -> None:
+    model = build_mutant(bug, SEEDED_BUG_BOUNDS)
+    ref = explore(model)
+    fast = fast_explore(model, engine="c")
+    reduced = fast_explore(model, engine="c", symmetry=owner_symmetry(model))
+    assert fast.state_count == ref.state_count
+    assert fast.invariant_status() == ref.invariant_status() == reduced.invariant_status()
+    assert lengths(fast.violations) == lengths(ref.violations) == lengths(reduced.violations)
+    # same BFS order without symmetry: the very same shortest counterexamples
+    assert {n: v.path for n, v in fast.violations.items()} == {
+        n: v.path for n, v in ref.violations.items()
+    }
+    assert reduced.full_state_count == ref.state_count
+
+
+def test_packed_python_engine_with_symmetry_finds_the_same_bugs() -> None:
+    model = build_mutant("release_ignores_fence", SEEDED_BUG_BOUNDS)
+    ref = explore(model)
+    reduced = fast_explore(model, engine="python", symmetry=owner_symmetry(model))
+    assert ref.violations
+    assert lengths(reduced.violations) == lengths(ref.violations)
+    assert (reduced.full_state_count, reduced.full_edge_count) == (
+        ref.state_count,
+        ref.edge_count,
+    )
+    assert reduced.state_count < ref.state_count
+
+
+def _swap_owners(model: Model, state: FlatState) -> FlatState:
+    decoded = model.decode(state)
+    for name, value in decoded.items():
+        if name.startswith("owner_"):
+            decoded[name] = {0: value[1], 1: value[0]}
+    holder = decoded["lease_holder"]
+    decoded["lease_holder"] = 1 - holder if holder in (0, 1) else holder
+    return model.encode(decoded)
+
+
+def test_owner_symmetry_commutes_with_every_transition() -> None:
+    # the soundness condition of the reduction, on every state of the two-owner lease profile
+    ref = reference("lease")
+    compiled = compile_model(ref.model)
+    for state in ref.states[::40]:
+        swapped = _swap_owners(ref.model, state)
+        images = {_swap_owners(ref.model, t) for _, _, t in compiled.successors(state)}
+        assert images == {t for _, _, t in compiled.successors(swapped)}
+        assert set(compiled.violations(state)) == set(compiled.violations(swapped))
+
+
+@pytest.mark.usefixtures("c_engine")
+def test_c_engine_reports_progress_and_stops_at_the_memory_cap() -> None:
+    model = build_model(profile("lease").bounds)
+    reports: list[Progress] = []
+    fast_explore(model, engine="c", progress=reports.append, progress_interval=1e-9)
+    assert len(reports) >= 2 and reports[-1].frontier == 0
+    with pytest.raises(MemoryCapExceededError):
+        fast_explore(model, engine="c", max_memory_bytes=1 << 20)
+
+
+def test_auto_engine_falls_back_to_python_without_a_compiler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_compiler(source: str) -> None:
+        raise CompilerUnavailableError("no compiler in this test")
+
+    monkeypatch.setattr(fastexplore, "build_c", no_compiler)
+    result = fast_explore(build_model(TINY))
+    assert result.engine == "python"
+    assert result.fallback_reason == "no compiler in this test"
+    assert result.state_count == explore(build_model(TINY)).state_count
+    with pytest.raises(CompilerUnavailableError):
+        fast_explore(build_model(TINY), engine="c")
+
+
+def test_generated_c_is_deterministic() -> None:
+    model = build_model(TINY)
+    assert render_c(model) == render_c(build_model(TINY))
+    assert "static int successors" in render_c(model)
