@@ -124,6 +124,35 @@ def test_the_replay_server_judges_each_kernel_afresh(
         assert result.returncode == status, (kernel_dir, result.stdout + result.stderr)
 
 
+def test_trace_selection_replays_the_traces_entering_the_changed_function(
+    suite: Path, broken_kernel: Path, tmp_path: Path
+) -> None:
+    replay_suite = _load("replay_suite")
+    coverage = tmp_path / "entered.json"
+    recorded = _replay(suite, REPO / "kernel", "--functions-out", str(coverage))
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    selection = replay_suite.TraceSelection(REPO / "kernel", coverage)
+    traces = list(range(len(SEED_SCENARIO_TRACES)))  # stand-ins: selection only indexes
+    assert selection.select(REPO / "kernel", traces) == traces  # no change: every trace
+    chosen = selection.select(broken_kernel, traces)
+    assert 0 < len(chosen) <= len(traces)  # the fence check runs in some scenarios
+    unused = _kernel_copy(tmp_path / "unused", FENCE_CHECK, FENCE_CHECK)
+    machine = unused / "machine.py"
+    source = machine.read_text(encoding="utf-8")
+    marker = "\ndef main("
+    assert marker in source
+    body = source.index("\n", source.index(":\n", source.index(marker))) + 1
+    indent = " " * 4
+    machine.write_text(source[:body] + f"{indent}pass\n" + source[body:], encoding="utf-8")
+    assert selection.select(unused, traces) == traces  # a line more: every trace
+    lines = source.splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if line.startswith("def main("))
+    target = next(i for i in range(first + 1, len(lines)) if " == " in lines[i])
+    lines[target] = lines[target].replace(" == ", " != ", 1)
+    machine.write_text("".join(lines), encoding="utf-8")
+    assert selection.select(unused, traces) == []  # the module's command line runs in no trace
+
+
 def test_the_equivalents_name_existing_code() -> None:
     equivalents = run.load_equivalents()
     assert run.check_equivalent_locations(equivalents) == []

@@ -29,6 +29,7 @@ editable install the interpreter has.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib.abc
 import importlib.machinery
@@ -170,28 +171,98 @@ def replay_kernel(
 
 
 def record_functions(kernel_dir: Path, out: Path, traces: Sequence[Trace]) -> int:
-    """Replay under a profile hook; write the kernel functions entered as JSON."""
+    """Replay under a profile hook; write, as JSON, which traces enter which kernel function:
+    ``{"file:first line of the code object:name": [trace index, ...]}``."""
     root = str(kernel_dir.resolve()) + os.sep
-    entered: set[tuple[str, int, str]] = set()
+    current: set[str] = set()
 
     def hook(frame: FrameType, event: str, _arg: Any) -> None:
         if event == "call":
             code = frame.f_code
             if code.co_filename.startswith(root):
                 name = code.co_filename[len(root) :]
-                entered.add((name, code.co_firstlineno, code.co_name))
+                current.add(f"{name}:{code.co_firstlineno}:{code.co_name}")
 
     sys.setprofile(hook)
-    try:
-        status, report = replay_kernel(kernel_dir, traces, stop_at_first=False)
+    try:  # functions run at import time run before every trace
+        load_kernel(kernel_dir)
     finally:
         sys.setprofile(None)
-    out.write_text(json.dumps(sorted(entered), indent=0) + "\n", encoding="utf-8")
-    print(report)
-    return status
+    at_import = set(current)
+    entered: dict[str, list[int]] = {key: list(range(len(traces))) for key in at_import}
+    failures: list[str] = []
+    for index, trace in enumerate(traces):
+        current.clear()
+        sys.setprofile(hook)
+        try:
+            failures += replay([trace], stop_at_first=False)
+        finally:
+            sys.setprofile(None)
+        for key in current - at_import:
+            entered.setdefault(key, []).append(index)
+    out.write_text(json.dumps(entered, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"{len(traces)} traces, {len(failures)} failing; {len(entered)} functions entered")
+    return 1 if failures else 0
 
 
-def serve(socket_path: Path, traces: Sequence[Trace], timeout_s: float) -> None:
+def _body_spans(source: str) -> list[tuple[int, int, str]]:
+    """(first body line, last body line, "first line of the code object:name") per function."""
+    spans: list[tuple[int, int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            last = node.body[-1].end_lineno or node.body[-1].lineno
+            spans.append((node.body[0].lineno, last, f"{first}:{node.name}"))
+    return spans
+
+
+class TraceSelection:
+    """Which traces can tell a mutated kernel copy from the pristine one.
+
+    Traces are independent (each resets the target, and the kernel keeps no module state), so
+    a change confined to the body of one function alters only the traces that enter that
+    function; they are replayed in suite order.  A change anywhere else (decorators, default
+    values, class or module level), in several places, or none found: every trace."""
+
+    def __init__(self, pristine_dir: Path, coverage: Path) -> None:
+        self.pristine = {
+            p.name: p.read_text(encoding="utf-8") for p in sorted(pristine_dir.glob("*.py"))
+        }
+        self.spans = {name: _body_spans(text) for name, text in self.pristine.items()}
+        self.entered: dict[str, list[int]] = json.loads(coverage.read_text(encoding="utf-8"))
+
+    def select(self, kernel_dir: Path, traces: Sequence[Trace]) -> Sequence[Trace]:
+        changed = []
+        for name, text in self.pristine.items():
+            path = kernel_dir / name
+            now = path.read_text(encoding="utf-8") if path.exists() else ""
+            if now != text:
+                changed.append((name, text.splitlines(), now.splitlines()))
+        if len(changed) != 1:
+            return traces
+        name, old, new = changed[0]
+        top = 0
+        while top < min(len(old), len(new)) and old[top] == new[top]:
+            top += 1
+        bottom = 0
+        while bottom < min(len(old), len(new)) - top and old[-1 - bottom] == new[-1 - bottom]:
+            bottom += 1
+        first, last = top + 1, len(old) - bottom  # 1-based lines of the pristine file
+        if len(old) != len(new) or last < first:
+            return traces
+        inside = [sp for sp in self.spans[name] if sp[0] <= first and last <= sp[1]]
+        if not inside:
+            return traces
+        key = f"{name}:{max(inside)[2]}"
+        return [traces[i] for i in self.entered.get(key, [])]
+
+
+def serve(
+    socket_path: Path,
+    traces: Sequence[Trace],
+    timeout_s: float,
+    selection: TraceSelection | None = None,
+) -> None:
     """Answer replay requests on ``socket_path`` with a forked child each (never returns)."""
     if "lashspec.kernel" in sys.modules:
         raise RuntimeError("the server must not import the kernel")
@@ -208,7 +279,9 @@ def serve(socket_path: Path, traces: Sequence[Trace], timeout_s: float) -> None:
                 try:
                     listener.close()
                     signal.alarm(max(1, int(timeout_s)))
-                    status, report = replay_kernel(Path(request["kernel_dir"]), traces)
+                    kernel_dir = Path(request["kernel_dir"])
+                    chosen = traces if selection is None else selection.select(kernel_dir, traces)
+                    status, report = replay_kernel(kernel_dir, chosen)
                     reply = json.dumps({"status": status, "output": report})
                     connection.sendall(reply.encode())
                     connection.close()
@@ -248,6 +321,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--server", type=Path, metavar="SOCKET", help="use a replay server")
     parser.add_argument("--timeout", type=float, default=60.0, help="server: seconds per replay")
     parser.add_argument("--functions-out", type=Path, help="record the functions entered")
+    parser.add_argument(
+        "--select",
+        nargs=2,
+        type=Path,
+        metavar=("PRISTINE_KERNEL", "FUNCTIONS_JSON"),
+        help="server: replay only the traces entering the mutated function",
+    )
     args = parser.parse_args(argv)
     if args.export:
         count = export_suite(args.suite)
@@ -263,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no traces in {args.suite}", file=sys.stderr)
         return 2
     if args.serve is not None:
-        serve(args.serve, traces, args.timeout)
+        selection = None if args.select is None else TraceSelection(*args.select)
+        serve(args.serve, traces, args.timeout, selection)
     if args.functions_out is not None:
         return record_functions(args.kernel_dir, args.functions_out, traces)
     status, report = replay_kernel(args.kernel_dir, traces, stop_at_first=not args.all)

@@ -245,9 +245,10 @@ def record_not_run_mutants(session: Path, root: Path, entered_json: Path) -> int
 
     A mutation inside a function body that never runs changes nothing the replay executes,
     so it survives; running it would only cost time."""
-    entered = {
-        (f"kernel/{f}", line, name) for f, line, name in json.loads(entered_json.read_text())
-    }
+    entered: set[tuple[str, int, str]] = set()
+    for key in json.loads(entered_json.read_text()):  # "file:line:name" -> trace indices
+        file, line, name = key.split(":")
+        entered.add((f"kernel/{file}", int(line), name))
     spans: dict[str, list[tuple[int, str, tuple[int, int], tuple[int, int]]]] = {}
     not_run: list[str] = []
     with sqlite3.connect(session) as db:
@@ -402,6 +403,14 @@ def run_campaign(
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     config = workdir / "cosmic-ray.toml"
     write_config(config, modules, suite, timeout + 15, urls)
+    pristine = workdir / "pristine"  # the unmutated sources, for the servers' trace selection
+    shutil.rmtree(pristine, ignore_errors=True)
+    shutil.copytree(REPO_ROOT / "kernel", pristine, ignore=shutil.ignore_patterns("__pycache__"))
+    entered = workdir / "entered.json"
+    if not entered.exists() or not isinstance(json.loads(entered.read_text()), dict):
+        record = [sys.executable, str(REPLAY), "--suite", str(suite), "--kernel-dir", "kernel"]
+        record += ["--functions-out", str(entered)]
+        subprocess.run(record, cwd=workers[0], check=True, stdout=subprocess.DEVNULL)
     if not session.exists():
         fingerprint.write_text(current)
         subprocess.run(
@@ -410,10 +419,6 @@ def run_campaign(
         filter_operators = Path(cosmic_ray()).with_name("cr-filter-operators")
         subprocess.run([str(filter_operators), str(session), str(config)], check=True)
         skipped = skip_annotation_mutants(session, workers[0])
-        entered = workdir / "entered.json"
-        record = [sys.executable, str(REPLAY), "--suite", str(suite), "--kernel-dir", "kernel"]
-        record += ["--functions-out", str(entered)]
-        subprocess.run(record, cwd=workers[0], check=True, stdout=subprocess.DEVNULL)
         not_run = record_not_run_mutants(session, workers[0], entered)
         print(
             f"skipped {skipped} mutants inside annotations; recorded {not_run} mutants in "
@@ -426,6 +431,7 @@ def run_campaign(
             (directory / SOCKET_NAME).unlink(missing_ok=True)
             serve = [sys.executable, str(REPLAY), "--suite", str(suite), "--timeout", str(timeout)]
             serve += ["--serve", str(directory / SOCKET_NAME)]
+            serve += ["--select", str(pristine), str(entered)]
             server = subprocess.Popen(serve, cwd=directory)
             processes.append(server)
             deadline = time.monotonic() + 120
