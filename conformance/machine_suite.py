@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-Each machine profile (:data:`MACHINE_PROFILES`) is explored breadth first with
+Each machine check profile (:data:`lashspec.model.profiles.MACHINE_PROFILES`) is explored
+breadth first with
 :func:`~lashspec.model.machine_model.build_machine_model`. A **goal** is an action instance
 (action with its picks) together with its outcome tag and, for host events and store steps,
 the effects the machine returned: the suite takes every goal the profile reaches at least once,
@@ -15,7 +16,8 @@ enough) the next trace starts with the shortest path to the shallowest uncovered
 Traces are built from the exact model transitions the cover walked, projected with
 :func:`~lashspec.model.machine_model.machine_trace_state` and
 :func:`~lashspec.model.machine_model.machine_trace_outcome`, and written as
-``machine-cover-<profile>-<nnn>.itf.json`` with ``#meta.lashspec.system = "machine"``;
+``<profile>-cover-<nnn>.itf.json`` (profile names start with ``machine-``) with
+``#meta.lashspec.system = "machine"``;
 :func:`write_machine_suite` adds them to the ``index.json`` the store suite wrote. Everything
 is deterministic, so the same model gives byte-identical files.
 """
@@ -31,12 +33,8 @@ from typing import Any
 
 from ..model.dsl import CompiledModel, FlatState, compile_model
 from ..model.explore import ExplorationResult, explore
-from ..model.machine_model import (
-    MachineBounds,
-    build_machine_model,
-    machine_trace_outcome,
-    machine_trace_state,
-)
+from ..model.machine_model import build_machine_model, machine_trace_outcome, machine_trace_state
+from ..model.profiles import MACHINE_PROFILES, MachineProfile
 from .itf import SUITE_INDEX_FILE, Trace, TraceStep, dumps_canonical, file_sha256, trace_to_json
 
 Progress = Callable[[str], None]
@@ -47,81 +45,6 @@ Move = tuple[int, Any, FlatState]
 
 TRACE_PREFIX = "machine-"
 INIT_OUTCOME: dict[str, Any] = {"tag": "Ok"}
-
-
-@dataclass(frozen=True)
-class MachineProfile:
-    """A named bound configuration of the composed model and what it exists to reach."""
-
-    name: str
-    bounds: MachineBounds
-    purpose: str
-
-
-#: Small enough to explore completely in seconds (tens of thousands of states each); each
-#: widens one lane and keeps the others minimal.
-MACHINE_PROFILES: tuple[MachineProfile, ...] = (
-    MachineProfile(
-        "inputs",
-        MachineBounds(
-            owners=1,
-            max_incarnation=0,
-            batches=1,
-            inputs=2,
-            max_generation=2,
-            max_claims_per_row=1,
-            max_head_revision=2,
-            max_turns=2,
-        ),
-        "one owner, a session command, next-turn and active-turn input: checkpoints, "
-        "interrupts, deferral, renewals, store failures",
-    ),
-    MachineProfile(
-        "queue",
-        MachineBounds(
-            owners=1,
-            max_incarnation=0,
-            batches=2,
-            inputs=1,
-            max_generation=2,
-            max_claims_per_row=1,
-            max_head_revision=2,
-            max_turns=2,
-        ),
-        "one owner, a session command ahead of a process wake: commands first, the command "
-        "drain, turn work at both boundaries",
-    ),
-    MachineProfile(
-        "takeover",
-        MachineBounds(
-            owners=2,
-            max_incarnation=1,
-            batches=1,
-            inputs=1,
-            max_generation=2,
-            max_claims_per_row=1,
-            max_head_revision=1,
-            max_turns=1,
-        ),
-        "two owners with crash and restart, one turn: dead-holder reclaim, lease loss, "
-        "fenced-out commits",
-    ),
-    MachineProfile(
-        "busy",
-        MachineBounds(
-            owners=2,
-            max_incarnation=0,
-            batches=1,
-            inputs=1,
-            max_generation=1,
-            max_claims_per_row=1,
-            max_head_revision=1,
-            max_turns=2,
-        ),
-        "two owners, two turns, one lease generation: a busy lease ends the other owner's "
-        "cycle, host events interleaved with the holder's store steps",
-    ),
-)
 
 
 def _goal(binding: int, outcome: Any) -> Goal:
@@ -274,6 +197,11 @@ class MachineSuite:
         return sum(len(t.steps) - 1 for t in self.traces)
 
 
+def _machine_name(profile: str) -> str:
+    """Every machine trace file starts with ``machine-``, whatever its profile is called."""
+    return profile if profile.startswith(TRACE_PREFIX) else TRACE_PREFIX + profile
+
+
 def _quiet(_: str) -> None:
     return None
 
@@ -297,7 +225,7 @@ def generate_machine_suite(
             "purpose": f"edge cover of the machine profile {profile.name}: {profile.purpose}",
         }
         for number, walk in enumerate(walks):
-            trace_id = f"{TRACE_PREFIX}cover-{profile.name}-{number:03d}"
+            trace_id = f"{_machine_name(profile.name)}-cover-{number:03d}"
             suite.traces.append(trace_of_walk(compiled, walk, trace_id, meta))
             for binding, outcome, _ in walk:
                 _, tag, effects = _goal(binding, outcome)
