@@ -54,7 +54,7 @@ from .seed_traces import SEED_SCENARIO_TRACES
 
 Progress = Callable[[str], None]
 ActionStep = tuple[str, dict[str, Any]]
-Goal = tuple[int, str, tuple[Any, ...]]  # (binding index, outcome tag, lane context)
+Goal = tuple[int, str, tuple[Any, ...]]  # (binding index, refined outcome tag, lane context)
 
 INDEX_FILE = SUITE_INDEX_FILE
 
@@ -129,25 +129,59 @@ class GoalContext:
     turn's commit, and only the second tells the boundaries apart. So a goal also names the
     row statuses of the lane the action works on (batch statuses for queue actions, input
     states for input actions, both for commits); lease actions need no context.
+
+    Two outcomes are refined further, because they separate implementations the plain tag
+    cannot (README "Conformance strength"):
+
+    * a ``Claimed`` result naming two or more rows (``Claimed+run``): a join run, or several
+      inputs claimed together, against a claim that only ever takes its head row;
+    * a commit failing with ``TurnInputClaimSuperseded`` while the owner holds a queue claim
+      (``TurnInputClaimSuperseded+queue_held``): the queue check passed, so a store that
+      applies the queue completion before validating the input claim leaves a trace here.
     """
 
     def __init__(self, compiled: CompiledModel) -> None:
         layout = compiled.model.layout()
         self._batches = tuple(i for i, s in enumerate(layout) if s.variable == "batch_status")
         self._inputs = tuple(i for i, s in enumerate(layout) if s.variable == "input_state")
+        qclaim = {s.keys[0]: i for i, s in enumerate(layout) if s.variable == "owner_qclaim"}
         self._lane: list[tuple[int, ...]] = []
+        self._held: list[int] = []  # owner_qclaim position of a commit's owner, -1 otherwise
         for binding in compiled.bindings:
+            self._held.append(-1)
             if binding.action in QUEUE_LANE:
                 self._lane.append(self._batches)
             elif binding.action in INPUT_LANE:
                 self._lane.append(self._inputs)
             elif binding.action in BOTH_LANES:
                 self._lane.append(self._batches + self._inputs)
+                owner = binding.params.get("o")
+                if owner in qclaim:
+                    self._held[-1] = qclaim[owner]
             else:
                 self._lane.append(())
 
-    def goal(self, state: FlatState, binding: int, tag: str) -> Goal:
-        return (binding, tag, tuple(state[i] for i in self._lane[binding]))
+    def goal(self, state: FlatState, binding: int, outcome: Any) -> Goal:
+        """The goal of taking ``binding`` from ``state`` with ``outcome`` (tag, fields)."""
+        return (binding, self.refined_tag(state, binding, outcome), self.lane(state, binding))
+
+    def lane(self, state: FlatState, binding: int) -> tuple[Any, ...]:
+        return tuple(state[i] for i in self._lane[binding])
+
+    def refined_tag(self, state: FlatState, binding: int, outcome: Any) -> str:
+        tag = str(outcome[0])
+        fields = dict(outcome[1])
+        if tag == "Claimed" and len(fields.get("rows", ())) >= 2:
+            return "Claimed+run"
+        held = self._held[binding]
+        if tag == "TurnInputClaimSuperseded" and held >= 0 and state[held] != 0:
+            return "TurnInputClaimSuperseded+queue_held"
+        return tag
+
+
+def plain_tag(refined: str) -> str:
+    """The outcome tag of a goal's refined tag (``Claimed+run`` -> ``Claimed``)."""
+    return refined.partition("+")[0]
 
 
 def first_enabled(result: ExplorationResult, context: GoalContext) -> dict[Goal, int]:
@@ -156,20 +190,20 @@ def first_enabled(result: ExplorationResult, context: GoalContext) -> dict[Goal,
     first: dict[Goal, int] = {}
     for sid, state in enumerate(result.states):
         for binding, outcome, _ in successors(state):
-            goal = context.goal(state, binding, outcome[0])
+            goal = context.goal(state, binding, outcome)
             if goal not in first:
                 first[goal] = sid
     return first
 
 
-def _path_steps(result: ExplorationResult, state: int) -> list[tuple[int, str, int]]:
-    """(binding, outcome tag, pre-state id) of each step of the BFS path to ``state``."""
-    steps: list[tuple[int, str, int]] = []
+def _path_steps(result: ExplorationResult, state: int) -> list[tuple[int, Any, int]]:
+    """(binding, outcome, pre-state id) of each step of the BFS path to ``state``."""
+    steps: list[tuple[int, Any, int]] = []
     current = state
     while result.parents[current] >= 0:
         label = result.incoming[current]
         assert label is not None
-        steps.append((label[0], label[1][0], result.parents[current]))
+        steps.append((label[0], label[1], result.parents[current]))
         current = result.parents[current]
     steps.reverse()
     return steps
@@ -190,7 +224,7 @@ def _nearest_uncovered(
         state, path = frontier.popleft()
         moves = successors(state)
         for binding, outcome, target in moves:
-            goal = context.goal(state, binding, outcome[0])
+            goal = context.goal(state, binding, outcome)
             if goal in uncovered:
                 return [*path, (goal, binding, target)]
         if len(path) + 1 >= depth:
@@ -198,7 +232,7 @@ def _nearest_uncovered(
         for binding, outcome, target in moves:
             if target not in seen:
                 seen.add(target)
-                goal = context.goal(state, binding, outcome[0])
+                goal = context.goal(state, binding, outcome)
                 frontier.append((target, [*path, (goal, binding, target)]))
     return None
 
@@ -245,12 +279,12 @@ def edge_cover(
             cursor += 1
         goal = order[cursor]
         source = first[goal]
-        for binding, tag, pre in _path_steps(result, source):
+        for binding, outcome, pre in _path_steps(result, source):
             take(binding)
-            uncovered.discard(context.goal(result.states[pre], binding, tag))
+            uncovered.discard(context.goal(result.states[pre], binding, outcome))
         state = result.states[source]
         for binding, outcome, target in compiled.successors(state):
-            if context.goal(state, binding, outcome[0]) == goal:
+            if context.goal(state, binding, outcome) == goal:
                 take(binding)
                 uncovered.discard(goal)
                 state = target
@@ -489,7 +523,7 @@ def generate_suite(
             result.state_count,
             result.edge_count,
             len(goals),
-            len({(compiled.bindings[b].action, tag) for b, tag, _ in goals}),
+            len({(compiled.bindings[b].action, plain_tag(tag)) for b, tag, _ in goals}),
             len(traces),
             sum(len(s) for s in covers),
         )

@@ -87,7 +87,7 @@ def batch_draft(slot: int) -> QueuedWorkBatchDraft:
     )
     if slot == 1:
         return QueuedWorkBatchDraft(SESSION, (ProcessWake(delivery),), source_key=key)
-    if slot == 2:
+    if slot in (2, 3):
         return QueuedWorkBatchDraft(
             SESSION,
             (ProcessWake(delivery),),
@@ -95,7 +95,7 @@ def batch_draft(slot: int) -> QueuedWorkBatchDraft:
             SlotPolicy.JOIN,
             source_key=key,
         )
-    raise BadActionParams(f"batch slot b{slot} is not in the catalogue (b0..b2)")
+    raise BadActionParams(f"batch slot b{slot} is not in the catalogue (b0..b3)")
 
 
 def input_ingress(slot: int) -> TurnInputIngress:

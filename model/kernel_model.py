@@ -122,6 +122,13 @@ BATCH_CATALOGUE: tuple[dict[str, str], ...] = (
         "slot_policy": "join",
         "merge_key": "never",
     },
+    {
+        "payload": "ProcessWake",
+        "work_class": "turn_work",
+        "delivery": "after_current_turn_commit",
+        "slot_policy": "join",
+        "merge_key": "never",
+    },
 )
 
 INPUT_CATALOGUE: tuple[dict[str, str], ...] = (

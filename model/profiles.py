@@ -78,6 +78,32 @@ PROFILES: tuple[Profile, ...] = (
         ),
         "next-turn and active-turn inputs: claims, cancels, suffix cancels, deferral",
     ),
+    Profile(
+        "join-run",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=4,
+            inputs=1,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=1,
+        ),
+        "two after-commit join batches behind a wake: a join run of two rows claimed at once",
+    ),
+    Profile(
+        "active-inputs",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=1,
+            inputs=3,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=1,
+        ),
+        "both active-turn inputs: after_work and before_completion claimed together",
+    ),
 )
 
 #: Bounds of the seed scenarios as traces (stepped through the model, not explored).

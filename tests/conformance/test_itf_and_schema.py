@@ -324,10 +324,10 @@ MALFORMED = {
         "'Vacuumed' is not one of ['Enqueued']",
     ),
     "wrong format version": Malformed(
-        _set(("#meta", "lashspec", "format_version"), "lashspec-trace/2"),
-        "unsupported format version 'lashspec-trace/2'",
+        _set(("#meta", "lashspec", "format_version"), "lashspec-trace/1"),
+        "unsupported format version 'lashspec-trace/1'",
         "$['#meta'].lashspec.format_version",
-        "'lashspec-trace/1' was expected",
+        "'lashspec-trace/2' was expected",
     ),
     "state variable badly encoded": Malformed(
         _set(("states", 4, "owner_qclaim_rows"), {"#map": [[0, [0]], [1, {"#set": []}]]}),

@@ -43,7 +43,7 @@ def test_edge_cover_takes_every_reachable_goal() -> None:
         for action, picks in steps:
             binding = index[(action, tuple(sorted(picks.items())))]
             move = next(m for m in runner.compiled.successors(state) if m[0] == binding)
-            taken.add(context.goal(state, binding, move[1][0]))
+            taken.add(context.goal(state, binding, move[1]))
             state = move[2]
     assert taken == goals
     steps_total = sum(len(s) for s in covers)
@@ -177,3 +177,48 @@ def test_promoted_traces_pin_the_behaviour_they_were_promoted_for(suite: Suite) 
     ]
     head = by_id["promoted-input_claim_id_names_its_head"]
     assert head.steps[7].outcome["claim"] == "tic:i1:2"
+
+
+def _steps_with_pre(suite: Suite) -> list[tuple[dict[str, Any], Any]]:
+    """(pre-state, step) for every step of every trace in the suite."""
+    return [(t.steps[n - 1].state, t.steps[n]) for t in suite.traces for n in range(1, len(t.steps))]
+
+
+def test_suite_claims_a_join_run_of_two_rows(suite: Suite) -> None:
+    runs = [
+        s.outcome["rows"]
+        for _, s in _steps_with_pre(suite)
+        if s.action == "claim_work" and s.outcome["tag"] == "Claimed"
+    ]
+    assert any(len(rows) >= 2 for rows in runs), "no claim_work takes a join run"
+    assert {2, 3} <= max((set(r) for r in runs), key=len)
+
+
+def test_suite_claims_both_active_turn_inputs_together(suite: Suite) -> None:
+    together = [
+        s
+        for _, s in _steps_with_pre(suite)
+        if s.action == "claim_active_inputs"
+        and s.outcome["tag"] == "Claimed"
+        and {1, 2} <= set(s.outcome["rows"])
+    ]
+    assert together, "no trace claims after_work and before_completion inputs in one claim"
+    assert all(s.picks["checkpoint"] == "before_completion" for s in together)
+
+
+def test_suite_separates_validate_first_commit_from_apply_as_you_go(suite: Suite) -> None:
+    """A commit whose queue claim is valid but whose input claim is superseded fails and
+    leaves the queue rows queued and stamped (lash's in-memory store deletes them first)."""
+    hits = []
+    for pre, step in _steps_with_pre(suite):
+        if step.action != "commit" or step.outcome["tag"] != "TurnInputClaimSuperseded":
+            continue
+        o = step.picks["o"]
+        rows = pre["owner_qclaim_rows"][o]
+        if pre["owner_qclaim"][o] and rows:
+            hits.append((pre, step, rows))
+    assert hits, "no trace fails an input check after a passing queue check"
+    for pre, step, rows in hits:
+        for b in rows:
+            assert step.state["batch_status"][b] == "queued"
+            assert step.state["batch_claim"][b] == pre["batch_claim"][b] != ""
