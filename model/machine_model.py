@@ -51,7 +51,7 @@ at once (``AbandonClaims``, lease-less) and stops a running turn.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .dsl import (
@@ -408,8 +408,11 @@ class MachineBounds:
         self.store_bounds()  # validates the store bounds
 
     def store_bounds(self) -> Bounds:
-        values = asdict(self)
+        values: dict[str, int] = asdict(self)
         del values["max_turns"]
+        if "ttl_steps" in {f.name for f in fields(Bounds)}:
+            # ``expire`` is the only clock move of machine traces: one step is a whole TTL
+            values["ttl_steps"] = 1
         return Bounds(**values)
 
     def as_dict(self) -> dict[str, int]:
@@ -438,26 +441,29 @@ cycle_lost = Var("cycle_lost")
 granted_q = Var("granted_q")
 granted_i = Var("granted_i")
 
-#: Store variables of the store model the composition keeps (its owner claim memory goes).
-STORE_VARIABLES: tuple[str, ...] = (
-    "lease_holder",
-    "lease_holder_inc",
-    "lease_gen",
-    "lease_live",
-    "owner_alive",
-    "owner_inc",
-    "owner_fence",
-    "batch_status",
-    "batch_claim",
-    "batch_claim_gen",
-    "batch_fencing",
-    "input_state",
-    "input_rewritten",
-    "input_claim",
-    "input_claim_gen",
-    "input_fencing",
-    "head_revision",
+#: The store model's owner claim memory, replaced by what the machine holds.
+OWNER_CLAIM_MEMORY: tuple[str, ...] = (
+    "owner_qclaim",
+    "owner_qclaim_rows",
+    "owner_iclaim",
+    "owner_iclaim_rows",
 )
+
+
+def _store_variable_names() -> tuple[str, ...]:
+    """The store model's state variables the composition keeps (no claim memory, no ghosts)."""
+    from .kernel_model import _sorts
+    from .kernel_model import _variables as store_variables
+
+    probe = store_variables(_sorts(Bounds()))
+    return tuple(v.name for v in probe if not v.ghost and v.name not in OWNER_CLAIM_MEMORY)
+
+
+#: Store variables of the store model the composition keeps.
+STORE_VARIABLES: tuple[str, ...] = _store_variable_names()
+#: The store model's lease clock, when it has one (``lease_ttl_left``).
+HAS_LEASE_CLOCK = "lease_ttl_left" in STORE_VARIABLES
+
 
 MACHINE_FLAGS: tuple[tuple[str, str], ...] = (
     ("hist_phase_order", "a cycle's effects broke the seed's phase-order rule"),
@@ -605,9 +611,22 @@ class MachineBuilder:
                     "lease_holder_inc": Const(-1),
                     "lease_live": FALSE,
                     "owner_fence": owner_fence.set(o, 0),
+                    **self.no_ttl(),
                 }
             )
         return updates
+
+    def full_ttl(self) -> dict[str, Expr]:
+        """A full TTL from now (acquisition, re-entry, renewal), if the store keeps a clock."""
+        return {"lease_ttl_left": Const(1)} if HAS_LEASE_CLOCK else {}
+
+    def no_ttl(self, when: Expr = TRUE) -> dict[str, Expr]:
+        if not HAS_LEASE_CLOCK:
+            return {}
+        return {"lease_ttl_left": ite(when, 0, Var("lease_ttl_left"))}
+
+    def fresh_acquisition(self, o: Expr) -> dict[str, Expr]:
+        return {**self.k._fresh_acquisition(o), **self.full_ttl()}
 
     def release_updates(self, o: Expr) -> dict[str, Expr]:
         """``release_session_execution_lease``: fenced CAS, a silent no-op otherwise."""
@@ -619,6 +638,7 @@ class MachineBuilder:
             "lease_holder_inc": ite(matches, -1, lease_holder_inc),
             "lease_live": ite(matches, FALSE, lease_live),
             "owner_fence": owner_fence.set(o, 0),
+            **self.no_ttl(matches),
         }
 
     def abandon_updates(self) -> dict[str, Expr]:
@@ -690,12 +710,16 @@ class MachineBuilder:
                 StoreResult(
                     "reentry",
                     all_of(lease_live, lease_holder.eq(o), lease_holder_inc.eq(owner_inc[o])),
-                    {"owner_fence": owner_fence.set(o, lease_gen)},
+                    {"owner_fence": owner_fence.set(o, lease_gen), **self.full_ttl()},
                     "LeaseAcquired",
                 ),
                 StoreResult("busy", lease_live, {}, "LeaseBusy", {"holder_dead": k.holder_dead()}),
                 StoreResult(
-                    "fresh", TRUE, k._fresh_acquisition(o), "LeaseAcquired", within_bounds=fresh_ok
+                    "fresh",
+                    TRUE,
+                    self.fresh_acquisition(o),
+                    "LeaseAcquired",
+                    within_bounds=fresh_ok,
                 ),
             ]
         if effect == "ReclaimLease":
@@ -705,14 +729,14 @@ class MachineBuilder:
                 StoreResult(
                     "expired_row",
                     ~lease_live,
-                    k._fresh_acquisition(o),
+                    self.fresh_acquisition(o),
                     "LeaseAcquired",
                     within_bounds=fresh_ok,
                 ),
                 StoreResult(
                     "takeover",
                     takeover,
-                    k._fresh_acquisition(o),
+                    self.fresh_acquisition(o),
                     "LeaseAcquired",
                     within_bounds=fresh_ok,
                 ),
@@ -863,7 +887,7 @@ class MachineBuilder:
             ]
         if effect == "RenewLease":
             return [
-                StoreResult("renewed", k.valid_fence(o), {}, "LeaseRenewed"),
+                StoreResult("renewed", k.valid_fence(o), self.full_ttl(), "LeaseRenewed"),
                 StoreResult("expired", TRUE, {}, "LeaseLost"),
             ]
         if effect in ("WriteCheckpoint", "CommitSessionCommand", "CommitTurn"):
@@ -1587,6 +1611,15 @@ LEASED_PHASES: tuple[str, ...] = (
 )
 #: Phases in which the machine holds no lease (Cancelling may or may not hold one).
 UNLEASED_PHASES: tuple[str, ...] = ("Idle", "AcquiringLease", "ReclaimingLease", "Failed", "Closed")
+#: Effects awaited before a turn holds anything (held claims are empty while they wait).
+PRE_TURN_EFFECTS: tuple[str, ...] = (
+    "AcquireLease",
+    "ReclaimLease",
+    "InspectPendingWork",
+    "ClaimLeadingCommand",
+    "ClaimNextTurnInputs",
+    "ClaimQueuedWork",
+)
 #: Phases in which no store operation is outstanding.
 RESTING_PHASES: tuple[str, ...] = ("Idle", "ActiveTurn", "Failed", "Closed")
 
@@ -1744,3 +1777,295 @@ def machine_trace_outcome(
         .as_dict()
     )
     return trace_outcome(store_model, action, outcome)
+
+
+# --------------------------------------------------------------------------------------------
+# Lemmas: auxiliary invariants that make the composition's invariants inductive (z3check)
+
+MACHINE_LEMMA_REASONS: dict[str, str] = {
+    "lemma_awaiting_matches_phase": (
+        "unhandled_reply: a phase only ever awaits the effects its incoming rows issue "
+        "(awaitable_effects), so every reply finds a row"
+    ),
+    "lemma_cycle_ghosts_match_awaiting": (
+        "phase_order, effect_after_loss: what the cycle ghosts say about the lease follows "
+        "from the outstanding effect (a lease-using effect is awaited only under a lease the "
+        "cycle acquired and did not release or lose); unsettled_claims: before a turn the "
+        "machine holds nothing, while a command commit is outstanding only the command"
+    ),
+    "lemma_resting_phases": (
+        "phase_order, unsettled_claims: in ActiveTurn the cycle holds its lease; Idle and "
+        "Failed hold no lease, no claim and no granted claim"
+    ),
+    "lemma_interrupted_only_when_stopping": (
+        "interrupted_took_work: only Interrupting and Committing carry the interrupt"
+    ),
+    "lemma_held_claims_were_granted": (
+        "foreign_completion: a commit completes held rows, and every held code was granted "
+        "to the cycle"
+    ),
+    "lemma_held_rows_not_restamped": (
+        "lemma_held_claims_were_granted: the machine's own generation never claims a row it "
+        "holds again, so a new grant never overwrites a held code"
+    ),
+    "lemma_granted_codes_minted": (
+        "lemma_unheld_grants_unstamped: claim codes are fresh, so another generation's new "
+        "claim never carries a code this cycle was granted"
+    ),
+    "lemma_crashed_owner_has_fresh_machine": (
+        "current_fence_is_row_owner (the store model's crashed_owner_holds_nothing, which "
+        "mentions the dropped owner claim memory): a restart starts from a fresh machine"
+    ),
+    "lemma_unheld_grants_unstamped": (
+        "unsettled_claims: a granted claim the machine no longer holds was settled or handed "
+        "back, so no row carries it"
+    ),
+}
+
+
+def build_machine_lemmas(
+    bounds: MachineBounds = DEFAULT_MACHINE_BOUNDS, rules: tuple[Rule, ...] = RULES
+) -> tuple[Invariant, ...]:
+    """The proof lemmas (``MACHINE_LEMMA_REASONS`` says which invariant each serves), plus
+    the store model's own lemmas."""
+    from .kernel_model import build_lemmas
+
+    builder = MachineBuilder(bounds, rules)
+    so, sb, si = builder.s.owner, builder.s.batch, builder.s.input
+    awaitable = builder.awaitable
+
+    def per_owner(body: Callable[[Expr], Expr]) -> Expr:
+        return forall("qo", so, body)
+
+    def awaiting_ok(p: Expr) -> Expr:
+        return any_of(
+            *[
+                all_of(
+                    machine_phase[p].eq(phase),
+                    any_of(*[machine_awaiting[p].eq(e) for e in sorted(effects)]),
+                )
+                for phase, effects in awaitable.items()
+                if effects
+            ]
+        )
+
+    def ghosts_ok(p: Expr) -> Expr:
+        clauses: list[Expr] = [cycle_lost[p].implies(~cycle_leased[p])]
+        for effect in AWAITED_EFFECTS:
+            kind = EFFECTS[effect]
+            waiting = machine_awaiting[p].eq(effect)
+            if kind.acquires_lease:
+                facts = [owner_fence[p].eq(0), ~cycle_leased[p], ~cycle_released[p]]
+                facts.append(
+                    cycle_reclaimed[p] if effect == "ReclaimLease" else ~cycle_reclaimed[p]
+                )
+            else:
+                facts = [
+                    owner_fence[p].ne(0),
+                    cycle_leased[p],
+                    ~cycle_lost[p],
+                    cycle_released[p] if kind.releases_lease else ~cycle_released[p],
+                ]
+            if effect in PRE_TURN_EFFECTS:
+                facts.append(holds_nothing(p))
+            if effect == "CommitSessionCommand":
+                facts.append(holds_only_commands(p))
+            clauses.append(waiting.implies(all_of(*facts)))
+        return all_of(*clauses)
+
+    def holds_nothing(p: Expr) -> Expr:
+        return all_of(
+            forall("qb", sb, lambda b: machine_qheld[p][b].eq(0)),
+            forall("qi", si, lambda i: machine_iheld[p][i].eq(0)),
+        )
+
+    def holds_only_commands(p: Expr) -> Expr:
+        return all_of(
+            forall(
+                "qb",
+                sb,
+                lambda b: (
+                    machine_qheld[p][b].ne(0).implies(builder.k.work_class[b].eq("session_command"))
+                ),
+            ),
+            forall("qi", si, lambda i: machine_iheld[p][i].eq(0)),
+        )
+
+    def nothing_held(p: Expr) -> Expr:
+        return all_of(
+            forall("qb", sb, lambda b: all_of(machine_qheld[p][b].eq(0), granted_q[p][b].eq(0))),
+            forall("qi", si, lambda i: all_of(machine_iheld[p][i].eq(0), granted_i[p][i].eq(0))),
+        )
+
+    def resting_ok(p: Expr) -> Expr:
+        return all_of(
+            machine_phase[p]
+            .eq("ActiveTurn")
+            .implies(
+                all_of(owner_fence[p].ne(0), cycle_leased[p], ~cycle_lost[p], ~cycle_released[p])
+            ),
+            _in(machine_phase[p], ("Idle", "Failed")).implies(
+                all_of(owner_fence[p].eq(0), ~cycle_leased[p], nothing_held(p))
+            ),
+        )
+
+    def held_granted(p: Expr) -> Expr:
+        return all_of(
+            forall(
+                "qb",
+                sb,
+                lambda b: (
+                    machine_qheld[p][b].ne(0).implies(granted_q[p][b].eq(machine_qheld[p][b]))
+                ),
+            ),
+            forall(
+                "qi",
+                si,
+                lambda i: (
+                    machine_iheld[p][i].ne(0).implies(granted_i[p][i].eq(machine_iheld[p][i]))
+                ),
+            ),
+        )
+
+    def unheld_unstamped(p: Expr) -> Expr:
+        return all_of(
+            forall(
+                "qb",
+                sb,
+                lambda b: all_of(
+                    granted_q[p][b].ne(0), machine_qheld[p][b].ne(granted_q[p][b])
+                ).implies(
+                    ~all_of(batch_status[b].eq("queued"), batch_claim[b].eq(granted_q[p][b]))
+                ),
+            ),
+            forall(
+                "qi",
+                si,
+                lambda i: all_of(
+                    granted_i[p][i].ne(0), machine_iheld[p][i].ne(granted_i[p][i])
+                ).implies(input_claim[i].ne(granted_i[p][i])),
+            ),
+        )
+
+    def held_not_superseded_by_own_generation(p: Expr) -> Expr:
+        fence = owner_fence[p]
+
+        def row_ok(held: Expr, claim: Expr, claim_gen: Expr) -> Expr:
+            return held.ne(0).implies(
+                all_of(
+                    any_of(claim.eq(0), claim_gen >= fence),
+                    claim_gen.eq(fence).implies(claim.eq(held)),
+                    # while the generation is live nobody else can clear a held row
+                    all_of(lease_live, lease_gen.eq(fence)).implies(
+                        all_of(claim.eq(held), claim_gen.eq(fence))
+                    ),
+                )
+            )
+
+        return all_of(
+            forall(
+                "qb",
+                sb,
+                lambda b: row_ok(machine_qheld[p][b], batch_claim[b], batch_claim_gen[b]),
+            ),
+            forall(
+                "qi",
+                si,
+                lambda i: row_ok(machine_iheld[p][i], input_claim[i], input_claim_gen[i]),
+            ),
+        )
+
+    stride = bounds.max_claims_per_row + 1
+
+    def minted(code: Expr, rows: IntSort, fencing: Var) -> Expr:
+        # a granted code names a head row whose claim fencing token already reached it
+        return code.eq(0) | exists(
+            "qh",
+            rows,
+            lambda h: exists(
+                "qf",
+                builder.s.fencing,
+                lambda f: all_of(code.eq(h * stride + f), f >= 1, f <= fencing[h]),
+            ),
+        )
+
+    def granted_minted(p: Expr) -> Expr:
+        return all_of(
+            forall("qb", sb, lambda b: minted(granted_q[p][b], sb, batch_fencing)),
+            forall("qi", si, lambda i: minted(granted_i[p][i], si, input_fencing)),
+        )
+
+    def crashed_fresh(p: Expr) -> Expr:
+        return (~owner_alive[p]).implies(
+            all_of(
+                owner_fence[p].eq(0),
+                machine_phase[p].eq("Idle"),
+                ~cycle_leased[p],
+                ~cycle_lost[p],
+                nothing_held(p),
+            )
+        )
+
+    reference = "model/machine_model.py (proof lemma)"
+    return (
+        *build_lemmas(bounds.store_bounds()),
+        Invariant(
+            "lemma_awaiting_matches_phase",
+            "A machine awaits only effects its phase can await.",
+            reference,
+            per_owner(awaiting_ok),
+        ),
+        Invariant(
+            "lemma_cycle_ghosts_match_awaiting",
+            "The cycle's lease ghosts agree with the outstanding effect.",
+            reference,
+            per_owner(ghosts_ok),
+        ),
+        Invariant(
+            "lemma_resting_phases",
+            "ActiveTurn holds the cycle's lease; Idle and Failed hold nothing.",
+            reference,
+            per_owner(resting_ok),
+        ),
+        Invariant(
+            "lemma_interrupted_only_when_stopping",
+            "Only Interrupting and Committing carry the interrupt.",
+            reference,
+            per_owner(
+                lambda p: machine_interrupted[p].implies(
+                    _in(machine_phase[p], ("Interrupting", "Committing"))
+                )
+            ),
+        ),
+        Invariant(
+            "lemma_held_claims_were_granted",
+            "Every claim the machine holds was granted to its cycle.",
+            reference,
+            per_owner(held_granted),
+        ),
+        Invariant(
+            "lemma_held_rows_not_restamped",
+            "A row the machine holds carries the held code while its generation is live; "
+            "otherwise it is cleared, still carries it, or belongs to a newer generation.",
+            reference,
+            per_owner(held_not_superseded_by_own_generation),
+        ),
+        Invariant(
+            "lemma_granted_codes_minted",
+            "Every granted claim code was minted from its head row's claim fencing token.",
+            reference,
+            per_owner(granted_minted),
+        ),
+        Invariant(
+            "lemma_crashed_owner_has_fresh_machine",
+            "A crashed owner's machine is the initial one and holds nothing.",
+            reference,
+            per_owner(crashed_fresh),
+        ),
+        Invariant(
+            "lemma_unheld_grants_unstamped",
+            "A granted claim the machine no longer holds is on no row.",
+            reference,
+            per_owner(unheld_unstamped),
+        ),
+    )
