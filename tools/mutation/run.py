@@ -298,6 +298,10 @@ def read_session(session: Path) -> list[Mutant]:
             outcome = "skipped" if output == SKIP_NOTE else "excluded"  # operators-filter
         elif test == "survived":
             outcome = "not-run" if output == NOT_RUN_NOTE else "survived"
+        elif test == "killed" and "SyntaxError" in (output or ""):
+            # Cosmic Ray mutates the keyword-only marker `*` of a signature as if it were a
+            # multiplication; the result does not compile: no mutant of behaviour
+            outcome = "incompetent"
         elif test == "killed":
             outcome = "timeout" if (output or "").strip() == "timeout" else "killed"
         else:
@@ -470,9 +474,9 @@ class Summary:
     skipped: int
     excluded: int
     pending: int
-    killed: int  # incl. timeouts and incompetent
+    killed: int  # incl. timeouts
+    incompetent: int  # not counted: no mutant of behaviour
     timeouts: int
-    incompetent: int
     survived: int  # incl. not run
     not_run: int
     equivalent: int
@@ -487,7 +491,7 @@ class Summary:
     def sampled_fraction(self) -> float:
         """Share of the runnable mutants judged so far.  Cosmic Ray takes pending mutants in
         random order, so a partial session's judged mutants are a uniform sample of them."""
-        judged = self.killed + self.survived - self.not_run
+        judged = self.killed + self.survived - self.not_run + self.incompetent
         return judged / (judged + self.pending) if judged + self.pending else 1.0
 
     @property
@@ -539,7 +543,7 @@ def summarise(mutants: Sequence[Mutant], equivalents: dict[MutantKey, Equivalent
         skipped=count["skipped"],
         excluded=count["excluded"],
         pending=count["pending"],
-        killed=count["killed"] + count["timeout"] + count["incompetent"],
+        killed=count["killed"] + count["timeout"],
         timeouts=count["timeout"],
         incompetent=count["incompetent"],
         survived=count["survived"] + count["not-run"],
@@ -616,8 +620,9 @@ def render_markdown(
         )
     out += [
         "",
-        f"Killed includes {summary.timeouts} timeouts and {summary.incompetent} "
-        "incompetent mutants; pending (not judged): " + str(summary.pending) + ".",
+        f"Killed includes {summary.timeouts} timeouts. Not counted: {summary.incompetent} "
+        "incompetent mutants (they do not compile: Cosmic Ray turns the keyword-only `*` of a "
+        f"signature into an operator). Pending (not judged): {summary.pending}.",
         "",
     ]
     survivors = [
@@ -722,8 +727,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"mutants {summary.total}: skipped (annotations) {summary.skipped}, "
         f"excluded operators {summary.excluded}, "
-        f"pending {summary.pending}, killed {summary.killed} (timeouts {summary.timeouts}, "
-        f"incompetent {summary.incompetent}), survived {summary.survived} "
+        f"pending {summary.pending}, incompetent {summary.incompetent}, "
+        f"killed {summary.killed} (timeouts {summary.timeouts}), survived {summary.survived} "
         f"(not run {summary.not_run}) "
         f"(equivalent {summary.equivalent}); {time.monotonic() - started:.0f} s"
     )
