@@ -1812,6 +1812,11 @@ MACHINE_LEMMA_REASONS: dict[str, str] = {
         "lemma_unheld_grants_unstamped: claim codes are fresh, so another generation's new "
         "claim never carries a code this cycle was granted"
     ),
+    "lemma_granted_stamps_own_generation": (
+        "lemma_held_rows_not_restamped with two owners: a lease-less hand-back by claim code "
+        "never clears another generation's claim, because codes are stamped with the "
+        "generation that was granted them"
+    ),
     "lemma_crashed_owner_has_fresh_machine": (
         "current_fence_is_row_owner (the store model's crashed_owner_holds_nothing, which "
         "mentions the dropped owner claim memory): a restart starts from a fresh machine"
@@ -1995,6 +2000,25 @@ def build_machine_lemmas(
             forall("qi", si, lambda i: minted(granted_i[p][i], si, input_fencing)),
         )
 
+    def granted_stamps_own_generation(p: Expr) -> Expr:
+        fence = owner_fence[p]
+        return all_of(
+            forall(
+                "qb",
+                sb,
+                lambda b: all_of(granted_q[p][b].ne(0), batch_claim[b].eq(granted_q[p][b])).implies(
+                    batch_claim_gen[b].eq(fence)
+                ),
+            ),
+            forall(
+                "qi",
+                si,
+                lambda i: all_of(granted_i[p][i].ne(0), input_claim[i].eq(granted_i[p][i])).implies(
+                    input_claim_gen[i].eq(fence)
+                ),
+            ),
+        )
+
     def crashed_fresh(p: Expr) -> Expr:
         return (~owner_alive[p]).implies(
             all_of(
@@ -2055,6 +2079,12 @@ def build_machine_lemmas(
             "Every granted claim code was minted from its head row's claim fencing token.",
             reference,
             per_owner(granted_minted),
+        ),
+        Invariant(
+            "lemma_granted_stamps_own_generation",
+            "A row carrying a code granted to a cycle is pinned to that cycle's generation.",
+            reference,
+            per_owner(granted_stamps_own_generation),
         ),
         Invariant(
             "lemma_crashed_owner_has_fresh_machine",
