@@ -389,6 +389,11 @@ def awaitable_effects(rules: tuple[Rule, ...]) -> dict[str, frozenset[str]]:
 # Bounds
 
 
+#: Store bounds the composition fixes when the store model has them: ``expire`` is the only
+#: clock move of machine traces (one step is a whole TTL), and the machine never claims by ids.
+STORE_BOUND_PINS: dict[str, int] = {"ttl_steps": 1, "exact_claims": 0}
+
+
 @dataclass(frozen=True)
 class MachineBounds:
     """The store bounds plus ``max_turns`` (turns started in the session)."""
@@ -410,9 +415,8 @@ class MachineBounds:
     def store_bounds(self) -> Bounds:
         values: dict[str, int] = asdict(self)
         del values["max_turns"]
-        if "ttl_steps" in {f.name for f in fields(Bounds)}:
-            # ``expire`` is the only clock move of machine traces: one step is a whole TTL
-            values["ttl_steps"] = 1
+        known = {f.name for f in fields(Bounds)}
+        values.update({k: v for k, v in STORE_BOUND_PINS.items() if k in known})
         return Bounds(**values)
 
     def as_dict(self) -> dict[str, int]:
