@@ -39,6 +39,7 @@ from .dsl import (
     Add,
     And,
     BoolSort,
+    Case,
     Const,
     Count,
     EnumSort,
@@ -62,6 +63,7 @@ from .dsl import (
     Next,
     Not,
     Or,
+    Outcome,
     Param,
     Select,
     SetOf,
@@ -456,6 +458,42 @@ def _post_state(expr: Expr, post: Mapping[str, str]) -> Expr:
     return transform(expr, replace)
 
 
+def _substitute_param(expr: Expr, name: str, replacement: Expr) -> Expr:
+    """``expr`` with the free ``Param(name)`` replaced (binders of ``name`` shadow it)."""
+
+    def replace(node: Expr) -> Expr | None:
+        if isinstance(node, Param) and node.name == name:
+            return replacement
+        if isinstance(node, Let) and node.name == name:
+            return Let(node.name, _substitute_param(node.value, name, replacement), node.body)
+        if isinstance(node, MapOf | ForAll | Exists | Count | SetOf | ListOf):
+            return node if node.name == name else None
+        return None
+
+    return transform(expr, replace)
+
+
+def _hoist_lets(case: Case, index: int) -> tuple[Case, list[tuple[str, Expr]]]:
+    """``case`` with the ``Let``s that open its updates and outcome fields taken out as
+    action-level values (``h_case1``): the claim cases bind the same head slot in every
+    update, and writing it once keeps the module small (Quint parses slowly)."""
+    hoisted: dict[tuple[str, Expr], str] = {}
+
+    def peel(expr: Expr) -> Expr:
+        while isinstance(expr, Let):
+            key = (expr.name, expr.value)
+            local = hoisted.setdefault(key, f"{expr.name}_case{index}_{len(hoisted)}")
+            expr = _substitute_param(expr.body, expr.name, Var(local))
+        return expr
+
+    rewritten = Case(
+        case.condition,
+        [(name, peel(value)) for name, value in case.updates],
+        Outcome(case.outcome.tag, [(name, peel(value)) for name, value in case.outcome.fields]),
+    )
+    return rewritten, [(local, value) for (_, value), local in hoisted.items()]
+
+
 def _render_action(model: Model, action_index: int) -> list[str]:
     action = model.actions[action_index]
     fresh = [0]
@@ -475,14 +513,18 @@ def _render_action(model: Model, action_index: int) -> list[str]:
     lines.append("    all {")
     lines.append(f"      {_render(action.guard, pre)},")
     lines.append(f"      val {CASE_LOCAL} = {_choice(arms, default)}")
-    updated = [
-        v.name for v in model.variables if any(v.name in c.update_map() for c in action.cases)
-    ]
+    cases = []
+    for index, case in enumerate(action.cases):
+        rewritten, hoisted = _hoist_lets(case, index)
+        cases.append(rewritten)
+        for local, bound in hoisted:
+            lines.append(f"      val {local} = {_render(bound, pre)}")
+    updated = [v.name for v in model.variables if any(v.name in c.update_map() for c in cases)]
     post = {name: f"{POST_PREFIX}{name}" for name in updated}
     for name in updated:
         branches = [
             (f"{CASE_LOCAL} == {index}", _render(case.update_map()[name], pre, _IMPLIES))
-            for index, case in enumerate(action.cases)
+            for index, case in enumerate(cases)
             if name in case.update_map()
         ]
         lines.append(f"      val {post[name]} = {_choice(branches, name)}")
@@ -500,7 +542,7 @@ def _render_action(model: Model, action_index: int) -> list[str]:
         lines.append(f"        {name}' = {value},")
     outcomes = [
         (f"{CASE_LOCAL} == {index}", _outcome_text(c.outcome.tag, c.outcome.fields, pre))
-        for index, c in enumerate(action.cases)
+        for index, c in enumerate(cases)
     ]
     *first, (_, last) = outcomes
     lines.append(f"        {OUTCOME_VARIABLE}' = {_choice(first, last)},")
@@ -587,3 +629,21 @@ def find_quint() -> Path | None:
         return cached
     on_path = shutil.which("quint")
     return Path(on_path) if on_path else None
+
+
+def render_system(system: str, bounds: Mapping[str, int], mutant: str | None = None) -> str:
+    """``render_quint`` of the ``store`` or ``machine`` model (or of the named seeded bug of the
+    store model) at ``bounds``, defaults for the bounds not given."""
+    from .kernel_model import Bounds, build_model
+    from .machine_model import MachineBounds, build_machine_model
+    from .mutants import build_mutant
+
+    if system == "machine":
+        if mutant is not None:
+            raise QuintRenderError("seeded bugs are store-model bugs: drop --mutant or --system")
+        return render_quint(build_machine_model(MachineBounds(**bounds)))
+    if system != "store":
+        raise QuintRenderError(f"unknown system {system!r}; expected store or machine")
+    if mutant is not None:
+        return render_quint(build_mutant(mutant, Bounds(**bounds)))
+    return render_quint(build_model(Bounds(**bounds)))
