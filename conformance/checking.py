@@ -441,9 +441,14 @@ def run_export(
 
 
 def load_traces(
-    files: Sequence[Path], *, validate: bool = False, progress: Progress = _quiet
+    files: Sequence[Path],
+    *,
+    validate: bool = False,
+    progress: Progress = _quiet,
+    quint_bounds: Mapping[str, int] | None = None,
 ) -> list[Trace]:
     """Read trace files; with ``validate`` check each against the JSON Schema first.
+    ``quint_bounds`` are the bounds of Quint's own traces (docs/trace-format.md).
 
     Reports how far it got every couple of seconds: a thousand files take several.
     """
@@ -466,7 +471,7 @@ def load_traces(
         try:
             if validate:
                 validate_trace_document(read_trace_document(path), str(path))
-            traces.append(read_trace(path))
+            traces.append(read_trace(path, quint_bounds))
         except TraceFormatError as error:
             raise JobError(f"malformed trace: {error}") from None
         except (OSError, ValueError) as error:
@@ -484,8 +489,9 @@ def run_replay(
     kernel_variant: str | None = None,
     validate: bool = False,
     progress: Progress = _quiet,
+    quint_bounds: Mapping[str, int] | None = None,
 ) -> ReplayReport:
-    traces = load_traces(files, validate=validate, progress=progress)
+    traces = load_traces(files, validate=validate, progress=progress, quint_bounds=quint_bounds)
     target: ReplayTarget
     if kernel_variant is not None:
         target = KernelAdapter(broken_memory_store_factory(kernel_variant))

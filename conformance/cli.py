@@ -5,6 +5,7 @@
     lashspec explore   explore the model's state graph only, optionally exporting it
     lashspec export    write the conformance trace suite (ITF JSON) to a directory
     lashspec replay    replay ITF traces against our kernel or against a port's adapter
+    lashspec render    write the model as a Quint module (docs/trace-format.md, Quint traces)
 
 Every sub-command prints progress on stderr and a summary on stdout; ``--help`` on each
 explains its options.  Bad arguments exit with status 2 and a one-line message.
@@ -294,7 +295,30 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[v.name for v in BROKEN_KERNELS],
         help="replay against a deliberately broken kernel (in memory) to see a divergence",
     )
+    replay.add_argument(
+        "--bounds",
+        metavar="NAME=N,...",
+        help="bounds of Quint traces whose spec header is not at hand, e.g. "
+        "owners=1,batches=1,inputs=1,max_generation=2,max_incarnation=0,"
+        "max_claims_per_row=1,max_head_revision=1",
+    )
     replay.set_defaults(handler=_cmd_replay)
+
+    render = sub.add_parser(
+        "render",
+        parents=[global_options],
+        help="write the model as a Quint module",
+        description=(
+            "Render the store model (or the machine model, or a seeded bug) at the given "
+            "bounds as a Quint module whose MBT traces `lashspec replay` accepts unchanged."
+        ),
+    )
+    render.add_argument("--format", choices=("quint",), default="quint", help="output format")
+    render.add_argument("--system", choices=("store", "machine"), default="store")
+    render.add_argument("--mutant", metavar="NAME", help="render a seeded bug of the store model")
+    render.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    _add_bounds_arguments(render)
+    render.set_defaults(handler=_cmd_render)
     return parser
 
 
@@ -443,9 +467,38 @@ def _cmd_replay(args: argparse.Namespace, progress: Progress) -> int:
         kernel_variant=args.kernel_variant,
         validate=args.validate,
         progress=progress,
+        quint_bounds=_quint_bounds(args.bounds),
     )
     print(result.report())
     return EXIT_OK if result.ok else EXIT_VIOLATION
+
+
+def _quint_bounds(text: str | None) -> dict[str, int] | None:
+    from .quint_traces import BoundsSyntaxError, parse_bounds
+
+    try:
+        return None if text is None else parse_bounds(text)
+    except BoundsSyntaxError as error:
+        raise CliError(f"--bounds: {error}") from None
+
+
+def _cmd_render(args: argparse.Namespace, progress: Progress) -> int:
+    from ..model.dsl import ModelError
+    from ..model.quint import render_system
+
+    try:
+        text = render_system(args.system, _bounds_overrides(args), args.mutant)
+    except (ValueError, ModelError) as error:
+        raise CliError(str(error).splitlines()[0]) from None
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise CliError(f"cannot write {args.output}: {error.strerror}") from None
+        progress(f"wrote {args.output} ({len(text.splitlines())} lines)")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
