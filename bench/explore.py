@@ -1,10 +1,13 @@
-"""Exploration throughput and peak memory of the explicit-state explorer.
+"""Exploration throughput and memory per engine: reference, packed Python, C, C with symmetry.
 
-    python bench/explore.py [--quick]
+    python bench/explore.py [--quick] [--full] [--repeat N]
 
-Each configuration is explored in a fresh child process so that its peak resident memory
-(``ru_maxrss``) is its own. Prints distinct states per second, bytes per state and the ratio
-to the target of 50,000 states/s; all numbers come from this one run.
+Every (configuration, engine) runs in a fresh child process, ``--repeat`` times (default 3),
+so that its peak resident memory (``ru_maxrss``) is its own. States/s are distinct states per
+CPU second of the exploration alone (compiling is reported apart; the C module is built once
+and then cached); min/median over the repeats. Bytes/state is the peak RSS growth of the
+exploration divided by the states it stored. ``x ref`` is the ratio to the reference explorer
+measured in this run. ``--full`` adds DEFAULT_BOUNDS with the C engine and owner symmetry.
 """
 
 from __future__ import annotations
@@ -12,85 +15,116 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
 from dataclasses import asdict
+from typing import Any
 
-TARGET_STATES_PER_SECOND = 50_000
+ENGINES = ("reference", "python", "c", "c+sym")
 
 
-def _child(bounds_json: str) -> None:
+def _child(bounds_json: str, engine: str) -> None:
     from lashspec.model.dsl import compile_model
     from lashspec.model.explore import explore
+    from lashspec.model.fastexplore import build_c, fast_explore, owner_symmetry, render_c
     from lashspec.model.kernel_model import Bounds, build_model
 
-    bounds = Bounds(**json.loads(bounds_json))
+    model = build_model(Bounds(**json.loads(bounds_json)))
+    symmetry = owner_symmetry(model) if engine == "c+sym" else None
+    if engine.startswith("c"):
+        build_c(render_c(model, symmetry))  # compile (or load from the cache) before measuring
+    compiled = compile_model(model)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    compiled = compile_model(build_model(bounds))
-    started = time.perf_counter()
-    result = explore(compiled)
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        json.dumps(
-            {
-                "states": result.state_count,
-                "edges": result.edge_count,
-                "seconds": elapsed,
-                "peak_kib": peak,
-                "baseline_kib": baseline,
-            }
+    row: dict[str, Any]
+    if engine == "reference":
+        started = time.process_time()
+        result = explore(compiled)
+        row = {
+            "states": result.state_count,
+            "edges": result.edge_count,
+            "full_states": result.state_count,
+            "cpu": time.process_time() - started,
+        }
+    else:
+        fast = fast_explore(
+            model, engine="python" if engine == "python" else "c", symmetry=symmetry
         )
+        row = {
+            "states": fast.state_count,
+            "edges": fast.edge_count,
+            "full_states": fast.full_state_count,
+            "cpu": fast.cpu_seconds,
+        }
+    row["grown_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline
+    print(json.dumps(row))
+
+
+def _run(bounds: Any, engine: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(asdict(bounds)), "--engine", engine],
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    row: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return row
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the check profiles")
+    parser.add_argument("--full", action="store_true", help="add DEFAULT_BOUNDS (C, symmetry)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child)
+        _child(args.child, args.engine)
         return 0
-    from lashspec.model.kernel_model import Bounds
+    from lashspec.model.kernel_model import DEFAULT_BOUNDS, Bounds
     from lashspec.model.profiles import PROFILES
 
-    configs = [(p.name, p.bounds) for p in PROFILES]
+    engines = [e for e in args.engines.split(",") if e]
+    configs: list[tuple[str, Any, list[str]]] = [(p.name, p.bounds, engines) for p in PROFILES]
     if not args.quick:
-        configs.append(
-            (
-                "wide",
-                Bounds(
-                    owners=2,
-                    max_incarnation=0,
-                    batches=2,
-                    inputs=2,
-                    max_generation=2,
-                    max_claims_per_row=1,
-                    max_head_revision=1,
-                ),
-            )
+        wide = Bounds(
+            owners=2,
+            max_incarnation=0,
+            batches=2,
+            inputs=2,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=1,
         )
-    header = f"{'config':8} {'states':>10} {'edges':>12} {'seconds':>8} {'states/s':>10} "
-    header += f"{'x target':>8} {'peak MiB':>9} {'bytes/state':>11}"
+        configs.append(("wide", wide, engines))
+    if args.full:
+        configs.append(("full", DEFAULT_BOUNDS, ["c+sym"]))
+    header = (
+        f"{'config':7} {'engine':9} {'states':>10} {'full states':>11} {'edges':>11} "
+        f"{'cpu s':>7} {'states/s min':>12} {'median':>10} {'x ref':>6} {'bytes/state':>11}"
+    )
     print(header)
     print("-" * len(header))
-    for name, bounds in configs:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", json.dumps(asdict(bounds))],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        rate = row["states"] / row["seconds"]
-        grown = (row["peak_kib"] - row["baseline_kib"]) * 1024
-        print(
-            f"{name:8} {row['states']:>10,} {row['edges']:>12,} {row['seconds']:>8.1f} "
-            f"{rate:>10,.0f} {rate / TARGET_STATES_PER_SECOND:>8.2f} "
-            f"{row['peak_kib'] / 1024:>9.0f} {grown / row['states']:>11.0f}"
-        )
+    for name, bounds, wanted in configs:
+        reference_rate: float | None = None
+        for engine in wanted:
+            rows = [_run(bounds, engine) for _ in range(args.repeat)]
+            rates = sorted(r["states"] / max(r["cpu"], 1e-9) for r in rows)
+            grown = min(r["grown_kib"] for r in rows) * 1024 / rows[0]["states"]
+            median = statistics.median(rates)
+            if engine == "reference":
+                reference_rate = median
+            ratio = f"{median / reference_rate:6.1f}" if reference_rate else f"{'-':>6}"
+            row = rows[0]
+            print(
+                f"{name:7} {engine:9} {row['states']:>10,} {row['full_states']:>11,} "
+                f"{row['edges']:>11,} {min(r['cpu'] for r in rows):>7.2f} {rates[0]:>12,.0f} "
+                f"{median:>10,.0f} {ratio} {grown:>11.0f}",
+                flush=True,
+            )
     return 0
 
 

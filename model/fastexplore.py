@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .check import CheckResult, InvariantStatus
 from .dsl import (
     FALSE,
     TRUE,
@@ -84,6 +85,8 @@ from .explore import (
     Violation,
     resident_memory_bytes,
 )
+from .kernel_model import DEFAULT_BOUNDS
+from .profiles import Profile
 
 Engine = Literal["auto", "c", "python"]
 Lang = Literal["c", "py", "pml"]
@@ -806,6 +809,8 @@ typedef struct explorer {
     uint64_t stop_mask;
     int complete, err, err_binding;
     uint64_t buf[(NB > 0 ? NB : 1) * W];
+    uint64_t hash_of[NB > 0 ? NB : 1];
+    uint8_t orbit_of[NB > 0 ? NB : 1];
 } explorer;
 
 static int grow_table(explorer *e) {
@@ -884,11 +889,24 @@ int ex_run(explorer *e, int64_t budget) {
         e->full_edges += (int64_t)count * e->orbits[e->cursor];
         if (e->n + count > e->cap && grow_states(e, e->n + count)) return -2;
         if ((e->n + count) * 10 > (e->tmask + 1) * 7 && grow_table(e)) return -2;
+        /* hash every successor and prefetch its slot, then the state found there: the
+           lookups of one state's successors then wait on memory together, not in turn */
+        uint64_t mask = (uint64_t)e->tmask;
         for (int j = 0; j < count; j++) {
             uint64_t *t = e->buf + (size_t)j * W;
-            int orbit = canon(t);
+            e->orbit_of[j] = (uint8_t)canon(t);
+            e->hash_of[j] = hash_words(t) & mask;
+            __builtin_prefetch(&e->table[e->hash_of[j]]);
+        }
+        for (int j = 0; j < count; j++) {
+            uint32_t id = e->table[e->hash_of[j]];
+            if (id) __builtin_prefetch(e->states + (int64_t)(id - 1) * W);
+        }
+        for (int j = 0; j < count; j++) {
+            uint64_t *t = e->buf + (size_t)j * W;
+            int orbit = e->orbit_of[j];
             if (memcmp(t, cur, sizeof cur) == 0) continue;
-            uint64_t h = hash_words(t) & (uint64_t)e->tmask;
+            uint64_t h = e->hash_of[j];
             int found = 0;
             for (uint32_t id; (id = e->table[h]) != 0; h = (h + 1) & (uint64_t)e->tmask) {
                 if (memcmp(e->states + (int64_t)(id - 1) * W, t, sizeof cur) == 0) {
@@ -1129,7 +1147,7 @@ def _explore_c(
     layout = PackedLayout(model)
     lib_module = build_c(render_c(model, symmetry))
     ffi, lib = lib_module.ffi, lib_module.lib
-    canon_py = _python_namespace(model, layout, symmetry)["canon"]
+    canon_py = _python_canon(model, layout, symmetry)
     compile_seconds = time.perf_counter() - compile_started
     started, cpu_started = time.perf_counter(), _cpu()
     init, orbit = canon_py(layout.pack(model.initial_state()))
@@ -1224,6 +1242,14 @@ def _raise_model_error(model: Model, layout: PackedLayout, packed: int) -> None:
     for _, _, target in checked.successors(flat):
         layout.pack(target)
     raise ModelError(f"the model failed in state {model.decode(flat)} (no detail available)")
+
+
+def _python_canon(model: Model, layout: PackedLayout, symmetry: Symmetry | None) -> Any:
+    """Only ``canon`` in Python (the C engine needs it for its initial state and replays)."""
+    namespace: dict[str, Any] = {}
+    source = _generate_canon(model, layout, "py", symmetry) + "\n"
+    exec(compile(source, f"<canon {model.name}>", "exec"), namespace)
+    return namespace["canon"]
 
 
 def _python_namespace(
@@ -1379,7 +1405,7 @@ def _violations(
     if not chains:
         return {}
     compiled = compile_model(model)
-    canon = _python_namespace(model, layout, symmetry)["canon"] if symmetry else None
+    canon = _python_canon(model, layout, symmetry) if symmetry else None
     result: dict[str, Violation] = {}
     for name, chain in sorted(chains.items(), key=lambda item: item[1][-1][0]):
         inv = model.invariant(name)
@@ -1415,3 +1441,71 @@ def iter_states(layout: PackedLayout, packed: Sequence[int]) -> Iterator[FlatSta
     """Flat tuples of packed states (for tests and tools)."""
     for state in packed:
         yield layout.unpack(state)
+
+
+# --------------------------------------------------------------------------------------------
+# The ``full`` profile: DEFAULT_BOUNDS, exhaustively
+
+
+def full_profile() -> Profile:
+    """The ``full`` profile: the model's default bounds (too large for the Python explorer)."""
+    return Profile(
+        "full",
+        DEFAULT_BOUNDS,
+        "every bound at its default: explored by the C engine under owner symmetry",
+    )
+
+
+def fast_check(
+    model: Model,
+    *,
+    symmetry: Symmetry | None = None,
+    engine: Engine = "auto",
+    max_memory_bytes: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> CheckResult:
+    """``fast_explore`` summarised as a ``check.CheckResult`` (orbit counts in ``extra``).
+
+    ``states``/``edges`` are those of the unreduced graph; under a symmetry ``deadlocks``
+    counts deadlocked orbits.
+    """
+    result = fast_explore(
+        model,
+        engine=engine,
+        symmetry=symmetry,
+        max_memory_bytes=max_memory_bytes,
+        progress=progress,
+    )
+    statuses = [
+        InvariantStatus(
+            inv.name,
+            inv.statement,
+            inv.reference,
+            inv.name not in result.violations,
+            result.violations.get(inv.name),
+        )
+        for inv in model.invariants
+    ]
+    extra: dict[str, Any] = {
+        "engine": result.engine,
+        "symmetry": None if symmetry is None else list(symmetry.keyed + symmetry.valued),
+        "orbit_states": result.state_count,
+        "orbit_edges": result.edge_count,
+        "cpu_seconds": round(result.cpu_seconds, 3),
+        "store_bytes": result.store_bytes,
+    }
+    if result.fallback_reason:
+        extra["fallback_reason"] = result.fallback_reason
+    return CheckResult(
+        model=model.name,
+        bounds=dict(model.bounds),
+        states=result.full_state_count,
+        edges=result.full_edge_count,
+        max_depth=result.max_depth,
+        deadlocks=result.deadlocks,
+        complete=result.complete,
+        compile_seconds=result.compile_seconds,
+        explore_seconds=result.elapsed,
+        invariants=statuses,
+        extra=extra,
+    )

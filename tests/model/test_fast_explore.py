@@ -190,21 +190,37 @@ def test_symmetry_keeps_verdicts_and_full_counts_on_every_check_profile(name: st
         assert reduced.state_count == ref.state_count
 
 
+# Under symmetry, the seeded bugs whose counterexamples involve both owners (a takeover, a
+# foreign release, a stale commit); the other bugs are compared without it, to keep CI short.
+SYMMETRY_BUGS = ("renew_bumps_fencing_token", "release_ignores_fence", "commit_keeps_lease")
+
+
 @pytest.mark.usefixtures("c_engine")
 @pytest.mark.parametrize("bug", [m.name for m in MUTANTS])
 def test_seeded_bugs_same_verdicts_and_counterexamples_on_both_engines(bug: str) -> None:
     model = build_mutant(bug, SEEDED_BUG_BOUNDS)
+    try:
+        fast = fast_explore(model, engine="c")
+    except SortError:
+        # packed states cannot hold a value outside its sort: the C engine stops where the
+        # checked reference explorer stops too (the unchecked one would carry on silently)
+        with pytest.raises(SortError):
+            explore(model, checked=True)
+        return
     ref = explore(model)
-    fast = fast_explore(model, engine="c")
-    reduced = fast_explore(model, engine="c", symmetry=owner_symmetry(model))
     assert fast.state_count == ref.state_count
-    assert fast.invariant_status() == ref.invariant_status() == reduced.invariant_status()
-    assert lengths(fast.violations) == lengths(ref.violations) == lengths(reduced.violations)
+    assert fast.invariant_status() == ref.invariant_status()
+    assert lengths(fast.violations) == lengths(ref.violations)
     # same BFS order without symmetry: the very same shortest counterexamples
     assert {n: v.path for n, v in fast.violations.items()} == {
         n: v.path for n, v in ref.violations.items()
     }
-    assert reduced.full_state_count == ref.state_count
+    if bug in SYMMETRY_BUGS:
+        reduced = fast_explore(model, engine="c", symmetry=owner_symmetry(model))
+        assert ref.violations
+        assert reduced.invariant_status() == ref.invariant_status()
+        assert lengths(reduced.violations) == lengths(ref.violations)
+        assert reduced.full_state_count == ref.state_count > reduced.state_count
 
 
 def test_packed_python_engine_with_symmetry_finds_the_same_bugs() -> None:
@@ -234,7 +250,7 @@ def test_owner_symmetry_commutes_with_every_transition() -> None:
     # the soundness condition of the reduction, on every state of the two-owner lease profile
     ref = reference("lease")
     compiled = compile_model(ref.model)
-    for state in ref.states[::40]:
+    for state in ref.states[::97]:
         swapped = _swap_owners(ref.model, state)
         images = {_swap_owners(ref.model, t) for _, _, t in compiled.successors(state)}
         assert images == {t for _, _, t in compiled.successors(swapped)}

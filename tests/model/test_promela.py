@@ -34,7 +34,7 @@ def run_spin(model: Model, workdir: Path, *, invariants: bool = False) -> str:
     (workdir / "model.pml").write_text(render_promela(model, invariants=invariants))
     subprocess.run(["spin", "-a", "model.pml"], cwd=workdir, check=True, capture_output=True)
     subprocess.run(
-        ["gcc", "-O1", "-w", "-DNOREDUCE", "-DSAFETY", "-o", "pan", "pan.c"],
+        ["gcc", "-O0", "-w", "-DNOREDUCE", "-DSAFETY", "-o", "pan", "pan.c"],
         cwd=workdir,
         check=True,
         capture_output=True,
