@@ -10,20 +10,25 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..model.check import CheckResult, check_explicit, check_phase_order
 from ..model.explore import ExplorationResult, explore
 from ..model.kernel_model import DEFAULT_BOUNDS, Bounds, BoundsError, build_model
+from ..model.machine_model import MachineBounds, build_machine_model
 from ..model.mutants import MUTANTS
-from ..model.profiles import PROFILES, Profile
+from ..model.profiles import MACHINE_PROFILES, PROFILES, MachineProfile, Profile
 from .broken_kernels import broken_memory_store_factory
 from .generate import Suite, generate_suite, shortest_counterexample, write_suite
 from .itf import Trace, TraceFormatError, read_trace, read_trace_document
 from .kernel_adapter import KernelAdapter
-from .machine_suite import generate_machine_suite, write_machine_suite
+from .machine_suite import (
+    MachineSuite,
+    generate_machine_suite,
+    write_machine_suite,
+)
 from .replay import ReplayReport, ReplayTarget, kernel_target, replay_all
 
 Progress = Callable[[str], None]
@@ -256,21 +261,258 @@ def _suite_stage(
     return stage, traces
 
 
-def _replay_stage(traces: Sequence[Trace], backend: str, progress: Progress) -> CheckStage:
-    started = time.perf_counter()
-    progress(f"replay {len(traces)} traces on {backend}")
+def _replay_stage(
+    traces: Sequence[Trace], backend: str, progress: Progress, *, label: str = ""
+) -> CheckStage:
+    started, cpu = time.perf_counter(), time.process_time()
+    progress(f"replay {len(traces)} {label}traces on {backend}")
     report = replay_all(traces, kernel_target(backend), progress=progress)
     seconds = time.perf_counter() - started
     failures = [r for r in report.results if not r.ok]
     detail = f"{len(traces) - len(failures)}/{len(traces)} traces, {report.actions} actions"
-    data: dict[str, Any] = {"actions": report.actions}
+    data: dict[str, Any] = {"actions": report.actions, "cpu_seconds": round(_seconds_since(cpu), 3)}
     if failures:
         first = failures[0]
         assert first.divergence is not None
         detail += f"; first divergence in {first.trace_id}"
         data["first_divergence"] = {"trace": first.trace_id, "report": first.divergence.describe()}
         progress(f"divergence in {first.trace_id}:\n{first.divergence.describe()}")
-    return CheckStage(f"replay:{backend}", not failures, detail, data, seconds)
+    return CheckStage(f"replay:{label}{backend}", not failures, detail, data, seconds)
+
+
+# ---------------------------------------------------------------------------
+# check: the turn machine composed with the store (docs/model.md §7)
+# ---------------------------------------------------------------------------
+
+
+def machine_profiles_for(bounds: Mapping[str, int]) -> tuple[MachineProfile, ...]:
+    """The machine check profiles, or with custom store bounds one machine profile at those
+    bounds with one turn (the store bounds a machine has: ``MachineBounds``)."""
+    if not bounds:
+        return MACHINE_PROFILES
+    known = {f.name for f in fields(MachineBounds)}
+    try:
+        custom = MachineBounds(**{k: v for k, v in bounds.items() if k in known}, max_turns=1)
+    except (ValueError, BoundsError) as error:
+        raise JobError(f"machine: {error}") from None
+    return (MachineProfile("machine-custom", custom, "store bounds given on the command line"),)
+
+
+def _seconds_since(started: float) -> float:
+    """CPU seconds of this process since ``started`` (``time.process_time``): what a stage
+    costs, whatever else the machine runs."""
+    return time.process_time() - started
+
+
+def _machine_explore_stage(
+    prof: MachineProfile, progress: Progress, build: Callable[[MachineBounds], Any] | None = None
+) -> tuple[CheckStage, ExplorationResult]:
+    """Every invariant of the composed model on every state of one machine profile, no
+    deadlock; the edges are kept for the rule coverage and the machine suite."""
+    started, cpu = time.perf_counter(), time.process_time()
+    progress(f"explore {prof.name}: {prof.purpose}")
+    model = (build or build_machine_model)(prof.bounds)
+    result = explore(
+        model,
+        keep_edges=True,
+        progress=lambda p: progress(
+            f"explore {prof.name}: {p.processed:,} processed, {p.discovered:,} discovered, "
+            f"depth {p.depth}"
+        ),
+        progress_interval=10.0,
+    )
+    invariants = [inv.name for inv in result.model.invariants]
+    failed = sorted(result.violations)
+    detail = (
+        f"{result.state_count:,} states, {result.edge_count:,} edges, depth {result.max_depth}, "
+        f"{len(invariants) - len(failed)}/{len(invariants)} invariants hold, "
+        f"{len(result.deadlocks)} deadlocks"
+    )
+    if failed:
+        first = result.violations[failed[0]]
+        detail += f"; violated: {', '.join(failed)} ({failed[0]} after {len(first.path)} steps)"
+    data = {
+        "states": result.state_count,
+        "edges": result.edge_count,
+        "depth": result.max_depth,
+        "bounds": prof.bounds.as_dict(),
+        "violated": failed,
+        "deadlocks": len(result.deadlocks),
+        "cpu_seconds": round(_seconds_since(cpu), 3),
+    }
+    ok = not failed and not result.deadlocks and result.complete
+    stage = CheckStage(f"explore:{prof.name}", ok, detail, data, time.perf_counter() - started)
+    return stage, result
+
+
+def _machine_rules_stage(
+    explored: Mapping[str, ExplorationResult], must_cover: bool, progress: Progress
+) -> CheckStage:
+    """The machine profiles together take every row of the rule table (but the documented
+    unreachable ones) and reach every cycle outcome; no explored step is outside the table."""
+    from ..model.machine_check import UNREACHED_RULES, rule_coverage
+    from ..model.machine_model import RULES
+
+    started, cpu = time.perf_counter(), time.process_time()
+    progress("machine: rule coverage of the explored profiles")
+    coverage = rule_coverage(list(explored.values()))
+    rows = {(r.phase, r.event, r.target) for r in RULES}
+    detail = (
+        f"{len(coverage.taken & rows)}/{len(rows)} rule rows taken "
+        f"({len(UNREACHED_RULES)} documented unreachable), "
+        f"{len(coverage.outcomes_missed)} cycle outcomes missed"
+    )
+    if coverage.missed:
+        detail += "; rows not taken: " + ", ".join("/".join(r) for r in sorted(coverage.missed))
+    if coverage.outcomes_missed:
+        detail += "; outcomes missed: " + ", ".join(sorted(coverage.outcomes_missed))
+    if coverage.foreign:
+        detail += "; steps outside the table: " + ", ".join(
+            "/".join(r) for r in sorted(coverage.foreign)
+        )
+    ok = not coverage.foreign and (coverage.ok or not must_cover)
+    if not coverage.ok and not must_cover:
+        detail += " (custom bounds: not required)"
+    data = {
+        "rows": len(rows),
+        "taken": len(coverage.taken & rows),
+        "missed": sorted("/".join(r) for r in coverage.missed),
+        "outcomes_missed": sorted(coverage.outcomes_missed),
+        "cpu_seconds": round(_seconds_since(cpu), 3),
+    }
+    return CheckStage("machine:rules", ok, detail, data, time.perf_counter() - started)
+
+
+def _machine_mutant_stage(progress: Progress, mutants: Sequence[Any] | None = None) -> CheckStage:
+    """Each seeded machine bug is caught by the explorer with its expected invariant, and z3
+    BMC over the last steps of that shortest counterexample finds it too (a real run of the
+    mutant); at the same bounds and from the same start the correct model has no violation."""
+    from ..model.machine_check import (
+        bmc_suffix,
+        clean_model_holds,
+        explore_mutant,
+        replay_witness,
+    )
+    from ..model.machine_mutants import MACHINE_MUTANTS
+
+    started, cpu = time.perf_counter(), time.process_time()
+    caught: dict[str, Any] = {}
+    missed: list[str] = []
+    chosen = MACHINE_MUTANTS if mutants is None else mutants
+    for mutant in chosen:
+        progress(f"machine seeded bug {mutant.name}")
+        catch = explore_mutant(mutant)
+        if not catch.caught:
+            missed.append(mutant.name)
+            continue
+        sub, result = bmc_suffix(catch)
+        witness = result.violations.get(mutant.expected_invariant)
+        caught[mutant.name] = {
+            "invariant": mutant.expected_invariant,
+            "steps": len(catch.path),
+            "states_explored": catch.explored.state_count,
+            "bmc_suffix": witness.length if witness is not None else None,
+            "bmc_replays": replay_witness(catch.model, sub, result, mutant.expected_invariant),
+            "clean_model_holds": clean_model_holds(catch),
+        }
+        if not caught[mutant.name]["bmc_replays"]:
+            missed.append(f"{mutant.name} (z3)")
+        if not caught[mutant.name]["clean_model_holds"]:
+            missed.append(f"{mutant.name} (the correct model fails too)")
+    detail = (
+        f"{len(chosen) - len(missed)}/{len(chosen)} seeded machine bugs caught by the explorer "
+        "and by z3 BMC over the last steps"
+    )
+    if missed:
+        detail += "; missed: " + ", ".join(missed)
+    data = {"caught": caught, "cpu_seconds": round(_seconds_since(cpu), 3)}
+    return CheckStage(
+        "machine:seeded-bugs", not missed, detail, data, time.perf_counter() - started
+    )
+
+
+def _machine_z3_stages(
+    progress: Progress, build: Callable[[MachineBounds], Any] | None = None
+) -> list[CheckStage]:
+    """Induction of every machine invariant with the lemmas (owner pinned), and BMC from the
+    initial state of the same pinned model."""
+    from ..model import z3check
+    from ..model.machine_check import INDUCTION_BOUNDS, MACHINE_BMC_DEPTH, pin_owner
+    from ..model.machine_model import build_machine_lemmas
+
+    bounds = INDUCTION_BOUNDS
+    model = pin_owner((build or build_machine_model)(bounds))
+    lemmas = build_machine_lemmas(bounds)
+    started, cpu = time.perf_counter(), time.process_time()
+    progress("machine:z3-induction: proving every machine invariant inductive")
+    report = z3check.prove_inductive(model, lemmas)
+    proved = sum(p.proved for p in report.proofs)
+    detail = (
+        f"{proved}/{len(report.proofs)} invariants and lemmas inductive at one owner, "
+        f"{bounds.batches} batch, {bounds.inputs} input, {bounds.max_turns} turn (owner pinned)"
+    )
+    if not report.inductive:
+        detail += "; not proved: " + ", ".join(report.failed())
+        progress(z3check.format_induction(report))
+    stages = [
+        CheckStage(
+            "machine:z3-induction",
+            report.inductive,
+            detail,
+            {"report": report.to_dict(), "cpu_seconds": round(_seconds_since(cpu), 3)},
+            time.perf_counter() - started,
+        )
+    ]
+    started, cpu = time.perf_counter(), time.process_time()
+    progress(f"machine:z3-bmc: unrolling to depth {MACHINE_BMC_DEPTH}")
+    result = z3check.bmc(
+        model,
+        MACHINE_BMC_DEPTH,
+        lemmas,
+        progress=lambda p: progress(
+            f"machine:z3-bmc: depth {p.depth} in {p.depth_seconds:.1f}s, {p.violations} violations"
+        ),
+    )
+    detail = f"no violation within {result.checked_depth} steps of the initial state"
+    if not result.ok:
+        detail = "violated: " + ", ".join(sorted(result.violations))
+        progress(z3check.format_bmc(result))
+    stages.append(
+        CheckStage(
+            "machine:z3-bmc",
+            result.ok and result.complete,
+            detail,
+            {"report": result.to_dict(), "cpu_seconds": round(_seconds_since(cpu), 3)},
+            time.perf_counter() - started,
+        )
+    )
+    return stages
+
+
+def _machine_suite_stage(
+    profiles: Sequence[MachineProfile],
+    explored: Mapping[str, ExplorationResult],
+    out_dir: Path,
+    progress: Progress,
+) -> tuple[CheckStage, MachineSuite]:
+    started, cpu = time.perf_counter(), time.process_time()
+    suite = generate_machine_suite(profiles, progress=progress, explored=explored)
+    files = write_machine_suite(suite, out_dir)
+    goals = sum(c.goals for c in suite.cover)
+    detail = (
+        f"{len(suite.traces)} machine traces, {suite.steps} steps; {goals} goals "
+        f"(action, outcome, effects) over {len(suite.cover)} profiles"
+    )
+    data = {
+        "traces": len(files),
+        "steps": suite.steps,
+        "cover": [c.to_dict() for c in suite.cover],
+        "cpu_seconds": round(_seconds_since(cpu), 3),
+    }
+    return (
+        CheckStage("machine:suite", True, detail, data, time.perf_counter() - started),
+        suite,
+    )
 
 
 # The stages that need nothing from the exploration, in the order they run (between the
@@ -279,6 +521,8 @@ MODEL_STAGES: list[StageRunner] = [
     lambda _, progress: [_phase_order_stage(progress)],
     lambda _, progress: [_mutant_stage(progress)],
     lambda options, progress: [] if options.skip_z3 else _z3_stages(options.bmc_depth, progress),
+    lambda _, progress: [_machine_mutant_stage(progress)],
+    lambda options, progress: [] if options.skip_z3 else _machine_z3_stages(progress),
 ]
 
 
@@ -293,6 +537,7 @@ def run_check(
 ) -> CheckReport:
     """Every check: explorations, seeded bugs, z3, suite generation and replay."""
     profiles = profiles_for(bounds or {})
+    machine_profiles = machine_profiles_for(bounds or {})
     options = CheckOptions(bmc_depth=bmc_depth, skip_z3=skip_z3)
     report = CheckReport()
     explored: dict[str, ExplorationResult] = {}
@@ -300,6 +545,14 @@ def run_check(
         stage, _, result = _explore_stage(prof, progress)
         report.stages.append(stage)
         explored[prof.name] = result
+    machine_explored: dict[str, ExplorationResult] = {}
+    for machine_prof in machine_profiles:
+        stage, result = _machine_explore_stage(machine_prof, progress)
+        report.stages.append(stage)
+        machine_explored[machine_prof.name] = result
+    report.stages.append(
+        _machine_rules_stage(machine_explored, machine_profiles == MACHINE_PROFILES, progress)
+    )
     for runner in MODEL_STAGES:
         report.stages.extend(runner(options, progress))
     with tempfile.TemporaryDirectory(prefix="lashspec-suite-") as scratch:
@@ -308,6 +561,15 @@ def run_check(
         report.stages.append(stage)
         for backend in backends:
             report.stages.append(_replay_stage(traces, backend, progress))
+        stage, machine_suite = _machine_suite_stage(
+            machine_profiles, machine_explored, folder, progress
+        )
+        machine_explored.clear()  # the state graphs with their edges: free the memory
+        report.stages.append(stage)
+        for backend in backends:
+            report.stages.append(
+                _replay_stage(machine_suite.traces, backend, progress, label="machine-")
+            )
     return report
 
 
@@ -459,7 +721,7 @@ def load_traces(
             raise JobError(
                 "--validate needs the jsonschema package: pip install 'jsonschema>=4.20'"
             ) from None
-        from .schema import validate_trace_document
+        from .machine_schema import validate_any_trace_document
 
     traces = []
     progress(f"loading {len(files)} trace files" + (" (validating each)" if validate else ""))
@@ -470,7 +732,7 @@ def load_traces(
             progress(f"loaded {number - 1}/{len(files)} trace files")
         try:
             if validate:
-                validate_trace_document(read_trace_document(path), str(path))
+                validate_any_trace_document(read_trace_document(path), str(path))
             traces.append(read_trace(path, quint_bounds))
         except TraceFormatError as error:
             raise JobError(f"malformed trace: {error}") from None

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,13 +207,21 @@ def _quiet(_: str) -> None:
 
 
 def generate_machine_suite(
-    profiles: Sequence[MachineProfile] = MACHINE_PROFILES, *, progress: Progress = _quiet
+    profiles: Sequence[MachineProfile] = MACHINE_PROFILES,
+    *,
+    progress: Progress = _quiet,
+    explored: Mapping[str, ExplorationResult] | None = None,
 ) -> MachineSuite:
+    """The cover of every profile; ``explored`` holds explorations already made (with
+    ``keep_edges``) by profile name, which are used instead of exploring again."""
     suite = MachineSuite()
     for profile in profiles:
-        compiled = compile_model(build_machine_model(profile.bounds))
-        progress(f"machine profile {profile.name}: exploring")
-        result = explore(compiled, keep_edges=True)
+        result = (explored or {}).get(profile.name)
+        if result is None or result.edges is None:
+            compiled = compile_model(build_machine_model(profile.bounds))
+            progress(f"machine profile {profile.name}: exploring")
+            result = explore(compiled, keep_edges=True)
+        compiled = result.compiled
         if not result.complete:  # pragma: no cover - explore without limits always completes
             raise AssertionError(f"machine profile {profile.name} was not explored completely")
         walks, goals = machine_cover(result)
