@@ -611,12 +611,12 @@ def render_markdown(
     for file in [*files, "all"]:
         chosen = [m for m in mutants if file in ("all", m.key.file)]
         part = summarise(chosen, {k: v for k, v in equivalents.items() if file in ("all", k.file)})
-        n = part.non_equivalent
-        share = f"{100 * part.killed / n:.1f}%" if n else "-"
+        k, n = part.counted  # not-run survivors scaled like the judged sample
+        share = f"{100 * k / n:.1f}%" if n else "-"
         out.append(
             f"| {file if file != 'all' else '**all**'} | {part.total} | {part.skipped} |"
             f" {part.excluded} | {part.killed} | {part.survived} ({part.not_run}) |"
-            f" {part.equivalent} | {part.killed} / {n} = {share} |"
+            f" {part.equivalent} | {k} / {n} = {share} |"
         )
     out += [
         "",
@@ -633,6 +633,8 @@ def render_markdown(
         by_extension[groups.get((m.key.file, m.definition), ("untriaged", ""))[0]] += 1
     out += [
         "## Survivors by the vocabulary extension that would kill them",
+        "",
+        "Raw counts: every survivor judged so far, and every not-run survivor.",
         "",
         "| extension | survivors |",
         "|---|---|",
