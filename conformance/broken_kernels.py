@@ -3,7 +3,7 @@
 Each variant wraps a correct store and breaks one rule at the store API, the way a port
 could get it wrong. The conformance suite must make every variant diverge, and the first
 divergence must say what went wrong. (Finer, line-level bugs are the job of the mutation
-campaign in :mod:`lashspec.conformance.mutation`.)
+campaign in ``tools/mutation/``.)
 """
 
 from __future__ import annotations

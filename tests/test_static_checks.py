@@ -10,7 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kernel", "model", "conformance")
-LINTED = [d for d in (*PACKAGES, "tests", "bench") if (ROOT / d).is_dir()]
+LINTED = [d for d in (*PACKAGES, "tests", "bench", "tools") if (ROOT / d).is_dir()]
+#: development tooling outside the package, type-checked as plain scripts
+TOOL_SCRIPTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tools").rglob("*.py"))
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -32,6 +34,11 @@ def test_ruff_format_is_applied() -> None:
 @pytest.mark.parametrize("package", PACKAGES)
 def test_mypy_strict_is_clean(package: str) -> None:
     result = _run("mypy", "-p", f"lashspec.{package}")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean_on_the_tools() -> None:
+    result = _run("mypy", *TOOL_SCRIPTS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
