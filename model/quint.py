@@ -28,8 +28,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dsl import (
@@ -217,12 +217,99 @@ class _Context:
     post: Mapping[str, str]  # variable -> the Quint name of its post-state value (monitors)
     action: str | None  # the action being rendered, for ActionIs
     fresh: list[int]  # shared counter for fresh binder names
+    sharing: _Sharing | None = None
 
     def bind(self, name: str) -> tuple[str, _Context]:
         self.fresh[0] += 1
         quint_name = f"{name}_{self.fresh[0]}"
-        inner = _Context({**self.binders, name: quint_name}, self.post, self.action, self.fresh)
+        inner = _Context(
+            {**self.binders, name: quint_name}, self.post, self.action, self.fresh, self.sharing
+        )
         return quint_name, inner
+
+
+#: Sub-expressions smaller than this (in nodes) are written out wherever they occur.
+SHARED_MIN_NODES = 12
+_BINDING_NODES = (Let, MapOf, ForAll, Exists, Count, SetOf, ListOf)
+
+
+@dataclass
+class _Sharing:
+    """Sub-expressions that occur more than once, written once as ``def``s.
+
+    The module is rendered twice: the first pass counts every (folded) sub-expression, the
+    second writes the repeated large ones as calls of ``shared_N(free parameters)``. The
+    module gets much shorter, and Quint's parser and type checker take time in proportion.
+    """
+
+    state_variables: frozenset[str]
+    counts: dict[Expr, int] = field(default_factory=dict)
+    table: dict[Expr, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    defining: Expr | None = None  # the def whose body is being written (not a call of itself)
+    _sizes: dict[int, int] = field(default_factory=dict)
+
+    def size(self, expr: Expr) -> int:
+        known = self._sizes.get(id(expr))
+        if known is None:
+            known = 1 + sum(self.size(kid) for kid in children(expr))
+            self._sizes[id(expr)] = known
+        return known
+
+    def choose(self) -> None:
+        """Share what still occurs more than once once the larger shared ones are written
+        once (a part of a shared expression is counted once per def, not per call)."""
+        counts = dict(self.counts)
+        chosen = []
+        for expr in sorted(counts, key=self.size, reverse=True):
+            count = counts[expr]
+            if count < 2 or self.size(expr) < SHARED_MIN_NODES or _mentions_action(expr):
+                continue
+            chosen.append(expr)
+            for part in _proper_parts(expr):
+                if part in counts:
+                    counts[part] -= count - 1
+        chosen.sort(key=self.size)  # smaller first: a def only calls earlier ones
+        for number, expr in enumerate(chosen, start=1):
+            self.table[expr] = (f"shared_{number}", _free_names(expr, self.state_variables))
+        self.counts = {}
+
+
+def _mentions_action(expr: Expr) -> bool:
+    if isinstance(expr, Next | ActionIs):
+        return True
+    return any(_mentions_action(kid) for kid in children(expr))
+
+
+def _proper_parts(expr: Expr) -> Iterator[Expr]:
+    for kid in children(expr):
+        yield kid
+        yield from _proper_parts(kid)
+
+
+def _free_names(expr: Expr, state_variables: frozenset[str]) -> tuple[str, ...]:
+    """The names a shared ``expr`` takes as parameters, in first-occurrence order: its free
+    ``Param``s and the action's locals it reads (post-state values, hoisted ``Let``s)."""
+    found: list[str] = []
+
+    def walk(node: Expr, bound: frozenset[str]) -> None:
+        if isinstance(node, Param):
+            if node.name not in bound and node.name not in found:
+                found.append(node.name)
+            return
+        if isinstance(node, Var):
+            if node.name not in state_variables and node.name not in found:
+                found.append(node.name)
+            return
+        if isinstance(node, Let):
+            walk(node.value, bound)
+            walk(node.body, bound | {node.name})
+            return
+        inner = bound | {node.name} if isinstance(node, _BINDING_NODES) else bound
+        for kid in children(node):
+            walk(kid, inner)
+
+    walk(expr, frozenset())
+    return tuple(found)
 
 
 def _simplify(expr: Expr, action: str | None) -> Expr:
@@ -297,6 +384,19 @@ def _operand(expr: Expr, ctx: _Context, minimum: int) -> str:
 
 def _emit(expr: Expr, ctx: _Context) -> tuple[str, int]:
     """Quint text for ``expr`` and the precedence level of its outermost operator."""
+
+    sharing = ctx.sharing
+    if sharing is not None and sharing.defining is not expr:
+        if sharing.table:
+            shared = sharing.table.get(expr)
+            if shared is not None:
+                name, params = shared
+                if not params:
+                    return name, _ATOM  # a state-only val
+                arguments = ", ".join(ctx.binders.get(p, p) for p in params)  # locals: as named
+                return f"{name}({arguments})", _ATOM
+        else:
+            sharing.counts[expr] = sharing.counts.get(expr, 0) + 1
 
     def top(e: Expr) -> str:
         return _emit(e, ctx)[0]
@@ -494,10 +594,10 @@ def _hoist_lets(case: Case, index: int) -> tuple[Case, list[tuple[str, Expr]]]:
     return rewritten, [(local, value) for (_, value), local in hoisted.items()]
 
 
-def _render_action(model: Model, action_index: int) -> list[str]:
+def _render_action(model: Model, action_index: int, sharing: _Sharing) -> list[str]:
     action = model.actions[action_index]
     fresh = [0]
-    pre = _Context({}, {}, action.name, fresh)
+    pre = _Context({}, {}, action.name, fresh, sharing)
     lines = [f"  action {action.name} = {{"]
     for name, sort in action.params:
         lines.append(f"    nondet {name} = {_domain(sort)}.oneOf()")
@@ -529,7 +629,7 @@ def _render_action(model: Model, action_index: int) -> list[str]:
         ]
         lines.append(f"      val {post[name]} = {_choice(branches, name)}")
     monitored = {m.variable: m for m in model.monitors}
-    after = _Context({}, post, action.name, fresh)
+    after = _Context({}, post, action.name, fresh, sharing)
     lines.append("      all {")
     if default == "-1":
         lines.append(f"        {CASE_LOCAL} >= 0,")
@@ -584,9 +684,30 @@ def render_quint(model: Model) -> str:
         lines.append(f"    {variable.name}' = {_literal(model.init[variable.name])},")
     lines.append(f"    {OUTCOME_VARIABLE}' = {initial_tag},")
     lines.append("  }")
+    sharing = _Sharing(frozenset(v.name for v in model.variables))
+    _render_body(model, sharing)  # the counting pass
+    sharing.choose()
+    body = _render_body(model, sharing)
+    if sharing.table:
+        lines.append("")
+        lines.append("  // Sub-expressions the actions and invariants share, each written once.")
+    for expr, (name, params) in sharing.table.items():
+        sharing.defining = expr
+        text = _emit(expr, _Context({}, {}, None, [0], sharing))[0]
+        declared = f"def {name}({', '.join(params)})" if params else f"val {name}"
+        lines.append(f"  {declared} = {text}")
+    sharing.defining = None
+    lines.extend(body)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _render_body(model: Model, sharing: _Sharing) -> list[str]:
+    """The actions, ``step`` and the invariants."""
+    lines: list[str] = []
     for index in range(len(model.actions)):
         lines.append("")
-        lines.extend(_render_action(model, index))
+        lines.extend(_render_action(model, index, sharing))
     lines.append("")
     lines.append("  action step = any {")
     lines.extend(f"    {action.name}," for action in model.actions)
@@ -594,15 +715,14 @@ def render_quint(model: Model) -> str:
     lines.append("")
     fresh = [0]
     for invariant in model.invariants:
-        ctx = _Context({}, {}, None, fresh)
+        ctx = _Context({}, {}, None, fresh, sharing)
         lines.append(f"  // {invariant.statement} ({invariant.reference})")
         lines.append(f"  val {invariant.name} = {_render(invariant.expr, ctx)}")
     names = ", ".join(i.name for i in model.invariants)
     lines.append(
         f"  val all_invariants = and {{ {names} }}" if names else "  val all_invariants = true"
     )
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
