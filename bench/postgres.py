@@ -97,7 +97,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         import psycopg
-        from lashspec.kernel.pgcluster import ThrowawayCluster
+        from lashspec.conformance.pgcluster import ThrowawayCluster
         from lashspec.kernel.postgres import PostgresStore
     except ImportError:
         print("needs psycopg: pip install 'lashspec[postgres]'", file=sys.stderr)

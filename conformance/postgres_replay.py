@@ -36,8 +36,8 @@ class PostgresReplayStores:
             raise PostgresUnavailable(
                 "the postgres backend needs psycopg: pip install 'lashspec[postgres]'"
             ) from None
-        from ..kernel.pgcluster import ClusterError, ThrowawayCluster, find_server_binaries
         from ..kernel.postgres import describe_server, server_error
+        from .pgcluster import ClusterError, ThrowawayCluster, find_server_binaries
 
         self._cluster: Any = None
         given = dsn or os.environ.get(PG_DSN_VARIABLE)

@@ -2,7 +2,7 @@
 
 The ``postgres`` parameters need a server: ``LASHSPEC_PG_DSN`` when set, otherwise a
 throwaway cluster started once per test session when PostgreSQL's server binaries are
-installed (``lashspec.kernel.pgcluster``); without either they are skipped with the reason.
+installed (``lashspec.conformance.pgcluster``); without either they are skipped with the reason.
 Each postgres test gets a schema of its own, emptied for reuse by a later test.
 """
 
@@ -35,7 +35,7 @@ def postgres_dsn() -> Iterator[str]:
     if given:
         yield given
         return
-    from lashspec.kernel.pgcluster import ThrowawayCluster, find_server_binaries
+    from lashspec.conformance.pgcluster import ThrowawayCluster, find_server_binaries
 
     if find_server_binaries() is None:
         pytest.skip(
