@@ -178,6 +178,19 @@ def _mutant_stage(progress: Progress) -> CheckStage:
     )
 
 
+CHECK_BMC_DEPTH = 8
+"""Default depth of the check's store BMC (``z3:bmc``; ``--bmc-depth`` overrides it).
+
+Depth 8 is past the longest shortest counterexample of the ten seeded store bugs (5 steps,
+docs/model.md §5: BMC from the initial state finds every one of them by depth 5) with three
+steps to spare, and every invariant is proved inductive at the same bounds by
+``z3:induction``, so deeper unrolling adds only the well-formedness and encoding cross-check
+of longer runs. Each depth costs more than the last: measured with time.process_time on the
+shared 2-core machine at ``DEFAULT_BOUNDS``, depths 0-8 take 114 s of CPU time and depth 10
+(``z3check.DEFAULT_BMC_DEPTH``, still the default of ``python -m lashspec.model.z3check``)
+BMC10_CPU (docs/model.md §4)."""
+
+
 def _z3_stages(bmc_depth: int | None, progress: Progress) -> list[CheckStage]:
     """Inductiveness (at the default bounds and with the counter bounds symbolic) and BMC."""
     from ..model import z3check
@@ -202,7 +215,7 @@ def _z3_stages(bmc_depth: int | None, progress: Progress) -> list[CheckStage]:
                 label, report.inductive, detail, {"report": report.to_dict()}, report.seconds
             )
         )
-    depth = bmc_depth if bmc_depth is not None else z3check.DEFAULT_BMC_DEPTH
+    depth = bmc_depth if bmc_depth is not None else CHECK_BMC_DEPTH
     progress(f"z3:bmc: unrolling to depth {depth}")
     result = z3check.bmc_kernel(
         DEFAULT_BOUNDS,
@@ -265,7 +278,8 @@ def _replay_stage(
     traces: Sequence[Trace], backend: str, progress: Progress, *, label: str = ""
 ) -> CheckStage:
     started, cpu = time.perf_counter(), time.process_time()
-    progress(f"replay {len(traces)} {label}traces on {backend}")
+    kind = f"{label.rstrip('-')} " if label else ""
+    progress(f"replay {len(traces)} {kind}traces on {backend}")
     report = replay_all(traces, kernel_target(backend), progress=progress)
     seconds = time.perf_counter() - started
     failures = [r for r in report.results if not r.ok]
@@ -432,13 +446,17 @@ def _machine_mutant_stage(progress: Progress, mutants: Sequence[Any] | None = No
 
 
 def _machine_z3_stages(
-    progress: Progress, build: Callable[[MachineBounds], Any] | None = None
+    progress: Progress,
+    build: Callable[[MachineBounds], Any] | None = None,
+    depth: int | None = None,
 ) -> list[CheckStage]:
     """Induction of every machine invariant with the lemmas (owner pinned), and BMC from the
-    initial state of the same pinned model."""
+    initial state of the same pinned model to ``depth`` (default ``MACHINE_BMC_DEPTH``)."""
     from ..model import z3check
     from ..model.machine_check import INDUCTION_BOUNDS, MACHINE_BMC_DEPTH, pin_owner
     from ..model.machine_model import build_machine_lemmas
+
+    depth = MACHINE_BMC_DEPTH if depth is None else depth
 
     bounds = INDUCTION_BOUNDS
     model = pin_owner((build or build_machine_model)(bounds))
@@ -464,10 +482,10 @@ def _machine_z3_stages(
         )
     ]
     started, cpu = time.perf_counter(), time.process_time()
-    progress(f"machine:z3-bmc: unrolling to depth {MACHINE_BMC_DEPTH}")
+    progress(f"machine:z3-bmc: unrolling to depth {depth}")
     result = z3check.bmc(
         model,
-        MACHINE_BMC_DEPTH,
+        depth,
         lemmas,
         progress=lambda p: progress(
             f"machine:z3-bmc: depth {p.depth} in {p.depth_seconds:.1f}s, {p.violations} violations"

@@ -30,6 +30,7 @@ from .checking import JobError, Progress
 from .protocol import AdapterError
 
 # One measured run (the stage seconds of its --report), so the user knows which stage waits.
+# The machine rows are CPU seconds (time.process_time, in the report as cpu_seconds).
 CHECK_DURATIONS = """\
 Rough cost of each stage, from one run on a shared 2-core machine under heavy load (17
 minutes in all, 3.8 minutes of CPU time, about what it takes on an idle machine):
@@ -42,6 +43,14 @@ minutes in all, 3.8 minutes of CPU time, about what it takes on an idle machine)
   suite                    1-3 minutes (generating and writing about a thousand traces)
   replay:memory            about 10 s
   replay:sqlite            1-3 minutes (one durable transaction per store call)
+The turn machine composed with the store (CPU seconds, measured on the same machine):
+  explore:machine-<profile>  MACHINE_EXPLORE (three profiles, edges kept)
+  machine:rules            about a second (rule rows and cycle outcomes the profiles take)
+  machine:seeded-bugs      MACHINE_SEEDED (nine explorations to the first violation, each
+                           with z3 BMC over its last two steps)
+  machine:z3-induction     about 3 s; machine:z3-bmc about 15 s (depth 6, one owner)
+  machine:suite            MACHINE_SUITE (cover walks of the explored profiles)
+  replay:machine-memory    MACHINE_REPLAY_MEMORY; replay:machine-sqlite MACHINE_REPLAY_SQLITE
 Progress lines on stderr show each phase; a silent phase prints a line every 10 s."""
 
 EXIT_OK = 0
@@ -189,8 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
             "automaton, the ten seeded model bugs (each must be caught), z3 inductiveness proofs "
             "of every invariant (at the default bounds and with the counter bounds symbolic), "
             "bounded model checking, generation of the conformance trace suite and its replay "
-            "against the kernel on every backend. Progress goes to stderr, a summary table to "
-            "stdout. Exits 1 on any violation or divergence, 2 on a bad argument.",
+            "against the kernel on every backend; then the same for the turn machine composed "
+            "with the store: exploration of the three machine profiles (every invariant, "
+            "deadlocks, rule coverage), its nine seeded bugs, z3 induction and BMC, and the "
+            "machine trace suite replayed on every backend. Bounds given on the command line "
+            "replace the store profiles by one configuration and the machine profiles by one "
+            "machine configuration at those bounds with one turn. Progress goes to stderr, a "
+            "summary table to stdout. Exits 1 on any violation or divergence, 2 on a bad "
+            "argument.",
             88,
         )
         + "\n\n"
@@ -201,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--bmc-depth",
         type=_positive_int,
         default=None,
-        help="bounded model checking depth (default 10: about 20 s)",
+        help="depth of the store model's bounded model checking (default 8: about two "
+        "minutes of CPU; each depth costs more than the last)",
     )
     check.add_argument("--skip-z3", action="store_true", help="skip the z3 proofs and BMC")
     check.add_argument(

@@ -7,9 +7,17 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from lashspec.conformance.checking import (
+    _machine_explore_stage,
+    _machine_mutant_stage,
+    _machine_rules_stage,
+    _machine_z3_stages,
+)
 from lashspec.conformance.cli import (
     EXIT_OK,
     EXIT_USAGE,
@@ -19,7 +27,11 @@ from lashspec.conformance.cli import (
     main,
 )
 from lashspec.conformance.generate import generate_suite, write_suite
-from lashspec.model.profiles import PROFILES
+from lashspec.conformance.machine_suite import generate_machine_suite, write_machine_suite
+from lashspec.model.machine_check import INDUCTION_BOUNDS, MACHINE_BMC_DEPTH
+from lashspec.model.machine_model import MachineBounds, build_machine_model
+from lashspec.model.machine_mutants import MACHINE_MUTANTS, MachineMutant, build_machine_mutant
+from lashspec.model.profiles import PROFILES, MachineProfile
 
 SMALL = ["--owners", "1", "--batches", "1", "--inputs", "1", "--max-generation", "2"]
 
@@ -47,14 +59,115 @@ def test_check_runs_every_stage_and_writes_a_report(
         "suite",
         "replay:memory",
         "replay:sqlite",
+        # the turn machine: custom store bounds give one machine profile at those bounds
+        "explore:machine-custom",
+        "machine:rules",
+        "machine:seeded-bugs",
+        "machine:z3-induction",
+        "machine:z3-bmc",
+        "machine:suite",
+        "replay:machine-memory",
+        "replay:machine-sqlite",
     }
     assert all(stage["ok"] for stage in stages.values())
     assert len(stages["seeded-bugs"]["caught"]) == 10
     assert stages["replay:sqlite"]["actions"] == stages["replay:memory"]["actions"] > 0
+    assert len(stages["machine:seeded-bugs"]["caught"]) == len(MACHINE_MUTANTS)
+    assert stages["explore:machine-custom"]["states"] > 1000
+    assert stages["machine:z3-bmc"]["report"]["checked_depth"] == MACHINE_BMC_DEPTH
+    machine_actions = stages["replay:machine-memory"]["actions"]
+    assert stages["replay:machine-sqlite"]["actions"] == machine_actions > 0
+    assert stages["machine:suite"]["traces"] == len(list(suite.glob("machine-custom-*.itf.json")))
+    assert all(stage["cpu_seconds"] >= 0 for n, stage in stages.items() if "machine" in n)
+    assert "machine:z3-bmc" in out and "replay:machine-sqlite" in out
     assert "explore:custom" in out and "replay:sqlite" in out
     assert all(len(line) <= 100 for line in out.splitlines()), "the table fits 100 columns"
     assert "[" in err and "explore custom" in err, "progress goes to stderr"
     assert any(suite.glob("*.itf.json")), "--out keeps the suite"
+
+
+def _commands_not_drained_first(bounds: MachineBounds) -> object:
+    return build_machine_mutant("commands_not_drained_first", bounds)
+
+
+def test_machine_stages_fail_on_a_broken_model() -> None:
+    """Each machine stage of the check can fail: run on a seeded bug (or a "bug" that is
+    none), it reports the violation instead of ok."""
+    lines: list[str] = []
+    profile = MachineProfile("machine-broken", INDUCTION_BOUNDS, "a seeded bug")
+    stage, explored = _machine_explore_stage(profile, lines.append, _commands_not_drained_first)
+    assert not stage.ok and "violated: command_order" in stage.detail
+    assert stage.data["violated"] == ["command_order"]
+
+    rules = _machine_rules_stage({profile.name: explored}, True, lines.append)
+    assert not rules.ok and "rows not taken" in rules.detail and "busy" in rules.detail
+
+    not_a_bug = MachineMutant(
+        "not_a_bug", "the correct model", "command_order", build_machine_model, INDUCTION_BOUNDS
+    )
+    seeded = _machine_mutant_stage(lines.append, [MACHINE_MUTANTS[4], not_a_bug])
+    assert MACHINE_MUTANTS[4].name == "commands_not_drained_first"
+    assert not seeded.ok and seeded.detail.endswith("missed: not_a_bug")
+    assert set(seeded.data["caught"]) == {"commands_not_drained_first"}
+
+    induction, bmc = _machine_z3_stages(lines.append, _commands_not_drained_first, depth=4)
+    assert not induction.ok and "command_order" in induction.detail
+    assert not bmc.ok and bmc.detail == "violated: command_order"
+
+
+@pytest.fixture(scope="module")
+def machine_traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("machine-suite")
+    tiny = MachineProfile("machine-tiny", INDUCTION_BOUNDS, "one owner, one turn")
+    write_machine_suite(generate_machine_suite([tiny]), folder)
+    return folder
+
+
+def test_replay_validate_accepts_machine_traces(
+    machine_traces: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-q", "replay", "--validate", str(machine_traces)]) == EXIT_OK
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[-1].startswith("21 passed, 0 failed")
+
+
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (
+            lambda d: d["states"][2].update({"mbt::actionTaken": "host_fly"}),
+            "$.states[2]['mbt::actionTaken']: 'host_fly' is not one of",
+        ),
+        (
+            lambda d: d["states"][2].pop("machine_phase"),
+            "$.states[2]: 'machine_phase' is a required property",
+        ),
+        (
+            lambda d: d["vars"].remove("machine_iclaims"),
+            "$.vars: ",
+        ),
+        (
+            lambda d: d["states"][2]["outcome"].update({"effects": ["Fly"]}),
+            "$.states[2].outcome.effects[0]: 'Fly' is not one of",
+        ),
+    ],
+)
+def test_replay_validate_rejects_a_broken_machine_trace_in_one_line(
+    break_it: Callable[[dict[str, Any]], object],
+    message: str,
+    machine_traces: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    document = json.loads((machine_traces / "machine-tiny-cover-000.itf.json").read_text())
+    assert document["#meta"]["lashspec"]["system"] == "machine"
+    break_it(document)
+    path = tmp_path / "machine-broken.itf.json"
+    path.write_text(json.dumps(document))
+    assert main(["-q", "replay", "--validate", str(path)]) == EXIT_USAGE
+    _, err = capsys.readouterr()
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_replay_exits_1_with_the_first_divergence_on_a_broken_kernel(

@@ -1,27 +1,33 @@
-"""The turn machine composed with the store model: table fidelity, exploration of the machine
-profiles, seeded bugs caught by the explorer and by z3 BMC, induction, trace projection."""
+"""The turn machine composed with the store model: table fidelity, exploration of a small
+configuration, seeded bugs caught by the explorer and by z3 BMC, induction, trace projection.
+
+The exhaustive exploration of the machine check profiles and their rule coverage run in
+`lashspec check` (tests/conformance/test_cli.py checks that its machine stages exist and fail
+on a broken model)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from lashspec.kernel.machine import _RULES as KERNEL_RULES
-from lashspec.model.dsl import (
-    Const,
-    Expr,
-    Model,
-    Monitor,
-    Param,
-    interpret_invariants,
-    interpret_step,
-    transform,
-)
+from lashspec.model.dsl import interpret_invariants, interpret_step
 from lashspec.model.explore import ExplorationResult, explore
+from lashspec.model.machine_check import (
+    BMC_SUFFIX,
+    INDUCTION_BOUNDS,
+    UNREACHED_RULES,
+    bmc_suffix,
+    clean_model_holds,
+    explore_mutant,
+    pin_owner,
+    prove_machine,
+    replay_witness,
+    rule_coverage,
+    taken_rules,
+)
 from lashspec.model.machine_model import (
     EFFECTS,
-    HOST_AND_STORE_ACTIONS,
     PHASES,
     RULES,
     MachineBounds,
@@ -31,9 +37,9 @@ from lashspec.model.machine_model import (
     machine_trace_outcome,
     machine_trace_state,
 )
-from lashspec.model.machine_mutants import MACHINE_MUTANTS, build_machine_mutant
+from lashspec.model.machine_mutants import MACHINE_MUTANTS
 from lashspec.model.profiles import MACHINE_PROFILES
-from lashspec.model.z3check import bmc, prove_inductive
+from lashspec.model.z3check import prove_inductive
 
 #: Kernel rules the composed model leaves out, and why.
 NOT_MODELLED = {
@@ -84,94 +90,61 @@ def test_awaitable_effects_follow_the_rules() -> None:
     assert awaitable["Closed"] == frozenset()
 
 
-# -- exploration of the machine profiles ---------------------------------------------------------
+# -- exploration ---------------------------------------------------------------------------------
+# The machine check profiles (MACHINE_PROFILES, about a hundred thousand states each) are
+# explored completely by `lashspec check` (stages explore:machine-<profile>, with every
+# invariant and deadlocks, and machine:rules, the rule and outcome coverage of the profiles
+# together). Here one small configuration checks the same properties cheaply.
+
+SMALL_PROFILE = MachineBounds(
+    owners=1,
+    max_incarnation=1,
+    batches=1,
+    inputs=1,
+    max_generation=2,
+    max_claims_per_row=1,
+    max_head_revision=3,
+    max_turns=1,
+)
 
 
 @pytest.fixture(scope="module")
-def explored() -> Iterator[dict[str, tuple[ExplorationResult, float]]]:
-    results: dict[str, tuple[ExplorationResult, float]] = {}
-    for profile in MACHINE_PROFILES:
-        started = time.perf_counter()
-        result = explore(build_machine_model(profile.bounds), keep_edges=True)
-        results[profile.name] = (result, time.perf_counter() - started)
-    yield results
+def explored_small() -> ExplorationResult:
+    return explore(build_machine_model(SMALL_PROFILE), keep_edges=True)
 
 
-def _taken_rules(result: ExplorationResult) -> set[tuple[str, str, str]]:
-    """(phase, event, target) of every host-event or store-step edge explored."""
-    model = result.model
-    layout = model.slot_offsets()
-    owners = model.bounds["owners"]
-    phase_at = layout["machine_phase"]
-    assert result.edges is not None
-    taken: set[tuple[str, str, str]] = set()
-    for src, dst, label in result.edges:
-        binding_index, outcome = result.labels[label]
-        binding = result.compiled.bindings[binding_index]
-        if binding.action not in HOST_AND_STORE_ACTIONS:
-            continue
-        owner = int(binding.params["o"])
-        assert 0 <= owner < owners
-        before = result.states[src][phase_at + owner]
-        after = result.states[dst][phase_at + owner]
-        taken.add((str(before), outcome[0], str(after)))
-    return taken
-
-
-#: Rules no machine profile reaches, and why.
-UNREACHED_RULES: dict[tuple[str, str, str], str] = {
-    ("ReclaimingLease", "LeaseBusy", "Idle"): (
-        "a reclaim answered Busy needs the row to change generation between the Busy answer "
-        "and the reclaim, i.e. a restarted owner acquiring after expiry: max_incarnation 1 "
-        "and three turns, too large to explore; test_stale_reclaim_ends_the_cycle_busy steps it"
-    ),
-}
-
-
-@pytest.mark.parametrize("profile", [p.name for p in MACHINE_PROFILES])
-def test_profile_explores_with_every_invariant_holding(
-    profile: str, explored: dict[str, tuple[ExplorationResult, float]]
+def test_small_profile_explores_with_every_invariant_holding(
+    explored_small: ExplorationResult,
 ) -> None:
-    result, seconds = explored[profile]
-    assert result.complete
-    assert result.violations == {}
+    assert explored_small.complete
+    assert explored_small.violations == {}
     # the environment can always act (cancel answers NotCancelled), so no state is dead; a
     # bound cut only ever disables store_step, and store_fail stays enabled for the machine
-    assert result.deadlocks == []
-    print(f"{profile}: {result.state_count} states, {result.edge_count} edges, {seconds:.1f} s")
+    assert explored_small.deadlocks == []
+    assert explored_small.state_count > 1000
 
 
-def test_profiles_together_take_every_rule(
-    explored: dict[str, tuple[ExplorationResult, float]],
-) -> None:
-    taken: set[tuple[str, str, str]] = set()
-    for result, _ in explored.values():
-        taken |= _taken_rules(result)
+def test_explored_machine_steps_are_rows_of_the_table(explored_small: ExplorationResult) -> None:
+    coverage = rule_coverage([explored_small])
     rules = {(r.phase, r.event, r.target) for r in RULES}
-    assert rules - taken == set(UNREACHED_RULES)
-    # and nothing else: every explored machine step is a row of the table
-    assert taken <= rules
+    assert coverage.foreign == frozenset()
+    assert coverage.taken <= rules
+    # one owner cannot be answered Busy: those rows and the busy outcome need two owners
+    # (the machine-lease profile of the check takes them)
+    assert ("AcquiringLease", "LeaseBusy", "Idle") in coverage.missed
+    assert coverage.outcomes_missed == {"busy"}
+    assert not coverage.ok
+    assert set(UNREACHED_RULES) <= rules - coverage.taken
 
 
-def test_profiles_reach_every_cycle_outcome(
-    explored: dict[str, tuple[ExplorationResult, float]],
-) -> None:
-    outcomes: set[str] = set()
-    for result, _ in explored.values():
-        offset = result.model.slot_offsets()["machine_outcome"]
-        owners = result.model.bounds["owners"]
-        for state in result.states:
-            outcomes.update(str(state[offset + o]) for o in range(owners))
-    assert outcomes == {
-        "",
-        "committed",
-        "interrupted",
-        "nothing_to_do",
-        "busy",
-        "cancelled",
-        "lease_lost",
-        "failed",
-    }
+def test_rule_coverage_needs_kept_edges() -> None:
+    with pytest.raises(ValueError, match="keep_edges"):
+        taken_rules(explore(build_machine_model(INDUCTION_BOUNDS)))
+
+
+def test_the_check_explores_every_machine_profile() -> None:
+    assert [p.name for p in MACHINE_PROFILES] == ["machine-lease", "machine-turn", "machine-turns"]
+    assert {p.bounds.owners for p in MACHINE_PROFILES} == {1, 2}
 
 
 def test_stale_reclaim_ends_the_cycle_busy() -> None:
@@ -211,77 +184,32 @@ def test_stale_reclaim_ends_the_cycle_busy() -> None:
 
 # -- seeded bugs -----------------------------------------------------------------------------------
 
-SUFFIX = 2
-"""BMC depth of the seeded-bug check (see the test)."""
+
+#: Seeded bugs whose explorations are large; `lashspec check`'s machine:seeded-bugs stage runs
+#: them (and tests/conformance/test_cli.py runs that stage over every mutant).
+IN_THE_CHECK_ONLY = {
+    "reclaim_retried": "two owners, a restart and three turns: 122,140 states to the violation",
+}
 
 
-def _pin_owner(model: Model) -> Model:
-    """The one-owner model with the owner parameter replaced by the constant 0: the same
-    transitions, far cheaper for z3 (map reads at a constant key are plain slots)."""
-    assert model.bounds["owners"] == 1
-
-    def pin(e: Expr) -> Expr | None:
-        return Const(0) if isinstance(e, Param) and e.name == "o" else None
-
-    actions = []
-    for action in model.actions:
-        if any(name == "o" for name, _ in action.params):
-            action = action.map_exprs(lambda e: transform(e, pin)).replace(
-                params=tuple((n, s) for n, s in action.params if n != "o")
-            )
-        actions.append(action)
-    monitors = tuple(Monitor(m.variable, transform(m.update, pin)) for m in model.monitors)
-    return model.replace(actions=tuple(actions), monitors=monitors)
-
-
-@pytest.mark.parametrize("mutant", [m.name for m in MACHINE_MUTANTS])
+@pytest.mark.parametrize(
+    "mutant", [m.name for m in MACHINE_MUTANTS if m.name not in IN_THE_CHECK_ONLY]
+)
 def test_every_machine_mutant_is_caught_by_the_explorer_and_bmc(mutant: str) -> None:
     found = next(m for m in MACHINE_MUTANTS if m.name == mutant)
-    model = build_machine_mutant(mutant)
-    explored = explore(model, stop_at=[found.expected_invariant])
-    assert found.expected_invariant in explored.violations
-    path = explored.violations[found.expected_invariant].path
+    catch = explore_mutant(found)
+    assert catch.caught
+    assert found.expected_invariant in catch.explored.violations
     # the correct model at the same bounds runs the same steps without the violation
-    clean = build_machine_model(found.bounds)
-    state = clean.decode(clean.initial_state())
-    for step in path:
-        taken = interpret_step(clean, state, clean.action(step.action), step.params)
-        if taken is None:
-            break  # the mutant enabled a step the correct machine does not take
-        state = taken.state
-        assert interpret_invariants(clean, state) == []
-
-    # z3 BMC finds the violation too. Unrolling this model costs about ten seconds per step on
-    # the shared CI machine, so BMC starts from the reachable state SUFFIX steps before the
-    # violation on the explorer's shortest path; the suffix it finds is as long as the
-    # explorer's, since the prefix is a shortest path too.
-    depth = min(len(path), SUFFIX)
-    start = model.initial_state() if depth == len(path) else explored.states[path[-depth - 1].state]
-    used = {step.action for step in path[-depth:]}
-    sub = model.replace(
-        init=model.decode(start), actions=tuple(a for a in model.actions if a.name in used)
-    )
-    if found.bounds.owners == 1:
-        sub = _pin_owner(sub)
-    result = bmc(
-        sub,
-        depth,
-        invariants=[found.expected_invariant],
-        check_well_formed=False,
-        stop_on_violation=True,
-    )
+    assert clean_model_holds(catch)
+    # z3 BMC finds the violation too, over the last BMC_SUFFIX steps of the explorer's
+    # shortest path (from the reachable state before them): a suffix as long as the
+    # explorer's, since the prefix is a shortest path too
+    start, result = bmc_suffix(catch)
     witness = result.violations[found.expected_invariant]
-    assert witness.length == depth
+    assert witness.length == min(len(catch.path), BMC_SUFFIX)
     # and it is a real run of the full mutant from that state
-    state = model.decode(start)
-    for witness_step in witness.steps:
-        params = dict(witness_step.params)
-        if "o" in dict(model.action(witness_step.action).params) and "o" not in params:
-            params["o"] = 0
-        taken = interpret_step(model, state, model.action(witness_step.action), params)
-        assert taken is not None
-        state = taken.state
-    assert found.expected_invariant in interpret_invariants(model, state)
+    assert replay_witness(catch.model, start, result, found.expected_invariant)
 
 
 # -- projection for machine traces -----------------------------------------------------------------
@@ -353,14 +281,23 @@ TINY = MachineBounds(
 
 
 def test_invariants_are_inductive_with_the_lemmas_at_tiny_bounds() -> None:
-    model = _pin_owner(build_machine_model(TINY))
-    report = prove_inductive(model, build_machine_lemmas(TINY))
+    assert TINY == INDUCTION_BOUNDS
+    report = prove_machine(TINY)
     assert report.failed() == []
     assert report.inductive
 
 
+def test_pinning_the_owner_keeps_the_transitions() -> None:
+    model = build_machine_model(TINY)
+    pinned = pin_owner(model)
+    assert all("o" not in dict(a.params) for a in pinned.actions)
+    assert explore(pinned).state_count == explore(model).state_count
+    with pytest.raises(ValueError, match="one-owner"):
+        pin_owner(build_machine_model(replace(TINY, owners=2)))
+
+
 def test_without_the_machine_lemmas_induction_fails() -> None:
-    model = _pin_owner(build_machine_model(TINY))
+    model = pin_owner(build_machine_model(TINY))
     store_lemmas = build_machine_lemmas(TINY)[:2]
     report = prove_inductive(model, store_lemmas)
     assert "unhandled_reply" in report.failed()
