@@ -740,10 +740,10 @@ def quint_cache_dir() -> Path:
 
 def find_quint() -> Path | None:
     """The Quint executable: ``$LASHSPEC_QUINT``, the cached pinned install, or ``quint`` on
-    PATH; None when there is none."""
+    PATH; None when there is none (a ``$LASHSPEC_QUINT`` naming no file counts as none)."""
     configured = os.environ.get(QUINT_ENV)
     if configured:
-        return Path(configured)
+        return Path(configured) if Path(configured).is_file() else None
     cached = quint_cache_dir() / "node_modules" / ".bin" / "quint"
     if cached.exists():
         return cached

@@ -197,6 +197,18 @@ def test_a_quint_shaped_trace_replays_with_bounds_from_the_spec_header(
     assert "outcomes not checked" not in report.report()
 
 
+def test_a_quint_shaped_machine_trace_replays_on_the_machine_kernel(tmp_path: Path) -> None:
+    bounds = MachineBounds(owners=1, max_incarnation=0, batches=1, inputs=1, max_turns=1)
+    compiled = compile_model(build_machine_model(bounds))
+    path = _write(tmp_path / "m.itf.json", _quint_document(compiled, 25, 4, "gone.qnt"))
+    trace = read_trace(path, quint_bounds=bounds.as_dict())
+    assert trace.meta["system"] == "machine"
+    assert "machine_phase" in trace.steps[0].state
+    report = replay_all([trace], kernel_target("memory"))
+    assert report.ok, report.report()
+    assert report.actions == 25
+
+
 def test_a_states_only_trace_is_replayed_and_says_outcomes_were_not_checked(
     tmp_path: Path, small_compiled: CompiledModel
 ) -> None:
