@@ -41,6 +41,12 @@ def _quiet(_: str) -> None:
     return None
 
 
+def _seconds_since(started: float) -> float:
+    """CPU seconds of this process since ``started`` (``time.process_time``): what a stage
+    costs, whatever else the machine runs."""
+    return time.process_time() - started
+
+
 class JobError(Exception):
     """A job cannot run as asked (bad bounds, unreadable traces); the CLI exits 2."""
 
@@ -100,7 +106,7 @@ class CheckReport:
 def _explore_stage(
     prof: Profile, progress: Progress
 ) -> tuple[CheckStage, CheckResult, ExplorationResult]:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     progress(f"explore {prof.name}: {prof.purpose}")
     summary, result = check_explicit(
         build_model(prof.bounds),
@@ -121,7 +127,7 @@ def _explore_stage(
         f"explore:{prof.name}",
         not failed and summary.complete,
         detail,
-        {"result": summary.to_dict()},
+        {"result": summary.to_dict(), "cpu_seconds": round(_seconds_since(cpu), 3)},
         time.perf_counter() - started,
     )
     return stage, summary, result
@@ -139,14 +145,14 @@ StageRunner = Callable[[CheckOptions, Progress], list[CheckStage]]
 
 
 def _phase_order_stage(progress: Progress) -> CheckStage:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     progress("explore the phase-order automaton")
     summary = check_phase_order()
     return CheckStage(
         "explore:phase-order",
         summary.complete,
         f"{summary.states} states, {summary.edges} edges",
-        {"result": summary.to_dict()},
+        {"result": summary.to_dict(), "cpu_seconds": round(_seconds_since(cpu), 3)},
         time.perf_counter() - started,
     )
 
@@ -158,7 +164,7 @@ def _mutant_stage(progress: Progress) -> CheckStage:
     a self-steal a second claim of one row) until the first violating state, which breadth
     first search reaches after a few thousand states.
     """
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     caught: dict[str, Any] = {}
     for mutant in MUTANTS:
         progress(f"seeded bug {mutant.name}")
@@ -173,9 +179,8 @@ def _mutant_stage(progress: Progress) -> CheckStage:
     detail = f"{len(caught)}/{len(MUTANTS)} seeded model bugs caught by the explorer"
     if missed:
         detail += "; missed: " + ", ".join(missed)
-    return CheckStage(
-        "seeded-bugs", not missed, detail, {"caught": caught}, time.perf_counter() - started
-    )
+    data = {"caught": caught, "cpu_seconds": round(_seconds_since(cpu), 3)}
+    return CheckStage("seeded-bugs", not missed, detail, data, time.perf_counter() - started)
 
 
 CHECK_BMC_DEPTH = 8
@@ -186,9 +191,9 @@ docs/model.md §5: BMC from the initial state finds every one of them by depth 5
 steps to spare, and every invariant is proved inductive at the same bounds by
 ``z3:induction``, so deeper unrolling adds only the well-formedness and encoding cross-check
 of longer runs. Each depth costs more than the last: measured with time.process_time on the
-shared 2-core machine at ``DEFAULT_BOUNDS``, depths 0-8 take 114 s of CPU time and depth 10
+shared 2-core machine at ``DEFAULT_BOUNDS``, depths 0-8 take 114 s of CPU time, depths 0-10
 (``z3check.DEFAULT_BMC_DEPTH``, still the default of ``python -m lashspec.model.z3check``)
-BMC10_CPU (docs/model.md §4)."""
+204 s (docs/model.md §4)."""
 
 
 def _z3_stages(bmc_depth: int | None, progress: Progress) -> list[CheckStage]:
@@ -197,6 +202,7 @@ def _z3_stages(bmc_depth: int | None, progress: Progress) -> list[CheckStage]:
 
     stages: list[CheckStage] = []
     for label, symbolic in (("z3:induction", False), ("z3:induction-unbounded", True)):
+        cpu = time.process_time()
         progress(f"{label}: proving every invariant inductive")
         report = (
             z3check.prove_kernel_unbounded(DEFAULT_BOUNDS)
@@ -212,10 +218,15 @@ def _z3_stages(bmc_depth: int | None, progress: Progress) -> list[CheckStage]:
             progress(z3check.format_induction(report))
         stages.append(
             CheckStage(
-                label, report.inductive, detail, {"report": report.to_dict()}, report.seconds
+                label,
+                report.inductive,
+                detail,
+                {"report": report.to_dict(), "cpu_seconds": round(_seconds_since(cpu), 3)},
+                report.seconds,
             )
         )
     depth = bmc_depth if bmc_depth is not None else CHECK_BMC_DEPTH
+    cpu = time.process_time()
     progress(f"z3:bmc: unrolling to depth {depth}")
     result = z3check.bmc_kernel(
         DEFAULT_BOUNDS,
@@ -233,7 +244,7 @@ def _z3_stages(bmc_depth: int | None, progress: Progress) -> list[CheckStage]:
             "z3:bmc",
             result.ok and result.complete,
             detail,
-            {"report": result.to_dict()},
+            {"report": result.to_dict(), "cpu_seconds": round(_seconds_since(cpu), 3)},
             result.seconds,
         )
     )
@@ -246,7 +257,7 @@ def _suite_stage(
     out_dir: Path,
     progress: Progress,
 ) -> tuple[CheckStage, list[Trace]]:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     suite = generate_suite(profiles, explored=explored, progress=progress)
     write_suite(suite, out_dir)
     traces = [read_trace(path) for path in sorted(out_dir.glob("*.itf.json"))]
@@ -268,8 +279,9 @@ def _suite_stage(
         detail += "; unreached: " + ", ".join(f"{a}/{o}" for a, o in unexplained)
         if not must_cover:
             detail += " (bounds too small to reach them)"
-    data = {"suite": suite.index(), "out_dir": str(out_dir)}
+    data = {"suite": suite.index(), "out_dir": str(out_dir), "cpu_seconds": 0.0}
     ok = not (unexplained and must_cover)
+    data["cpu_seconds"] = round(_seconds_since(cpu), 3)
     stage = CheckStage("suite", ok, detail, data, time.perf_counter() - started)
     return stage, traces
 
@@ -310,12 +322,6 @@ def machine_profiles_for(bounds: Mapping[str, int]) -> tuple[MachineProfile, ...
     except (ValueError, BoundsError) as error:
         raise JobError(f"machine: {error}") from None
     return (MachineProfile("machine-custom", custom, "store bounds given on the command line"),)
-
-
-def _seconds_since(started: float) -> float:
-    """CPU seconds of this process since ``started`` (``time.process_time``): what a stage
-    costs, whatever else the machine runs."""
-    return time.process_time() - started
 
 
 def _machine_explore_stage(

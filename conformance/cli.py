@@ -38,19 +38,21 @@ minutes in all, 3.8 minutes of CPU time, about what it takes on an idle machine)
   explore:phase-order      instant
   seeded-bugs              about 40 s (ten explorations, each to its first violation)
   z3:induction             about 10 s; z3:induction-unbounded about 5 s
-  z3:bmc                   the longest: minutes at depth 10, each depth slower than the
-                           last (--bmc-depth 5 takes about a sixth; --skip-z3 skips z3)
+  z3:bmc                   the longest: about 2 minutes of CPU at depth 8 (the default;
+                           depth 10 took 3.4), each depth slower than the last
+                           (--bmc-depth 5: about 35 s; --skip-z3 skips z3)
   suite                    1-3 minutes (generating and writing about a thousand traces)
   replay:memory            about 10 s
   replay:sqlite            1-3 minutes (one durable transaction per store call)
 The turn machine composed with the store (CPU seconds, measured on the same machine):
-  explore:machine-<profile>  MACHINE_EXPLORE (three profiles, edges kept)
+  explore:machine-<profile>  6-9 s each (three profiles, edges kept: about 22 s)
   machine:rules            about a second (rule rows and cycle outcomes the profiles take)
-  machine:seeded-bugs      MACHINE_SEEDED (nine explorations to the first violation, each
+  machine:seeded-bugs      about 40 s (nine explorations to the first violation, each
                            with z3 BMC over its last two steps)
   machine:z3-induction     about 3 s; machine:z3-bmc about 15 s (depth 6, one owner)
-  machine:suite            MACHINE_SUITE (cover walks of the explored profiles)
-  replay:machine-memory    MACHINE_REPLAY_MEMORY; replay:machine-sqlite MACHINE_REPLAY_SQLITE
+  machine:suite            about 2 s (cover walks of the explored profiles, 77 traces)
+  replay:machine-memory    under a second; replay:machine-sqlite about 1 s (10 s of wall
+                           time: durable transactions)
 Progress lines on stderr show each phase; a silent phase prints a line every 10 s."""
 
 EXIT_OK = 0

@@ -78,7 +78,7 @@ def test_check_runs_every_stage_and_writes_a_report(
     machine_actions = stages["replay:machine-memory"]["actions"]
     assert stages["replay:machine-sqlite"]["actions"] == machine_actions > 0
     assert stages["machine:suite"]["traces"] == len(list(suite.glob("machine-custom-*.itf.json")))
-    assert all(stage["cpu_seconds"] >= 0 for n, stage in stages.items() if "machine" in n)
+    assert all(stage["cpu_seconds"] >= 0 for stage in stages.values())
     assert "machine:z3-bmc" in out and "replay:machine-sqlite" in out
     assert "explore:custom" in out and "replay:sqlite" in out
     assert all(len(line) <= 100 for line in out.splitlines()), "the table fits 100 columns"
