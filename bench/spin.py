@@ -29,15 +29,37 @@ from pathlib import Path
 from typing import Any
 
 
+def _reset_peak() -> int:
+    """Reset the peak RSS to the current RSS (Linux clear_refs); returns the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+    return _peak_bytes()
+
+
+def _peak_bytes() -> int:
+    """Peak resident memory since the last reset (VmHWM; ru_maxrss where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _ours_child(bounds_json: str) -> None:
     from lashspec.model.fastexplore import build_c, fast_explore, render_c
     from lashspec.model.kernel_model import Bounds, build_model
 
     model = build_model(Bounds(**json.loads(bounds_json)))
     build_c(render_c(model))
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = _reset_peak()
     result = fast_explore(model, engine="c")
-    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline
+    grown = (_peak_bytes() - baseline) // 1024
     print(
         json.dumps(
             {
@@ -140,9 +162,9 @@ def main() -> int:
     print("-" * len(header))
     ratios: list[float] = []
     for name, bounds in configs:
-        ours = [_ours(bounds) for _ in range(args.repeat)]
         with tempfile.TemporaryDirectory() as tmp:
-            _build_spin(bounds, Path(tmp))
+            _build_spin(bounds, Path(tmp))  # first: the model may not change in between
+            ours = [_ours(bounds) for _ in range(args.repeat)]
             spin = [_spin(Path(tmp), ours[0]["states"]) for _ in range(args.repeat)]
         medians = {}
         for tool, rows in (("spin", spin), ("lashspec", ours)):
