@@ -21,12 +21,14 @@ from lashspec.model.fastexplore import (
     CompilerUnavailableError,
     PackedLayout,
     c_engine_available,
+    fast_check,
     fast_explore,
+    full_profile,
     iter_states,
     owner_symmetry,
     render_c,
 )
-from lashspec.model.kernel_model import Bounds, build_model
+from lashspec.model.kernel_model import DEFAULT_BOUNDS, Bounds, build_model
 from lashspec.model.mutants import MUTANTS, build_mutant
 from lashspec.model.profiles import PROFILES, profile
 
@@ -286,3 +288,13 @@ def test_generated_c_is_deterministic() -> None:
     model = build_model(TINY)
     assert render_c(model) == render_c(build_model(TINY))
     assert "static int successors" in render_c(model)
+
+
+@pytest.mark.usefixtures("c_engine")
+def test_fast_check_summarises_like_the_checking_api() -> None:
+    model = build_model(TINY)
+    summary = fast_check(model)
+    assert summary.ok
+    assert summary.states == explore(model).state_count
+    assert summary.extra["engine"] == "c"
+    assert full_profile().bounds == DEFAULT_BOUNDS
