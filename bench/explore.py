@@ -6,7 +6,9 @@ Every (configuration, engine) runs in a fresh child process, ``--repeat`` times 
 so that its peak resident memory (``ru_maxrss``) is its own. States/s are distinct states per
 CPU second of the exploration alone (compiling is reported apart; the C module is built once
 and then cached); min/median over the repeats. Bytes/state is the peak RSS growth of the
-exploration divided by the states it stored. ``x ref`` is the ratio to the reference explorer
+exploration divided by the states it stored (small runs reuse heap freed by code generation,
+so it reads near 0 below about 100,000 states; ``C store/st`` is the C engine's own arrays
+and table, capacity included). ``x ref`` is the ratio to the reference explorer
 measured in this run. ``--full`` adds DEFAULT_BOUNDS with the C engine and owner symmetry.
 """
 
@@ -78,6 +80,7 @@ def _child(bounds_json: str, engine: str) -> None:
             "edges": fast.edge_count,
             "full_states": fast.full_state_count,
             "cpu": fast.cpu_seconds,
+            "store": fast.store_bytes if engine.startswith("c") else None,
         }
     row["grown_kib"] = (_peak_bytes() - baseline) // 1024
     print(json.dumps(row))
@@ -126,7 +129,8 @@ def main() -> int:
         configs.append(("full", DEFAULT_BOUNDS, ["c+sym"]))
     header = (
         f"{'config':7} {'engine':9} {'states':>10} {'full states':>11} {'edges':>11} "
-        f"{'cpu s':>7} {'states/s min':>12} {'median':>10} {'x ref':>6} {'bytes/state':>11}"
+        f"{'cpu s':>7} {'states/s min':>12} {'median':>10} {'x ref':>6} {'bytes/state':>11} "
+        f"{'C store/st':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -137,6 +141,8 @@ def main() -> int:
             rates = sorted(r["states"] / max(r["cpu"], 1e-9) for r in rows)
             grown = min(r["grown_kib"] for r in rows) * 1024 / rows[0]["states"]
             median = statistics.median(rates)
+            # the C engine's own arrays; small runs reuse freed heap, so RSS growth says ~0
+            store = f"{rows[0]['store'] / rows[0]['states']:.0f}" if rows[0].get("store") else "-"
             if engine == "reference":
                 reference_rate = median
             ratio = f"{median / reference_rate:6.1f}" if reference_rate else f"{'-':>6}"
@@ -144,7 +150,7 @@ def main() -> int:
             print(
                 f"{name:7} {engine:9} {row['states']:>10,} {row['full_states']:>11,} "
                 f"{row['edges']:>11,} {min(r['cpu'] for r in rows):>7.2f} {rates[0]:>12,.0f} "
-                f"{median:>10,.0f} {ratio} {grown:>11.0f}",
+                f"{median:>10,.0f} {ratio} {grown:>11.0f} {store:>10}",
                 flush=True,
             )
     return 0
