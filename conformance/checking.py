@@ -403,10 +403,12 @@ def _machine_rules_stage(
     return CheckStage("machine:rules", ok, detail, data, time.perf_counter() - started)
 
 
-def _machine_mutant_stage(progress: Progress, mutants: Sequence[Any] | None = None) -> CheckStage:
+def _machine_mutant_stage(
+    progress: Progress, mutants: Sequence[Any] | None = None, *, use_z3: bool = True
+) -> CheckStage:
     """Each seeded machine bug is caught by the explorer with its expected invariant, and z3
     BMC over the last steps of that shortest counterexample finds it too (a real run of the
-    mutant); at the same bounds and from the same start the correct model has no violation."""
+    mutant; not with ``use_z3`` False); the correct model runs the same steps cleanly."""
     from ..model.machine_check import (
         bmc_suffix,
         clean_model_holds,
@@ -425,23 +427,25 @@ def _machine_mutant_stage(progress: Progress, mutants: Sequence[Any] | None = No
         if not catch.caught:
             missed.append(mutant.name)
             continue
-        sub, result = bmc_suffix(catch)
-        witness = result.violations.get(mutant.expected_invariant)
         caught[mutant.name] = {
             "invariant": mutant.expected_invariant,
             "steps": len(catch.path),
             "states_explored": catch.explored.state_count,
-            "bmc_suffix": witness.length if witness is not None else None,
-            "bmc_replays": replay_witness(catch.model, sub, result, mutant.expected_invariant),
             "clean_model_holds": clean_model_holds(catch),
         }
-        if not caught[mutant.name]["bmc_replays"]:
-            missed.append(f"{mutant.name} (z3)")
+        if use_z3:
+            sub, result = bmc_suffix(catch)
+            witness = result.violations.get(mutant.expected_invariant)
+            caught[mutant.name]["bmc_suffix"] = witness.length if witness is not None else None
+            replays = replay_witness(catch.model, sub, result, mutant.expected_invariant)
+            caught[mutant.name]["bmc_replays"] = replays
+            if not replays:
+                missed.append(f"{mutant.name} (z3)")
         if not caught[mutant.name]["clean_model_holds"]:
             missed.append(f"{mutant.name} (the correct model fails too)")
     detail = (
-        f"{len(chosen) - len(missed)}/{len(chosen)} seeded machine bugs caught by the explorer "
-        "and by z3 BMC over the last steps"
+        f"{len(chosen) - len(missed)}/{len(chosen)} seeded machine bugs caught by the explorer"
+        + (" and by z3 BMC over the last steps" if use_z3 else " (z3 skipped)")
     )
     if missed:
         detail += "; missed: " + ", ".join(missed)
@@ -545,7 +549,7 @@ MODEL_STAGES: list[StageRunner] = [
     lambda _, progress: [_phase_order_stage(progress)],
     lambda _, progress: [_mutant_stage(progress)],
     lambda options, progress: [] if options.skip_z3 else _z3_stages(options.bmc_depth, progress),
-    lambda _, progress: [_machine_mutant_stage(progress)],
+    lambda options, progress: [_machine_mutant_stage(progress, use_z3=not options.skip_z3)],
     lambda options, progress: [] if options.skip_z3 else _machine_z3_stages(progress),
 ]
 
