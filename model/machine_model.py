@@ -41,11 +41,12 @@ completions, command order) are monitors over pre- and post-state. Per-owner gho
 the current cycle: whether it holds a lease it acquired, reclaimed, issued a releasing effect
 or lost its lease, and which claim codes the store granted it.
 
-Error paths follow lash (``/tmp/machine_error_paths.md``, kept in :data:`ERROR_RULES`): a
-store failure of lash's ``StoreCommitFailed`` class forgets lease and claims without touching
-the store (the lease runs out at its TTL, the claims are superseded by the next generation),
-except the session-command drain, which releases; lease loss hands the cycle's turn claims back
-at once (``AbandonClaims``, lease-less) and stops a running turn.
+Error paths follow lash (the "Store errors" section of ``kernel/machine.py``'s theory of
+operation; here they are kept in :data:`ERROR_RULES`): a store failure of lash's
+``StoreCommitFailed`` class forgets lease and claims without touching the store (the lease
+runs out at its TTL, the claims are superseded by the next generation), except the
+session-command drain, which releases; lease loss hands the cycle's turn claims back at once
+(``AbandonClaims``, lease-less) and stops a running turn.
 """
 
 from __future__ import annotations
@@ -317,7 +318,8 @@ NORMAL_RULES: tuple[Rule, ...] = (
 )
 
 #: Error paths, all in one place (lash's split: LeaseLost vs StoreCommitFailed). "forget" drops
-#: lease and claims from the machine without a store effect; see /tmp/machine_error_paths.md.
+#: lease and claims from the machine without a store effect; see "Store errors" in the
+#: docstring of kernel/machine.py.
 ERROR_RULES: tuple[Rule, ...] = (
     _r("AcquiringLease", "StoreFailed", "Failed", (), "forget", outcome="failed"),
     _r("ReclaimingLease", "StoreFailed", "Failed", (), "forget", outcome="failed"),
@@ -1505,7 +1507,7 @@ class MachineBuilder:
                 "effect_after_loss",
                 "After its lease is lost a machine issues no store effect (other than handing "
                 "the claims back at once) until it acquires a lease again.",
-                "/tmp/machine_error_paths.md; lash turn_loop.rs lease loss",
+                "docs/turn-machine.md, Store errors; lash turn_loop.rs lease loss",
             ),
             flag(
                 "two_outstanding",
@@ -1540,7 +1542,7 @@ class MachineBuilder:
                 "A non-lease store failure changes no claim row and leaves the lease row as it "
                 "was (live under the same generation until its TTL), except that the "
                 "session-command drain releases the lease.",
-                "/tmp/machine_error_paths.md (lash StoreCommitFailed)",
+                "docs/turn-machine.md, Store errors (lash StoreCommitFailed)",
             ),
             flag(
                 "command_order",
