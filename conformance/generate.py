@@ -103,7 +103,15 @@ def declared_action_outcomes(compiled: CompiledModel) -> set[tuple[str, str]]:
 
 
 QUEUE_LANE = frozenset(
-    {"enqueue_batch", "replay_batch", "claim_command", "claim_work", "abandon_work", "cancel_batch"}
+    {
+        "enqueue_batch",
+        "replay_batch",
+        "claim_command",
+        "claim_work",
+        "claim_work_by_ids",
+        "abandon_work",
+        "cancel_batch",
+    }
 )
 INPUT_LANE = frozenset(
     {
@@ -118,7 +126,8 @@ INPUT_LANE = frozenset(
         "vacuum",
     }
 )
-BOTH_LANES = frozenset({"commit", "commit_stale"})
+LEASE_LANE = frozenset({"acquire", "reclaim", "renew", "release", "expire", "advance"})
+BOTH_LANES = frozenset({"commit", "commit_stale", "commit_cas", "claim_checkpoint_work"})
 
 
 class GoalContext:
@@ -128,7 +137,8 @@ class GoalContext:
     returns ``NoClaim`` both on an empty queue and on a queue whose head must wait for the
     turn's commit, and only the second tells the boundaries apart. So a goal also names the
     row statuses of the lane the action works on (batch statuses for queue actions, input
-    states for input actions, both for commits); lease actions need no context.
+    states for input actions, both for commits and checkpoint-work claims, the listed rows for
+    exact-by-ids claims); lease actions need no context.
 
     Two outcomes are refined further, because they separate implementations the plain tag
     cannot (README "Conformance strength"):
@@ -137,7 +147,9 @@ class GoalContext:
       inputs claimed together, against a claim that only ever takes its head row;
     * a commit failing with ``TurnInputClaimSuperseded`` while the owner holds a queue claim
       (``TurnInputClaimSuperseded+queue_held``): the queue check passed, so a store that
-      applies the queue completion before validating the input claim leaves a trace here.
+      applies the queue completion before validating the input claim leaves a trace here;
+    * a stamped commit of a turn already committed answering its recorded result
+      (``Committed+replay``), against a first commit of the turn.
     """
 
     def __init__(self, compiled: CompiledModel) -> None:
@@ -145,11 +157,30 @@ class GoalContext:
         self._batches = tuple(i for i, s in enumerate(layout) if s.variable == "batch_status")
         self._inputs = tuple(i for i, s in enumerate(layout) if s.variable == "input_state")
         qclaim = {s.keys[0]: i for i, s in enumerate(layout) if s.variable == "owner_qclaim"}
+        batch_at = {s.keys[0]: i for i, s in enumerate(layout) if s.variable == "batch_status"}
+        turn_at = {s.keys[0]: i for i, s in enumerate(layout) if s.variable == "turn_result"}
+        # With a TTL of several clock steps, the lease time left tells lease goals apart
+        # (a renewal that extends expiry against one that finds a full TTL left).
+        clock = tuple(
+            i
+            for i, s in enumerate(layout)
+            if s.variable == "lease_ttl_left" and len(s.sort.values()) > 2
+        )
+        self._turn: list[int] = []  # turn_result position of a stamped commit, -1 otherwise
         self._lane: list[tuple[int, ...]] = []
         self._held: list[int] = []  # owner_qclaim position of a commit's owner, -1 otherwise
         for binding in compiled.bindings:
             self._held.append(-1)
-            if binding.action in QUEUE_LANE:
+            turn = binding.params.get("turn")
+            stamped = binding.action == "commit_turn" and turn is not None
+            self._turn.append(turn_at[turn] if stamped and turn is not None else -1)
+            if binding.action == "claim_work_by_ids":
+                # the listed rows are the by-ids claim's lane
+                first, last = int(binding.params["b"]), int(binding.params["last"])
+                self._lane.append(
+                    tuple(p for slot, p in batch_at.items() if first <= int(slot) <= last)
+                )
+            elif binding.action in QUEUE_LANE:
                 self._lane.append(self._batches)
             elif binding.action in INPUT_LANE:
                 self._lane.append(self._inputs)
@@ -158,6 +189,8 @@ class GoalContext:
                 owner = binding.params.get("o")
                 if owner in qclaim:
                     self._held[-1] = qclaim[owner]
+            elif binding.action in LEASE_LANE:
+                self._lane.append(clock)
             else:
                 self._lane.append(())
 
@@ -176,6 +209,9 @@ class GoalContext:
         held = self._held[binding]
         if tag == "TurnInputClaimSuperseded" and held >= 0 and state[held] != 0:
             return "TurnInputClaimSuperseded+queue_held"
+        turn = self._turn[binding]
+        if tag == "Committed" and turn >= 0 and state[turn] != 0:
+            return "Committed+replay"
         return tag
 
 
@@ -242,12 +278,18 @@ def edge_cover(
     *,
     max_trace_length: int = 40,
     local_depth: int = 3,
+    focus: frozenset[str] = frozenset(),
 ) -> tuple[list[list[ActionStep]], set[Goal]]:
-    """Action sequences that together take every goal reachable in ``result``."""
+    """Action sequences that together take every goal reachable in ``result`` (only the goals
+    whose action or refined outcome tag is in ``focus``, when it is not empty)."""
     compiled = result.compiled
     bindings = compiled.bindings
     context = GoalContext(compiled)
     first = first_enabled(result, context)
+    if focus:
+        first = {
+            g: sid for g, sid in first.items() if g[1] in focus or bindings[g[0]].action in focus
+        }
     depth = [0] * len(result.states)
     for sid in range(1, len(result.states)):
         depth[sid] = depth[result.parents[sid]] + 1
@@ -507,7 +549,7 @@ def generate_suite(
         compiled = result.compiled
         declared |= declared_action_outcomes(compiled)
         runner = ModelRunner(prof.bounds)
-        covers, goals = edge_cover(result, max_trace_length=max_trace_length)
+        covers, goals = edge_cover(result, max_trace_length=max_trace_length, focus=prof.focus)
         traces = [
             trace_of(
                 runner,
@@ -601,16 +643,17 @@ def _add_witnesses(suite: Suite, runner: ModelRunner, profile_name: str) -> None
     for mutant in MUTANTS:
         if any(t.meta.get("mutant") == mutant.name for t in suite.traces):
             continue
-        witness = mutant_witness(runner, mutant.name)
+        mutant_runner = runner if mutant.bounds is None else ModelRunner(mutant.bounds)
+        witness = mutant_witness(mutant_runner, mutant.name)
         if witness is None:
             continue
         meta = {
             "kind": "witness",
-            "profile": profile_name,
+            "profile": profile_name if mutant.bounds is None else "mutant",
             "mutant": mutant.name,
             "purpose": f"shortest counterexample of the mutant {mutant.name}",
         }
-        suite.traces.append(trace_of(runner, witness, f"witness-{mutant.name}", meta))
+        suite.traces.append(trace_of(mutant_runner, witness, f"witness-{mutant.name}", meta))
 
 
 def _path_actions(result: ExplorationResult, state: int) -> list[tuple[str, Mapping[str, Any]]]:

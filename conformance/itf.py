@@ -43,7 +43,14 @@ PICK_NAMES: tuple[str, ...] = (
     "checkpoint",
     "release",
     "defer",
+    "last",
+    "expected",
+    "turn",
+    "content",
 )
+
+#: Outcome fields whose values are sets of slot indices.
+SET_VALUED_OUTCOME_FIELDS = frozenset({"rows", "input_rows", "queue_rows"})
 
 #: Variables whose values are maps from an index to a *set* of indices.
 SET_VALUED_MAPS = frozenset({"owner_qclaim_rows", "owner_iclaim_rows"})
@@ -286,8 +293,8 @@ def normalise_state(state: Mapping[str, Any]) -> dict[str, Any]:
 
 def normalise_outcome(outcome: Mapping[str, Any]) -> dict[str, Any]:
     result = dict(outcome)
-    if "rows" in result:
-        result["rows"] = frozenset(result["rows"])
+    for key in SET_VALUED_OUTCOME_FIELDS & set(result):
+        result[key] = frozenset(result[key])
     if "outcomes" in result:
         result["outcomes"] = list(result["outcomes"])
     return result
@@ -296,7 +303,7 @@ def normalise_outcome(outcome: Mapping[str, Any]) -> dict[str, Any]:
 def _encode_outcome(outcome: Mapping[str, Any]) -> dict[str, Any]:
     encoded: dict[str, Any] = {}
     for key, value in outcome.items():
-        if key == "rows":
+        if key in SET_VALUED_OUTCOME_FIELDS:
             encoded[key] = encode_value(frozenset(value))
         else:
             encoded[key] = encode_value(value)

@@ -17,8 +17,10 @@ from typing import Any
 
 from ..kernel.clock import FakeProcessTable, ManualClock
 from ..kernel.errors import (
+    HeadRevisionConflict,
     PendingTurnInputSourceKeyConflict,
     QueuedWorkClaimSuperseded,
+    RuntimeTurnCommitConflict,
     SessionExecutionLeaseExpired,
     TurnInputClaimSuperseded,
 )
@@ -49,6 +51,7 @@ from ..kernel.types import (
     QueuedWorkCompletion,
     RefreshToolCatalog,
     RuntimeCommit,
+    RuntimeTurnCommitStamp,
     SessionCheckpoint,
     SessionCommand,
     SessionExecutionLease,
@@ -57,6 +60,7 @@ from ..kernel.types import (
     TurnInputCheckpointBoundary,
     TurnInputClaim,
     TurnInputIngress,
+    turn_commit_hash,
 )
 
 SESSION = "session-0"
@@ -142,6 +146,8 @@ def identity(owner: int, incarnation: int) -> LeaseOwnerIdentity:
 
 
 ERROR_TAGS: tuple[type[Exception], ...] = (
+    HeadRevisionConflict,
+    RuntimeTurnCommitConflict,
     SessionExecutionLeaseExpired,
     QueuedWorkClaimSuperseded,
     TurnInputClaimSuperseded,
@@ -178,6 +184,7 @@ class _World:
     last_batch_fencing: dict[int, int] = field(default_factory=dict)
     last_input_fencing: dict[int, int] = field(default_factory=dict)
     last_input_rewritten: dict[int, bool] = field(default_factory=dict)
+    turns: dict[int, tuple[int, int]] = field(default_factory=dict)  # turn -> (result, content)
 
 
 def _slot_of(ids: Mapping[int, str], kernel_id: str, what: str) -> int:
@@ -342,6 +349,13 @@ class KernelAdapter:
         self.world.clock.advance(TTL_MS)
         return {"tag": "Ok"}
 
+    def _do_advance(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        self.world.clock.advance(TTL_MS // self._ttl_steps())
+        return {"tag": "Ok"}
+
+    def _ttl_steps(self) -> int:
+        return max(1, self._bounds.get("ttl_steps", 1))
+
     def _do_crash(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         o, memory = self._owner(picks)
         self.world.processes.kill(1000 + o)
@@ -389,6 +403,62 @@ class KernelAdapter:
             self._bounds.get("batches", 2),
         )
         return self._claimed_queue(memory, claim)
+
+    def _boundary(self, picks: Mapping[str, Any]) -> ClaimBoundary:
+        boundary = picks.get("boundary")
+        if boundary not in ("idle", "active_turn_checkpoint"):
+            raise BadActionParams(f"boundary must be idle|active_turn_checkpoint, got {boundary!r}")
+        return ClaimBoundary(boundary)
+
+    def _do_claim_work_by_ids(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        first, last = self._int(picks, "b"), self._int(picks, "last")
+        if first > last:
+            raise BadActionParams(f"the listed slots b{first}..b{last} are empty")
+        # A slot never enqueued has no id; an id no row carries stands for it.
+        ids = [
+            self.world.batch_ids.get(slot, f"batch-never-enqueued-b{slot}")
+            for slot in range(first, last + 1)
+        ]
+        claim = self.world.store.claim_ready_queued_work_by_batch_ids(
+            SESSION,
+            self._fence(memory).fence(),
+            self._identity(o, memory),
+            self._boundary(picks),
+            ids,
+        )
+        return self._claimed_queue(memory, claim)
+
+    def _do_claim_checkpoint_work(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        inputs, work = self.world.store.claim_checkpoint_work(
+            SESSION,
+            self._fence(memory).fence(),
+            self._identity(o, memory),
+            TURN,
+            self._checkpoint(picks),
+            self._bounds.get("inputs", 2),
+            self._bounds.get("batches", 2),
+        )
+        if inputs is None and work is None:
+            return {"tag": "NoClaim"}
+        input_part = self._claimed_inputs(memory, inputs)
+        queue_part = self._claimed_queue(memory, work)
+        return {
+            "tag": "CheckpointClaimed",
+            "input_claim": input_part.get("claim", ""),
+            "input_rows": input_part.get("rows", []),
+            "queue_claim": queue_part.get("claim", ""),
+            "queue_rows": queue_part.get("rows", []),
+        }
+
+    def _checkpoint(self, picks: Mapping[str, Any]) -> CheckpointKind:
+        checkpoint = picks.get("checkpoint")
+        if checkpoint not in ("after_work", "before_completion"):
+            raise BadActionParams(
+                f"checkpoint must be after_work|before_completion, got {checkpoint!r}"
+            )
+        return CheckpointKind(checkpoint)
 
     def _do_abandon_work(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         _, memory = self._owner(picks)
@@ -485,7 +555,14 @@ class KernelAdapter:
         report = self.world.store.vacuum()
         return {"tag": "Vacuumed", "removed": report.removed_pending_turn_input_tombstone_count}
 
-    def _commit(self, memory: OwnerMemory, release: bool, defer: bool, stale: bool) -> int:
+    def _commit(
+        self,
+        memory: OwnerMemory,
+        release: bool,
+        defer: bool,
+        stale: bool,
+        expected: int | None = None,
+    ) -> int:
         fence = self._fence(memory)
         queue: tuple[QueuedWorkCompletion, ...] = ()
         if memory.queue_claim is not None:
@@ -498,6 +575,7 @@ class KernelAdapter:
             RuntimeCommit(
                 SESSION,
                 SessionCheckpoint(0),
+                expected_head_revision=expected,
                 session_execution_lease=fence.fence(),
                 release_session_execution_lease=fence.completion() if release else None,
                 completed_queue_claims=queue,
@@ -523,6 +601,31 @@ class KernelAdapter:
         revision = self._commit(memory, release=False, defer=False, stale=True)
         memory.forget_claims()
         return {"tag": "Committed", "head_revision": revision}
+
+    def _do_commit_cas(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        expected = self._int(picks, "expected")
+        revision = self._commit(memory, release=False, defer=False, stale=False, expected=expected)
+        memory.forget_claims()
+        return {"tag": "Committed", "head_revision": revision}
+
+    def _do_commit_turn(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        turn, content = self._int(picks, "turn"), self._int(picks, "content", 2)
+        release = self._bool(picks, "release")
+        fence = self._fence(memory)
+        unstamped = RuntimeCommit(
+            SESSION,
+            SessionCheckpoint(content),
+            session_execution_lease=fence.fence(),
+            release_session_execution_lease=fence.completion() if release else None,
+        )
+        stamp = RuntimeTurnCommitStamp(SESSION, f"turn-{turn}", turn_commit_hash(unstamped))
+        result = self.world.store.commit_runtime_state(replace(unstamped, turn_commit=stamp))
+        self.world.turns.setdefault(turn, (result.head_revision, content))
+        if release:
+            memory.fence = None
+        return {"tag": "Committed", "head_revision": result.head_revision}
 
     # -- projection ------------------------------------------------------------------------
 
@@ -564,6 +667,9 @@ class KernelAdapter:
             "lease_holder_inc": _incarnation(holder) if holder is not None else -1,
             "lease_gen": row.fencing_token if row is not None else 0,
             "lease_live": row.is_live(now) if row is not None else False,
+            "lease_ttl_left": self._ttl_left(row.expires_at_ms - now)
+            if row is not None and row.is_live(now)
+            else 0,
         }
         batches = {b.batch_id: (b, c) for b, c in seen.queued_work}
         slots = range(self._bounds.get("batches", 2))
@@ -611,7 +717,17 @@ class KernelAdapter:
             input_fencing=ifencing,
         )
         state["head_revision"] = seen.head_revision
+        # The store API has no read of turn records: they are projected from the results of
+        # the stamped commits this adapter made (the first success of each turn).
+        turns = range(max(self._bounds.get("turns", 0), 1))
+        state["turn_result"] = {t: w.turns.get(t, (0, 0))[0] for t in turns}
+        state["turn_content"] = {t: w.turns.get(t, (0, 0))[1] for t in turns}
         return state
+
+    def _ttl_left(self, remaining_ms: int) -> int:
+        """Remaining lease lifetime in clock steps of TTL / ttl_steps, rounded up."""
+        step = TTL_MS // self._ttl_steps()
+        return -(-remaining_ms // step)
 
     def _name(self, claim: QueuedWorkClaim | TurnInputClaim | None) -> str:
         return self.world.claim_names.get(claim.claim_id, "") if claim is not None else ""

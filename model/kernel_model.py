@@ -14,9 +14,24 @@ system; ``store.md`` gives the semantics) into a finite transition system:
   could hold, so ``reclaim(o, observed)`` covers fresh and stale observations alike.
 * **The lease row** is ``lease_holder``/``lease_holder_inc`` (the row's owner, kept after expiry,
   cleared by release), ``lease_gen`` (the fencing token, never decreasing) and ``lease_live``.
-  Time is abstract: ``expire`` makes a live lease lapse; renew and re-entry therefore change no
-  state. A lease token is unique per generation, so "fence matches the row" is
+  Time is counted in clock steps of ``1/ttl_steps`` of the TTL: ``lease_ttl_left`` is the live
+  lease's remaining lifetime (``ttl_steps`` = a full TTL from now, 0 = not live). An
+  acquisition, a re-entry and a renew set it to ``ttl_steps``; ``advance`` moves the clock by
+  one step (the lease lapses when nothing is left) and ``expire`` by a whole TTL (every live
+  lease lapses). With ``ttl_steps = 1`` both are the same jump and ``lease_ttl_left`` mirrors
+  ``lease_live``; ``ttl_steps = 2`` makes renew and re-entry extensions observable. A lease
+  token is unique per generation, so "fence matches the row" is
   ``holder == o and holder_inc == inc[o] and lease_gen == fence[o]``.
+* **Head CAS and turn stamps** (bounds ``head_cas`` and ``turns``, 0 disables them):
+  ``commit_cas(o, expected)`` is ``commit`` with ``expected_head_revision``;
+  ``commit_turn(o, turn, content, release)`` is a commit stamped with a turn id whose content
+  (the checkpoint) is ``content``: a committed turn answers a re-commit of the same content
+  with its recorded result (applying only the lease release) and refuses other content.
+* **Exact claims** (bound ``exact_claims``, 0 disables them): ``claim_work_by_ids`` claims the
+  listed slots ``b..last`` (a contiguous range in slot order) exactly, or nothing, and may
+  bypass earlier ready work; ``claim_checkpoint_work`` probes read-only (nothing selectable
+  -> ``NoClaim`` even with an expired fence), then claims the active-turn inputs and the
+  checkpoint turn work in one transaction.
 * **Liveness oracle**: all owners share host and boot (``LocalProcess`` identities), so the
   holder recorded on the row is *definitely dead* iff its owner is not alive or runs a newer
   incarnation (same pid, different process start).
@@ -51,9 +66,9 @@ a second restart) is *disabled* by its guard instead. Every such cut is written 
 
 Abstracted away: payloads and item ids, ``available_at`` (always 0), source-key replay after a
 row was deleted or vacuumed (the slot is not re-enqueued), sessions other than ``session-0``,
-head CAS (``expected_head_revision`` is never set), turn-commit stamps and their replay,
-outbox batches, checkpoint contents, exact-by-ids and checkpoint-work claims, and multiple
-targets in one cancel call (single and suffix cancels are modelled).
+the completions and outbox of stamped turn commits (a stamped commit completes no claims),
+outbox batches, checkpoint contents, non-contiguous or duplicate id lists of by-ids claims,
+and multiple targets in one cancel call (single and suffix cancels are modelled).
 """
 
 from __future__ import annotations
@@ -69,6 +84,7 @@ from .dsl import (
     ActionIs,
     BoolSort,
     Case,
+    Const,
     EnumSort,
     Expr,
     FlatState,
@@ -175,6 +191,10 @@ class Bounds:
     max_generation: int = 3
     max_claims_per_row: int = 2
     max_head_revision: int = 2
+    ttl_steps: int = 2
+    exact_claims: int = 1
+    head_cas: int = 1
+    turns: int = 1
 
     def __post_init__(self) -> None:
         limits = {
@@ -185,6 +205,10 @@ class Bounds:
             "max_generation": (1, 9),
             "max_claims_per_row": (1, 9),
             "max_head_revision": (0, 9),
+            "ttl_steps": (1, 4),
+            "exact_claims": (0, 1),
+            "head_cas": (0, 1),
+            "turns": (0, 2),
         }
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
@@ -222,6 +246,12 @@ input_claim = Var("input_claim")
 input_claim_gen = Var("input_claim_gen")
 input_fencing = Var("input_fencing")
 head_revision = Var("head_revision")
+lease_ttl_left = Var("lease_ttl_left")
+turn_result = Var("turn_result")
+turn_content = Var("turn_content")
+
+#: Contents a stamped turn commit can carry (two, so a re-commit can differ).
+CONTENTS = IntSort(0, 1)
 
 HISTORY_FLAGS: tuple[tuple[str, str], ...] = (
     ("hist_generation_step", "a transition changed the fencing token other than by a takeover"),
@@ -237,6 +267,10 @@ HISTORY_FLAGS: tuple[tuple[str, str], ...] = (
     ("hist_head_step", "head_revision moved other than +1 by a commit"),
     ("hist_completion_mismatch", "a commit reported rows completed that it did not settle"),
     ("hist_unfenced_commit", "a commit applied without a validating fence"),
+    ("hist_short_extension", "an acquisition, re-entry or renewal left less than a full TTL"),
+    ("hist_unlisted_claim", "an exact-by-ids claim stamped a row it did not list, or not all"),
+    ("hist_turn_reapplied", "a committed turn's record changed or its re-commit applied"),
+    ("hist_head_cas", "a commit with an expected head revision applied over another revision"),
 )
 
 
@@ -253,6 +287,8 @@ class _Sorts:
     qcode: IntSort
     icode: IntSort
     head: IntSort
+    ttl: IntSort
+    turn: IntSort
 
 
 def _sorts(bounds: Bounds) -> _Sorts:
@@ -269,6 +305,8 @@ def _sorts(bounds: Bounds) -> _Sorts:
         qcode=IntSort(0, bounds.batches * stride - 1),
         icode=IntSort(0, bounds.inputs * stride - 1),
         head=IntSort(0, bounds.max_head_revision),
+        ttl=IntSort(0, bounds.ttl_steps),
+        turn=IntSort(0, max(bounds.turns, 1) - 1),
     )
 
 
@@ -304,6 +342,17 @@ def _variables(s: _Sorts) -> tuple[Variable, ...]:
         Variable("input_claim_gen", MapSort(i, s.gen), "claim_session_lease_generation"),
         Variable("input_fencing", MapSort(i, s.fencing), "claim_fencing_token (never reset)"),
         Variable("head_revision", s.head, "committed head revision"),
+        Variable(
+            "lease_ttl_left",
+            s.ttl,
+            "remaining lease lifetime in clock steps (ttl_steps = a full TTL), 0 when not live",
+        ),
+        Variable(
+            "turn_result",
+            MapSort(s.turn, s.head),
+            "head revision a stamped commit of turn t returned, 0 = turn not committed",
+        ),
+        Variable("turn_content", MapSort(s.turn, CONTENTS), "content of turn t's commit"),
     ]
     flags = [Variable(name, BoolSort(), doc, ghost=True) for name, doc in HISTORY_FLAGS]
     return tuple(plain + flags)
@@ -335,6 +384,9 @@ def _initial(bounds: Bounds, s: _Sorts) -> dict[str, Value]:
         "input_claim_gen": {i: 0 for i in inputs},
         "input_fencing": {i: 0 for i in inputs},
         "head_revision": 0,
+        "lease_ttl_left": 0,
+        "turn_result": {t: 0 for t in range(max(bounds.turns, 1))},
+        "turn_content": {t: 0 for t in range(max(bounds.turns, 1))},
     }
     for name, _ in HISTORY_FLAGS:
         init[name] = False
@@ -368,6 +420,11 @@ class KernelBuilder:
         self.min_boundary = map_lit(self.s.input, [r["min_boundary"] for r in input_rows])
 
     # -- shared predicates --------------------------------------------------------------------
+
+    def switch(self, bound: str) -> Expr:
+        """TRUE when the vocabulary extension switched by ``bound`` is on (bound >= 1): its
+        actions are disabled otherwise, so a profile explores only what it is for."""
+        return TRUE if getattr(self.bounds, bound) >= 1 else FALSE
 
     @staticmethod
     def valid_fence(o: Expr) -> Expr:
@@ -416,22 +473,34 @@ class KernelBuilder:
     def queue_head(self, g: Expr) -> Expr:
         return first_where(self.s.batch, lambda b: self.batch_claimable(b, g), -1)
 
-    def turn_work_selected(self, b: Expr, h: Expr, g: Expr, boundary: Expr) -> Expr:
-        """§3.5 select_turn_work_claim_prefix: is slot ``b`` in the claim headed by ``h``."""
+    def joinable_to(self, h: Expr, c: Expr) -> Expr:
+        """§3.5: slot ``c`` may follow head ``h`` in one join run."""
+        return all_of(
+            self.work_class[c].eq("turn_work"),
+            self.slot_policy[c].eq("join"),
+            self.delivery[c].eq(self.delivery[h]),
+            self.merge_key[c].eq(self.merge_key[h]),
+        )
 
-        def joinable(c: Expr) -> Expr:
-            return all_of(
-                self.work_class[c].eq("turn_work"),
-                self.slot_policy[c].eq("join"),
-                self.delivery[c].eq(self.delivery[h]),
-                self.merge_key[c].eq(self.merge_key[h]),
-            )
-
-        gate = all_of(
+    def head_gate(self, h: Expr, idle: Expr) -> Expr:
+        """§3.5: head ``h`` starts a turn-work claim (at an idle boundary iff ``idle``)."""
+        return all_of(
             h >= 0,
             self.work_class[h].eq("turn_work"),
-            any_of(boundary.eq("idle"), self.delivery[h].eq("earliest_safe_boundary")),
+            any_of(idle, self.delivery[h].eq("earliest_safe_boundary")),
         )
+
+    def turn_work_selected(self, b: Expr, h: Expr, g: Expr, boundary: Expr) -> Expr:
+        """§3.5 select_turn_work_claim_prefix: is slot ``b`` in the claim headed by ``h``."""
+        return self.turn_work_selected_at(b, h, g, boundary.eq("idle"))
+
+    def turn_work_selected_at(self, b: Expr, h: Expr, g: Expr, idle: Expr) -> Expr:
+        """As :meth:`turn_work_selected`, the boundary given as ``idle`` (a boolean)."""
+
+        def joinable(c: Expr) -> Expr:
+            return self.joinable_to(h, c)
+
+        gate = self.head_gate(h, idle)
         run = all_of(
             self.slot_policy[h].eq("join"),
             h < b,
@@ -464,14 +533,22 @@ class KernelBuilder:
             [
                 Case(
                     all_of(lease_live, lease_holder.eq(o), lease_holder_inc.eq(owner_inc[o])),
-                    {"owner_fence": owner_fence.set(o, lease_gen)},
+                    {"owner_fence": owner_fence.set(o, lease_gen), **self.full_ttl()},
                     Outcome("Acquired", {"gen": lease_gen}),
                 ),
                 Case(lease_live, {}, Outcome("Busy", {"holder": lease_holder, "gen": lease_gen})),
-                Case(TRUE, self._fresh_acquisition(o), Outcome("Acquired", {"gen": lease_gen + 1})),
+                Case(
+                    TRUE,
+                    {**self._fresh_acquisition(o), **self.full_ttl()},
+                    Outcome("Acquired", {"gen": lease_gen + 1}),
+                ),
             ],
             doc="try_claim_session_execution_lease: re-entry, Busy, or a fresh generation",
         )
+
+    def full_ttl(self) -> dict[str, Expr]:
+        """The lease's expiry moves to a full TTL from now (acquisition, re-entry, renew)."""
+        return {"lease_ttl_left": Const(self.bounds.ttl_steps)}
 
     def _fresh_acquisition(self, o: Expr) -> dict[str, Expr]:
         return {
@@ -497,12 +574,12 @@ class KernelBuilder:
             [
                 Case(
                     ~lease_live,
-                    self._fresh_acquisition(o),
+                    {**self._fresh_acquisition(o), **self.full_ttl()},
                     Outcome("Acquired", {"gen": lease_gen + 1}),
                 ),
                 Case(
                     takeover,
-                    self._fresh_acquisition(o),
+                    {**self._fresh_acquisition(o), **self.full_ttl()},
                     Outcome("Acquired", {"gen": lease_gen + 1}),
                 ),
                 Case(TRUE, {}, Outcome("Busy", {"holder": lease_holder, "gen": lease_gen})),
@@ -517,10 +594,11 @@ class KernelBuilder:
             {"o": self.s.owner},
             all_of(self.alive(o), owner_fence[o].ne(0)),
             [
-                Case(self.valid_fence(o), {}, Outcome("Ok")),
+                Case(self.valid_fence(o), self.full_ttl(), Outcome("Ok")),
                 Case(TRUE, {}, Outcome("SessionExecutionLeaseExpired")),
             ],
-            doc="renew_session_execution_lease: keeps the generation; expired leases stay dead",
+            doc="renew_session_execution_lease: keeps the generation, a full TTL from now; "
+            "expired leases stay dead",
         )
 
     def release(self) -> Action:
@@ -541,6 +619,7 @@ class KernelBuilder:
                         "lease_holder": -1,
                         "lease_holder_inc": -1,
                         "lease_live": FALSE,
+                        "lease_ttl_left": Const(0),
                         "owner_fence": owner_fence.set(o, 0),
                     },
                     Outcome("Ok"),
@@ -555,8 +634,24 @@ class KernelBuilder:
             "expire",
             {},
             lease_live,
-            [Case(TRUE, {"lease_live": FALSE}, Outcome("Ok"))],
+            [Case(TRUE, {"lease_live": FALSE, "lease_ttl_left": Const(0)}, Outcome("Ok"))],
             doc="advance the store clock by the TTL",
+        )
+
+    def advance(self) -> Action:
+        return Action(
+            "advance",
+            {},
+            lease_live,
+            [
+                Case(
+                    TRUE,
+                    {"lease_live": lease_ttl_left > 1, "lease_ttl_left": lease_ttl_left - 1},
+                    Outcome("Ok"),
+                )
+            ],
+            doc="advance the store clock by one step (TTL / ttl_steps); a lease with one step "
+            "left lapses",
         )
 
     def crash(self) -> Action:
@@ -780,6 +875,181 @@ class KernelBuilder:
                 Case(TRUE, {}, Outcome("NoClaim")),
             ],
             doc="claim_ready_queued_work at a boundary, max_batches = number of slots",
+        )
+
+    def claim_work_by_ids(self) -> Action:
+        o = Param("o")
+        first = Param("b")
+        last = Param("last")
+        boundary = Param("boundary")
+        g = owner_fence[o]
+        k = self.bounds.max_claims_per_row
+
+        def listed(c: Expr) -> Expr:
+            return all_of(first <= c, c <= last)
+
+        def row_ok(c: Expr) -> Expr:
+            return all_of(
+                batch_status[c].eq("queued"),
+                any_of(batch_claim[c].eq(0), batch_claim_gen[c].ne(g)),
+                self.work_class[c].eq("turn_work"),
+            )
+
+        valid = all_of(
+            forall("qc", self.s.batch, lambda c: listed(c).implies(row_ok(c))),
+            self.head_gate(first, boundary.eq("idle")),
+            any_of(
+                first.eq(last),
+                all_of(
+                    self.slot_policy[first].eq("join"),
+                    forall(
+                        "qc",
+                        self.s.batch,
+                        lambda c: all_of(first < c, c <= last).implies(self.joinable_to(first, c)),
+                    ),
+                ),
+            ),
+        )
+        code = self.claim_code(first, batch_fencing)
+        return Action(
+            "claim_work_by_ids",
+            {"o": self.s.owner, "b": self.s.batch, "last": self.s.batch, "boundary": BOUNDARY},
+            all_of(
+                self.switch("exact_claims"),
+                self.alive(o),
+                owner_fence[o].ne(0),
+                first <= last,
+                any_of(
+                    ~self.valid_fence(o),
+                    ~valid,
+                    forall("qb", self.s.batch, lambda c: listed(c).implies(batch_fencing[c] < k)),
+                ),
+            ),
+            [
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(
+                    valid,
+                    self._stamp_batches(o, listed, code, g),
+                    Outcome(
+                        "Claimed",
+                        {"claim": code, "rows": set_of("qb", self.s.batch, listed)},
+                    ),
+                ),
+                Case(TRUE, {}, Outcome("NoClaim")),
+            ],
+            doc="claim_ready_queued_work_by_batch_ids with the ids of slots b..last in order: "
+            "exactly those rows or nothing (may bypass earlier ready work)",
+        )
+
+    def claim_checkpoint_work(self) -> Action:
+        o = Param("o")
+        checkpoint = Param("checkpoint")
+        g = owner_fence[o]
+        k = self.bounds.max_claims_per_row
+
+        def input_selected(i: Expr) -> Expr:
+            return all_of(
+                input_state[i].eq("pending_active"),
+                ~input_rewritten[i],
+                self.input_admits(i, checkpoint),
+                any_of(input_claim[i].eq(0), input_claim_gen[i].ne(g)),
+            )
+
+        def with_head(body: Any) -> Expr:
+            return let("h", self.queue_head(g), body)
+
+        def queue_selected_under(h: Expr) -> Any:
+            return lambda b: self.turn_work_selected_at(b, h, g, FALSE)
+
+        any_input = exists("qi", self.s.input, input_selected)
+        any_queue = with_head(lambda h: exists("qb", self.s.batch, queue_selected_under(h)))
+        probe = any_of(any_input, any_queue)
+        input_head = first_where(self.s.input, input_selected, -1)
+        input_code = ite(any_input, self.claim_code(input_head, input_fencing), 0)
+        queue_code = with_head(
+            lambda h: ite(
+                exists("qb", self.s.batch, queue_selected_under(h)),
+                self.claim_code(h, batch_fencing),
+                0,
+            )
+        )
+
+        def queue_selected(b: Expr) -> Expr:
+            return with_head(lambda h: queue_selected_under(h)(b))
+
+        stamp_inputs = self._stamp_inputs(o, input_selected, input_code, g, True)
+        stamp_batches = self._stamp_batches(o, queue_selected, queue_code, g)
+        updates: dict[str, Expr] = {
+            name: update
+            for name, update in {**stamp_inputs, **stamp_batches}.items()
+            if not name.startswith("owner_")
+        }
+        updates.update(
+            {
+                "owner_iclaim": owner_iclaim.set(o, ite(any_input, input_code, owner_iclaim[o])),
+                "owner_iclaim_rows": owner_iclaim_rows.set(
+                    o,
+                    map_of(
+                        "qi",
+                        self.s.input,
+                        lambda i: ite(any_input, input_selected(i), owner_iclaim_rows[o][i]),
+                    ),
+                ),
+                "owner_qclaim": owner_qclaim.set(o, ite(any_queue, queue_code, owner_qclaim[o])),
+                "owner_qclaim_rows": owner_qclaim_rows.set(
+                    o,
+                    map_of(
+                        "qb",
+                        self.s.batch,
+                        lambda b: ite(any_queue, queue_selected(b), owner_qclaim_rows[o][b]),
+                    ),
+                ),
+            }
+        )
+        return Action(
+            "claim_checkpoint_work",
+            {"o": self.s.owner, "checkpoint": CHECKPOINT},
+            all_of(
+                self.switch("exact_claims"),
+                self.alive(o),
+                owner_fence[o].ne(0),
+                any_of(
+                    ~probe,
+                    ~self.valid_fence(o),
+                    all_of(
+                        forall(
+                            "qi",
+                            self.s.input,
+                            lambda i: input_selected(i).implies(input_fencing[i] < k),
+                        ),
+                        forall(
+                            "qb",
+                            self.s.batch,
+                            lambda b: queue_selected(b).implies(batch_fencing[b] < k),
+                        ),
+                    ),
+                ),
+            ),
+            [
+                Case(~probe, {}, Outcome("NoClaim")),
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(
+                    TRUE,
+                    updates,
+                    Outcome(
+                        "CheckpointClaimed",
+                        {
+                            "input_claim": input_code,
+                            "input_rows": set_of("qi", self.s.input, input_selected),
+                            "queue_claim": queue_code,
+                            "queue_rows": set_of("qb", self.s.batch, queue_selected),
+                        },
+                    ),
+                ),
+            ],
+            doc="claim_checkpoint_work for turn-0: a read-only probe (nothing selectable -> "
+            "NoClaim, even with an expired fence), then the active-turn inputs and the "
+            "checkpoint turn work in one transaction",
         )
 
     def abandon_work(self) -> Action:
@@ -1207,6 +1477,7 @@ class KernelBuilder:
             "lease_holder": ite(release, -1, lease_holder),
             "lease_holder_inc": ite(release, -1, lease_holder_inc),
             "lease_live": ite(release, FALSE, lease_live),
+            "lease_ttl_left": ite(release, 0, lease_ttl_left),
             "owner_fence": owner_fence.set(o, ite(release, 0, owner_fence[o])),
             "owner_qclaim": owner_qclaim.set(o, 0),
             "owner_qclaim_rows": owner_qclaim_rows.set(o, no_rows_b),
@@ -1332,6 +1603,100 @@ class KernelBuilder:
             doc="commit whose queue completion token has ':stale' appended",
         )
 
+    def commit_cas(self) -> Action:
+        o = Param("o")
+        expected = Param("expected")
+        applies = all_of(
+            self.valid_fence(o),
+            expected.eq(head_revision),
+            self.queue_completion_ok(o),
+            self.input_completion_ok(o),
+        )
+        return Action(
+            "commit_cas",
+            {"o": self.s.owner, "expected": self.s.head},
+            all_of(
+                self.switch("head_cas"),
+                self.alive(o),
+                owner_fence[o].ne(0),
+                any_of(head_revision < self.bounds.max_head_revision, ~applies),
+            ),
+            [
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(expected.ne(head_revision), {}, Outcome("HeadRevisionConflict")),
+                Case(~self.queue_completion_ok(o), {}, Outcome("QueuedWorkClaimSuperseded")),
+                Case(~self.input_completion_ok(o), {}, Outcome("TurnInputClaimSuperseded")),
+                Case(
+                    TRUE,
+                    self._commit_effects(o, FALSE, FALSE, delete_rows=True),
+                    Outcome("Committed", {"head_revision": head_revision + 1}),
+                ),
+            ],
+            doc="commit as `commit` (no release, no deferral) with expected_head_revision set: "
+            "the head CAS is checked after the fence, before the completions",
+        )
+
+    def commit_turn(self) -> Action:
+        o = Param("o")
+        t = Param("turn")
+        content = Param("content")
+        release = Param("release")
+        recorded = turn_result[t].ne(0)
+        matches = all_of(
+            lease_holder.eq(o),
+            lease_holder_inc.eq(owner_inc[o]),
+            lease_gen.eq(owner_fence[o]),
+        )
+        released = all_of(release, matches)
+        replay_release = {
+            "lease_holder": ite(released, -1, lease_holder),
+            "lease_holder_inc": ite(released, -1, lease_holder_inc),
+            "lease_live": ite(released, FALSE, lease_live),
+            "lease_ttl_left": ite(released, 0, lease_ttl_left),
+            "owner_fence": owner_fence.set(o, ite(release, 0, owner_fence[o])),
+        }
+        apply = {
+            "lease_holder": ite(release, -1, lease_holder),
+            "lease_holder_inc": ite(release, -1, lease_holder_inc),
+            "lease_live": ite(release, FALSE, lease_live),
+            "lease_ttl_left": ite(release, 0, lease_ttl_left),
+            "owner_fence": owner_fence.set(o, ite(release, 0, owner_fence[o])),
+            "head_revision": head_revision + 1,
+            "turn_result": turn_result.set(t, head_revision + 1),
+            "turn_content": turn_content.set(t, content),
+        }
+        return Action(
+            "commit_turn",
+            {"o": self.s.owner, "turn": self.s.turn, "content": CONTENTS, "release": BoolSort()},
+            all_of(
+                self.switch("turns"),
+                self.alive(o),
+                owner_fence[o].ne(0),
+                any_of(
+                    head_revision < self.bounds.max_head_revision,
+                    recorded,
+                    ~self.valid_fence(o),
+                ),
+            ),
+            [
+                Case(
+                    all_of(recorded, turn_content[t].ne(content)),
+                    {},
+                    Outcome("RuntimeTurnCommitConflict"),
+                ),
+                Case(
+                    recorded,
+                    replay_release,
+                    Outcome("Committed", {"head_revision": turn_result[t]}),
+                ),
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(TRUE, apply, Outcome("Committed", {"head_revision": head_revision + 1})),
+            ],
+            doc="commit_runtime_state stamped with turn-{turn} whose content (the checkpoint) is "
+            "`content`, completing no claims: the stamp is checked first (same content -> the "
+            "recorded result, only the release applies; other content -> conflict)",
+        )
+
     def actions(self) -> list[Action]:
         return [
             self.acquire(),
@@ -1339,12 +1704,15 @@ class KernelBuilder:
             self.renew(),
             self.release(),
             self.expire(),
+            self.advance(),
             self.crash(),
             self.restart(),
             self.enqueue_batch(),
             self.replay_batch(),
             self.claim_command(),
             self.claim_work(),
+            self.claim_work_by_ids(),
+            self.claim_checkpoint_work(),
             self.abandon_work(),
             self.cancel_batch(),
             self.enqueue_input(),
@@ -1358,6 +1726,8 @@ class KernelBuilder:
             self.vacuum(),
             self.commit(),
             self.commit_stale(),
+            self.commit_cas(),
+            self.commit_turn(),
         ]
 
     # -- monitors and invariants ---------------------------------------------------------------
@@ -1382,7 +1752,7 @@ class KernelBuilder:
         o = Param("o")
         release_ok = all_of(lease_holder >= 0, Next("lease_holder").eq(-1)).implies(
             all_of(
-                any_of(ActionIs("release"), ActionIs("commit")),
+                any_of(ActionIs("release"), ActionIs("commit"), ActionIs("commit_turn")),
                 lease_holder.eq(o),
                 owner_inc[o].eq(lease_holder_inc),
                 owner_fence[o].eq(lease_gen),
@@ -1413,13 +1783,16 @@ class KernelBuilder:
             ).implies(
                 all_of(
                     self.work_class[b].eq("turn_work"),
-                    ~exists(
-                        "qc",
-                        sb,
-                        lambda c: all_of(
-                            c < b,
-                            self.work_class[c].eq("session_command"),
-                            self.batch_claimable(c, Next("batch_claim_gen")[b]),
+                    any_of(
+                        ActionIs("claim_work_by_ids"),
+                        ~exists(
+                            "qc",
+                            sb,
+                            lambda c: all_of(
+                                c < b,
+                                self.work_class[c].eq("session_command"),
+                                self.batch_claimable(c, Next("batch_claim_gen")[b]),
+                            ),
                         ),
                     ),
                 )
@@ -1432,8 +1805,12 @@ class KernelBuilder:
                 forall("qc", sb, lambda c: c.ne(b).implies(~newly_stamped(c)))
             ),
         )
-        boundary_ok = all_of(
-            ActionIs("claim_work"), Param("boundary").eq("active_turn_checkpoint")
+        boundary_ok = any_of(
+            all_of(
+                any_of(ActionIs("claim_work"), ActionIs("claim_work_by_ids")),
+                Param("boundary").eq("active_turn_checkpoint"),
+            ),
+            ActionIs("claim_checkpoint_work"),
         ).implies(
             forall(
                 "qb",
@@ -1450,7 +1827,7 @@ class KernelBuilder:
                 Next("batch_status")[b].eq("deleted"),
             ).implies(
                 all_of(
-                    ActionIs("commit"),
+                    any_of(ActionIs("commit"), ActionIs("commit_cas")),
                     owner_qclaim[o].ne(0),
                     owner_qclaim_rows[o][b],
                     batch_claim[b].eq(owner_qclaim[o]),
@@ -1487,12 +1864,13 @@ class KernelBuilder:
             )
 
         inputs_ok = forall("qi", si, transition_ok)
-        is_commit = any_of(ActionIs("commit"), ActionIs("commit_stale"))
+        completes = any_of(ActionIs("commit"), ActionIs("commit_stale"), ActionIs("commit_cas"))
+        is_commit = any_of(completes, ActionIs("commit_turn"))
         head_ok = any_of(
             Next("head_revision").eq(head_revision),
             all_of(Next("head_revision").eq(head_revision + 1), is_commit),
         )
-        settled_ok = all_of(is_commit, Next("head_revision").ne(head_revision)).implies(
+        settled_ok = all_of(completes, Next("head_revision").ne(head_revision)).implies(
             all_of(
                 forall(
                     "qb",
@@ -1522,6 +1900,55 @@ class KernelBuilder:
             self.valid_fence(o)
         )
 
+        extends = any_of(
+            ActionIs("renew"),
+            ActionIs("acquire"),
+            all_of(ActionIs("reclaim"), Next("lease_gen").ne(lease_gen)),
+        )
+        extension_ok = all_of(
+            extends,
+            Next("lease_live"),
+            Next("lease_holder").eq(o),
+            Next("lease_holder_inc").eq(owner_inc[o]),
+            Next("owner_fence")[o].eq(Next("lease_gen")),
+        ).implies(Next("lease_ttl_left").eq(self.bounds.ttl_steps))
+
+        st = self.s.turn
+        turn_once_ok = all_of(
+            forall(
+                "qt",
+                st,
+                lambda t: (
+                    turn_result[t]
+                    .ne(0)
+                    .implies(
+                        all_of(
+                            Next("turn_result")[t].eq(turn_result[t]),
+                            Next("turn_content")[t].eq(turn_content[t]),
+                        )
+                    )
+                ),
+            ),
+            all_of(ActionIs("commit_turn"), turn_result[Param("turn")].ne(0)).implies(
+                Next("head_revision").eq(head_revision)
+            ),
+        )
+        cas_ok = all_of(ActionIs("commit_cas"), Next("head_revision").ne(head_revision)).implies(
+            Param("expected").eq(head_revision)
+        )
+
+        def listed(b: Expr) -> Expr:
+            return all_of(Param("b") <= b, b <= Param("last"))
+
+        exact_ok = ActionIs("claim_work_by_ids").implies(
+            all_of(
+                forall("qb", sb, lambda b: newly_stamped(b).implies(listed(b))),
+                exists("qb", sb, newly_stamped).implies(
+                    forall("qb", sb, lambda b: listed(b).implies(newly_stamped(b)))
+                ),
+            )
+        )
+
         def sticky(flag: str, ok: Expr) -> Monitor:
             return Monitor(flag, any_of(Var(flag), ~ok))
 
@@ -1539,6 +1966,10 @@ class KernelBuilder:
             sticky("hist_head_step", head_ok),
             sticky("hist_completion_mismatch", settled_ok),
             sticky("hist_unfenced_commit", fenced_ok),
+            sticky("hist_short_extension", extension_ok),
+            sticky("hist_unlisted_claim", exact_ok),
+            sticky("hist_turn_reapplied", turn_once_ok),
+            sticky("hist_head_cas", cas_ok),
         ]
 
     @staticmethod
@@ -1814,6 +2245,35 @@ class KernelBuilder:
                     ),
                 ),
             ),
+            Invariant(
+                "lease_ttl_matches_liveness",
+                "A lease is live iff some of its TTL is left, and never more than a full TTL.",
+                "store.md §2.1 (is_live: token present and expires_at > now)",
+                lease_live.eq(lease_ttl_left > 0),
+            ),
+            flag(
+                "short_extension",
+                "A successful acquisition, re-entry or renewal sets the lease's expiry a full TTL "
+                "from now, so a renewed or re-entered lease does not expire before a fresh TTL.",
+                "store.md §2.3, §2.4 renew; lash in_memory_store try_claim re-entry",
+            ),
+            flag(
+                "turn_reapplied",
+                "A turn commits at most once: its recorded result and content never change, and a "
+                "stamped commit of a committed turn applies nothing (only its lease release).",
+                "store.md §5.3 step 2; lash store/mod.rs RuntimeTurnCommitStamp",
+            ),
+            flag(
+                "head_cas",
+                "A commit with an expected head revision applies only at that revision.",
+                "store.md §5.3 step 4 (HeadRevisionConflict)",
+            ),
+            Invariant(
+                "turn_results_committed",
+                "A committed turn's recorded result is a revision the head has reached.",
+                "store.md §5.3 step 2, §6.34",
+                forall("qt", self.s.turn, lambda t: turn_result[t] <= head_revision),
+            ),
             flag(
                 "generation_step",
                 "The fencing token only changes by +1, and only over a lease that is not live or "
@@ -1840,8 +2300,14 @@ class KernelBuilder:
             flag(
                 "command_gate",
                 "Turn-work claims never take a session command, and turn work is never claimed "
-                "behind a ready session command not held by the claiming generation.",
-                "store.md §6.17, §3.5",
+                "behind a ready session command not held by the claiming generation (except by "
+                "an exact-by-ids claim, which may bypass earlier ready work).",
+                "store.md §6.17, §3.5; lash store/mod.rs claim_ready_queued_work_by_batch_ids",
+            ),
+            flag(
+                "unlisted_claim",
+                "An exact-by-ids claim stamps exactly the rows it lists, or none of them.",
+                "lash store/mod.rs claim_ready_queued_work_by_batch_ids; store.md §3.6",
             ),
             flag(
                 "one_command",
@@ -1850,7 +2316,8 @@ class KernelBuilder:
             ),
             flag(
                 "boundary_gate",
-                "An active-turn checkpoint claim never takes after_current_turn_commit work.",
+                "An active-turn checkpoint claim (claim_work, by ids or claim_checkpoint_work) "
+                "never takes after_current_turn_commit work.",
                 "store.md §6.18",
             ),
             flag(
@@ -1997,7 +2464,7 @@ def trace_state(model: Model, state: FlatState) -> dict[str, Any]:
     return result
 
 
-QUEUE_CLAIM_ACTIONS = ("claim_command", "claim_work")
+QUEUE_CLAIM_ACTIONS = ("claim_command", "claim_work", "claim_work_by_ids")
 INPUT_CLAIM_ACTIONS = ("claim_next_inputs", "claim_active_inputs")
 
 
@@ -2011,6 +2478,9 @@ def trace_outcome(
     for name, value in fields:
         if name == "claim":
             lane = "tic" if action in INPUT_CLAIM_ACTIONS else "qwc"
+            rendered[name] = claim_id(lane, int(value), bounds)
+        elif name in ("input_claim", "queue_claim"):
+            lane = "tic" if name == "input_claim" else "qwc"
             rendered[name] = claim_id(lane, int(value), bounds)
         elif isinstance(value, frozenset):
             rendered[name] = sorted(value)

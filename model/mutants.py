@@ -21,6 +21,7 @@ from .dsl import (
     Eq,
     Expr,
     IllFormedModelError,
+    Le,
     Model,
     Not,
     Or,
@@ -45,6 +46,8 @@ class Mutant:
     description: str
     expected_invariant: str
     build: Callable[[Bounds], Model]
+    bounds: Bounds | None = None
+    """Bounds at which the bug shows and its witness trace is made (None: the defaults)."""
 
 
 def _rewrite(model: Model, action: str, fn: Callable[[Expr], Expr | None]) -> Model:
@@ -259,6 +262,54 @@ def vacuum_removes_pending_inputs(bounds: Bounds) -> Model:
     return _rewrite(model, "vacuum", widen)
 
 
+def renew_keeps_expiry(bounds: Bounds) -> Model:
+    """A successful renew keeps the lease's old expiry instead of a full TTL from now."""
+    model = build_model(bounds)
+
+    def keep(case: Case) -> Case:
+        updates = [(k, v) for k, v in case.updates if k != "lease_ttl_left"]
+        if len(updates) == len(case.updates):
+            raise MutationError("renew's Ok case does not set the lease's expiry")
+        return Case(case.condition, updates, case.outcome)
+
+    return _replace_case(model, "renew", "Ok", keep)
+
+
+def by_ids_claims_unlisted_rows(bounds: Bounds) -> Model:
+    """An exact-by-ids claim extends past the last listed slot (it takes every later row)."""
+    model = build_model(bounds)
+    last = Param("last")
+
+    def widen(e: Expr) -> Expr | None:
+        if isinstance(e, Le) and e.rhs == last and e.lhs != Param("b"):
+            return TRUE
+        return None
+
+    return _rewrite(model, "claim_work_by_ids", widen)
+
+
+def turn_stamp_reapplies(bounds: Bounds) -> Model:
+    """A stamped commit ignores the turn's record: a re-commit applies again."""
+    model = build_model(bounds)
+    commit = model.action("commit_turn")
+    cases = list(commit.cases)
+    if [c.outcome.tag for c in cases[:2]] != ["RuntimeTurnCommitConflict", "Committed"]:
+        raise MutationError("commit_turn does not start with its two stamp cases")
+    # without the stamp cases a re-commit applies, so it needs a head revision to spend
+    room = Var("head_revision") < bounds.max_head_revision
+    guard = commit.guard & (room | ~KernelBuilder(bounds).valid_fence(Param("o")))
+    return model.with_action(commit.replace(cases=cases[2:], guard=guard))
+
+
+def commit_cas_ignores_expected(bounds: Bounds) -> Model:
+    """A commit with an expected head revision applies whatever the current revision."""
+    model = _drop_cases(build_model(bounds), "commit_cas", "HeadRevisionConflict")
+    commit = model.action("commit_cas")
+    room = Var("head_revision") < bounds.max_head_revision
+    guard = commit.guard & (room | ~KernelBuilder(bounds).valid_fence(Param("o")))
+    return model.with_action(commit.replace(guard=guard))
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "renew_bumps_fencing_token",
@@ -319,6 +370,42 @@ MUTANTS: tuple[Mutant, ...] = (
         "vacuum deletes inputs that are not tombstones",
         "input_transition",
         vacuum_removes_pending_inputs,
+    ),
+    Mutant(
+        "renew_keeps_expiry",
+        "a successful renew does not move the lease's expiry (a renewed lease lapses early)",
+        "short_extension",
+        renew_keeps_expiry,
+    ),
+    Mutant(
+        "by_ids_claims_unlisted_rows",
+        "an exact-by-ids claim also takes the rows after the last listed one",
+        "unlisted_claim",
+        by_ids_claims_unlisted_rows,
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=4,
+            inputs=1,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=0,
+            ttl_steps=1,
+            head_cas=0,
+            turns=0,
+        ),
+    ),
+    Mutant(
+        "turn_stamp_reapplies",
+        "a stamped re-commit of a committed turn applies again instead of answering the record",
+        "turn_reapplied",
+        turn_stamp_reapplies,
+    ),
+    Mutant(
+        "commit_cas_ignores_expected",
+        "a commit with an expected head revision applies over another revision",
+        "head_cas",
+        commit_cas_ignores_expected,
     ),
 )
 

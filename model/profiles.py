@@ -23,6 +23,10 @@ class Profile:
     name: str
     bounds: Bounds
     purpose: str
+    focus: frozenset[str] = frozenset()
+    """When not empty, the suite's edge cover of this profile takes only the goals whose
+    action or refined outcome tag (``conformance/generate.py``, ``GoalContext``) is listed:
+    the profile exists for those, and the other goals repeat what smaller profiles cover."""
 
 
 PROFILES: tuple[Profile, ...] = (
@@ -36,6 +40,10 @@ PROFILES: tuple[Profile, ...] = (
             max_generation=2,
             max_claims_per_row=1,
             max_head_revision=1,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
         ),
         "two owners with crash and restart: takeover, stale observations, fencing",
     ),
@@ -49,6 +57,10 @@ PROFILES: tuple[Profile, ...] = (
             max_generation=2,
             max_claims_per_row=1,
             max_head_revision=1,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
         ),
         "a session command ahead of turn work: the command gate, both boundaries",
     ),
@@ -62,6 +74,10 @@ PROFILES: tuple[Profile, ...] = (
             max_generation=2,
             max_claims_per_row=1,
             max_head_revision=2,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
         ),
         "an after-commit join batch behind a wake: boundary gates, join runs, two commits",
     ),
@@ -75,6 +91,10 @@ PROFILES: tuple[Profile, ...] = (
             max_generation=2,
             max_claims_per_row=1,
             max_head_revision=1,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
         ),
         "next-turn and active-turn inputs: claims, cancels, suffix cancels, deferral",
     ),
@@ -87,9 +107,14 @@ PROFILES: tuple[Profile, ...] = (
             inputs=1,
             max_generation=1,
             max_claims_per_row=1,
-            max_head_revision=1,
+            max_head_revision=0,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
         ),
         "two after-commit join batches behind a wake: a join run of two rows claimed at once",
+        frozenset({"Claimed+run"}),
     ),
     Profile(
         "active-inputs",
@@ -100,9 +125,90 @@ PROFILES: tuple[Profile, ...] = (
             inputs=3,
             max_generation=1,
             max_claims_per_row=1,
-            max_head_revision=1,
+            max_head_revision=0,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
         ),
         "both active-turn inputs: after_work and before_completion claimed together",
+        frozenset({"Claimed+run"}),
+    ),
+    Profile(
+        "time",
+        Bounds(
+            owners=2,
+            max_incarnation=0,
+            batches=1,
+            inputs=1,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=1,
+            ttl_steps=2,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
+        ),
+        "a TTL of two clock steps: renew and re-entry extend expiry, half-expired leases",
+        frozenset({"acquire", "reclaim", "renew", "release", "expire", "advance"}),
+    ),
+    Profile(
+        "exact-queue",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=4,
+            inputs=1,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=0,
+            ttl_steps=1,
+            exact_claims=1,
+            head_cas=0,
+            turns=0,
+        ),
+        "exact-by-ids claims over every slot range: bypassing earlier work, join runs by ids, "
+        "rejected lists (a command, a deleted or held row, an exclusive head with followers)",
+        frozenset({"claim_work_by_ids"}),
+    ),
+    Profile(
+        "exact-checkpoint",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=2,
+            inputs=2,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=0,
+            ttl_steps=1,
+            exact_claims=1,
+            head_cas=0,
+            turns=0,
+        ),
+        "checkpoint-work claims: inputs and turn work together, either alone, the read-only "
+        "probe answering NoClaim before the fence check",
+        frozenset({"claim_checkpoint_work"}),
+    ),
+    Profile(
+        "commits",
+        Bounds(
+            owners=2,
+            max_incarnation=0,
+            batches=1,
+            inputs=1,
+            max_generation=2,
+            max_claims_per_row=1,
+            max_head_revision=2,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=1,
+            turns=1,
+        ),
+        "head CAS and turn-commit stamps: stale expected revisions, a turn re-committed "
+        "(same content: the recorded result, even by another owner or after expiry; other "
+        "content: RuntimeTurnCommitConflict)",
+        frozenset({"commit_turn", "commit_cas"}),
     ),
 )
 

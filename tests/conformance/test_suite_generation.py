@@ -21,6 +21,7 @@ from lashspec.conformance.modeltrace import ActionNotEnabled, ModelRunner, trace
 from lashspec.conformance.replay import kernel_target, replay_all, replay_trace
 from lashspec.model.explore import explore
 from lashspec.model.kernel_model import Bounds, build_model
+from lashspec.model.mutants import MUTANTS
 from lashspec.model.profiles import PROFILES, UNREACHABLE_BY_DESIGN
 
 
@@ -72,13 +73,13 @@ def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
     kinds = suite.kinds()
     assert kinds["scenario"] == 9
     assert kinds["promoted"] == 2
-    assert kinds["witness"] == 10
+    assert kinds["witness"] == len(MUTANTS) == 14
     assert kinds["boundary"] == len(suite.boundaries) >= 10
     assert kinds["cover"] > 100
-    assert len(suite.invariants) == 27
+    assert len(suite.invariants) == 33
     targeted = suite.targeted_invariants()
     assert set(targeted) <= set(suite.invariants)
-    assert len(targeted) >= 23, f"untargeted: {set(suite.invariants) - set(targeted)}"
+    assert len(targeted) >= 29, f"untargeted: {set(suite.invariants) - set(targeted)}"
 
 
 def _outcomes(trace: Trace) -> list[tuple[str, str]]:
@@ -181,7 +182,9 @@ def test_promoted_traces_pin_the_behaviour_they_were_promoted_for(suite: Suite) 
 
 def _steps_with_pre(suite: Suite) -> list[tuple[dict[str, Any], Any]]:
     """(pre-state, step) for every step of every trace in the suite."""
-    return [(t.steps[n - 1].state, t.steps[n]) for t in suite.traces for n in range(1, len(t.steps))]
+    return [
+        (t.steps[n - 1].state, t.steps[n]) for t in suite.traces for n in range(1, len(t.steps))
+    ]
 
 
 def test_suite_claims_a_join_run_of_two_rows(suite: Suite) -> None:
@@ -222,3 +225,60 @@ def test_suite_separates_validate_first_commit_from_apply_as_you_go(suite: Suite
         for b in rows:
             assert step.state["batch_status"][b] == "queued"
             assert step.state["batch_claim"][b] == pre["batch_claim"][b] != ""
+
+
+def test_suite_shows_expiry_extension_by_renew_and_reentry(suite: Suite) -> None:
+    """Half a TTL after a renewal or re-entry the lease is still live with a full TTL left
+    less one step, which an adapter that does not extend expiry cannot show."""
+    extended = {
+        step.action
+        for pre, step in _steps_with_pre(suite)
+        if step.action in ("renew", "acquire")
+        and step.outcome["tag"] in ("Ok", "Acquired")
+        and pre["lease_live"]
+        and pre["lease_ttl_left"] < step.state["lease_ttl_left"]
+    }
+    assert extended == {"renew", "acquire"}
+
+
+def test_suite_takes_exact_and_checkpoint_claims(suite: Suite) -> None:
+    steps = [s for _, s in _steps_with_pre(suite)]
+    by_ids = {str(s.outcome["tag"]) for s in steps if s.action == "claim_work_by_ids"}
+    assert by_ids == {"Claimed", "NoClaim", "SessionExecutionLeaseExpired"}
+    bypass = [
+        s
+        for pre, s in _steps_with_pre(suite)
+        if s.action == "claim_work_by_ids"
+        and s.outcome["tag"] == "Claimed"
+        and any(pre["batch_status"][b] == "queued" for b in range(s.picks["b"]))
+    ]
+    assert bypass, "no by-ids claim bypasses earlier ready work"
+    assert any(
+        s.action == "claim_work_by_ids" and len(s.outcome.get("rows", ())) == 2 for s in steps
+    ), "no by-ids claim takes a join run"
+    both = [
+        s
+        for s in steps
+        if s.action == "claim_checkpoint_work"
+        and s.outcome["tag"] == "CheckpointClaimed"
+        and s.outcome["input_rows"]
+        and s.outcome["queue_rows"]
+    ]
+    assert both, "no checkpoint-work claim takes inputs and turn work together"
+
+
+def test_suite_replays_and_refuses_turn_commits_and_stale_expectations(suite: Suite) -> None:
+    pairs = {(s.action, str(s.outcome["tag"])) for _, s in _steps_with_pre(suite)}
+    assert ("commit_turn", "RuntimeTurnCommitConflict") in pairs
+    assert ("commit_cas", "HeadRevisionConflict") in pairs
+    replays = [
+        (pre, s)
+        for pre, s in _steps_with_pre(suite)
+        if s.action == "commit_turn"
+        and s.outcome["tag"] == "Committed"
+        and pre["turn_result"][s.picks["turn"]] != 0
+    ]
+    assert replays, "no turn is committed twice"
+    for pre, s in replays:
+        assert s.outcome["head_revision"] == pre["turn_result"][s.picks["turn"]]
+        assert s.state["head_revision"] == pre["head_revision"]

@@ -92,6 +92,23 @@ MUTANT_BOUNDS: dict[str, Bounds] = {
     "claim_allows_self_steal": Bounds(
         **{**TINY.as_dict(), "owners": 1, "max_generation": 1, "max_claims_per_row": 2}
     ),
+    "by_ids_claims_unlisted_rows": Bounds(
+        **{
+            **TINY.as_dict(),
+            "owners": 1,
+            "batches": 4,
+            "max_generation": 1,
+            "ttl_steps": 1,
+            "head_cas": 0,
+            "turns": 0,
+        }
+    ),
+    "turn_stamp_reapplies": Bounds(
+        **{**TINY.as_dict(), "max_head_revision": 2, "ttl_steps": 1, "exact_claims": 0}
+    ),
+    "commit_cas_ignores_expected": Bounds(
+        **{**TINY.as_dict(), "max_head_revision": 1, "ttl_steps": 1, "exact_claims": 0}
+    ),
 }
 
 
