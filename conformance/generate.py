@@ -123,6 +123,7 @@ INPUT_LANE = frozenset(
         "abandon_inputs",
         "cancel_input",
         "cancel_suffix",
+        "cancel_inputs",
         "vacuum",
     }
 )

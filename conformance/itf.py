@@ -47,6 +47,7 @@ PICK_NAMES: tuple[str, ...] = (
     "expected",
     "turn",
     "content",
+    "j",
 )
 
 #: Outcome fields whose values are sets of slot indices.

@@ -551,6 +551,14 @@ class KernelAdapter:
             return {"tag": "AnchorNotFound"}
         return {"tag": "SuffixOutcomes", "outcomes": [_cancel_tag(o) for o in outcome.outcomes]}
 
+    def _do_cancel_inputs(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        first = self._input_id(picks)
+        second = self._input_id({"i": picks.get("j")})
+        results = self.world.store.cancel_pending_turn_inputs(
+            SESSION, [InputIdTarget(first), InputIdTarget(second)]
+        )
+        return {"tag": "CancelOutcomes", "outcomes": [_cancel_tag(r.outcome) for r in results]}
+
     def _do_vacuum(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         report = self.world.store.vacuum()
         return {"tag": "Vacuumed", "removed": report.removed_pending_turn_input_tombstone_count}

@@ -27,6 +27,8 @@ system; ``store.md`` gives the semantics) into a finite transition system:
   ``commit_turn(o, turn, content, release)`` is a commit stamped with a turn id whose content
   (the checkpoint) is ``content``: a committed turn answers a re-commit of the same content
   with its recorded result (applying only the lease release) and refuses other content.
+* **Multi-target cancel** (bound ``multi_cancel``, 0 disables it): ``cancel_inputs(i, j)``
+  cancels the targets ``[i, j]`` in order in one transaction (``i == j`` is allowed).
 * **Exact claims** (bound ``exact_claims``, 0 disables them): ``claim_work_by_ids`` claims the
   listed slots ``b..last`` (a contiguous range in slot order) exactly, or nothing, and may
   bypass earlier ready work; ``claim_checkpoint_work`` probes read-only (nothing selectable
@@ -68,7 +70,7 @@ Abstracted away: payloads and item ids, ``available_at`` (always 0), source-key 
 row was deleted or vacuumed (the slot is not re-enqueued), sessions other than ``session-0``,
 the completions and outbox of stamped turn commits (a stamped commit completes no claims),
 outbox batches, checkpoint contents, non-contiguous or duplicate id lists of by-ids claims,
-and multiple targets in one cancel call (single and suffix cancels are modelled).
+and cancel calls with more than two targets (single and suffix cancels are modelled).
 """
 
 from __future__ import annotations
@@ -195,6 +197,7 @@ class Bounds:
     exact_claims: int = 1
     head_cas: int = 1
     turns: int = 1
+    multi_cancel: int = 1
 
     def __post_init__(self) -> None:
         limits = {
@@ -209,6 +212,7 @@ class Bounds:
             "exact_claims": (0, 1),
             "head_cas": (0, 1),
             "turns": (0, 2),
+            "multi_cancel": (0, 1),
         }
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
@@ -1360,6 +1364,49 @@ class KernelBuilder:
             doc="cancel_pending_turn_input: typed outcome per row state",
         )
 
+    def cancel_inputs(self) -> Action:
+        i = Param("i")
+        j = Param("j")
+
+        def tag(k: Expr) -> Expr:
+            return ite(input_state[k].eq("vacuumed"), "NotFound", self.cancel_row_tag(k))
+
+        # the targets are cancelled in order in one transaction: a row listed twice answers
+        # AlreadyCancelled the second time if the first cancelled it
+        second = ite(
+            i.eq(j),
+            ite(tag(i).eq("Cancelled"), "AlreadyCancelled", tag(i)),
+            tag(j),
+        )
+        return Action(
+            "cancel_inputs",
+            {"i": self.s.input, "j": self.s.input},
+            all_of(
+                self.switch("multi_cancel"),
+                input_state[i].ne("absent"),
+                input_state[j].ne("absent"),
+            ),
+            [
+                Case(
+                    TRUE,
+                    self._cancel_updates(lambda k: any_of(k.eq(i), k.eq(j))),
+                    Outcome(
+                        "CancelOutcomes",
+                        {
+                            "outcomes": list_of(
+                                "qk",
+                                IntSort(0, 1),
+                                lambda _: TRUE,
+                                lambda k: ite(k.eq(0), tag(i), second),
+                            )
+                        },
+                    ),
+                )
+            ],
+            doc="cancel_pending_turn_inputs with the targets [i, j] (in that order, possibly "
+            "the same row twice): one outcome per target, atomically",
+        )
+
     def cancel_suffix(self) -> Action:
         i = Param("i")
 
@@ -1723,6 +1770,7 @@ class KernelBuilder:
             self.abandon_inputs(),
             self.cancel_input(),
             self.cancel_suffix(),
+            self.cancel_inputs(),
             self.vacuum(),
             self.commit(),
             self.commit_stale(),

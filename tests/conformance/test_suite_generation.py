@@ -282,3 +282,11 @@ def test_suite_replays_and_refuses_turn_commits_and_stale_expectations(suite: Su
     for pre, s in replays:
         assert s.outcome["head_revision"] == pre["turn_result"][s.picks["turn"]]
         assert s.state["head_revision"] == pre["head_revision"]
+
+
+def test_suite_cancels_two_targets_in_one_call(suite: Suite) -> None:
+    calls = [s for _, s in _steps_with_pre(suite) if s.action == "cancel_inputs"]
+    assert calls
+    twice = [s for s in calls if s.picks["i"] == s.picks["j"]]
+    assert ["Cancelled", "AlreadyCancelled"] in [list(s.outcome["outcomes"]) for s in twice]
+    assert any(s.picks["i"] != s.picks["j"] for s in calls)
