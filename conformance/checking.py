@@ -14,8 +14,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..model.check import CheckResult, check_explicit, check_phase_order
-from ..model.explore import ExplorationResult, explore
+from ..model.check import CheckResult, InvariantStatus, check_phase_order
+from ..model.dsl import Model, compile_model
+from ..model.explore import ExplorationResult, MemoryCapExceededError, explore
+from ..model.explore import Progress as ExploreReport
 from ..model.kernel_model import DEFAULT_BOUNDS, Bounds, BoundsError, build_model
 from ..model.machine_model import MachineBounds, build_machine_model
 from ..model.mutants import MUTANTS
@@ -32,6 +34,7 @@ from .machine_suite import (
 from .replay import ReplayReport, ReplayTarget, kernel_target, replay_all
 
 Progress = Callable[[str], None]
+ExploreProgress = Callable[[ExploreReport], None]
 DOT_MAX_NODES = 500  # a picture, not a data export: GraphML is for large graphs
 EXPORT_MAX_STATES = 200_000  # keeping every transition costs memory
 LOAD_PROGRESS_SECONDS = 2.0
@@ -51,8 +54,21 @@ class JobError(Exception):
     """A job cannot run as asked (bad bounds, unreadable traces); the CLI exits 2."""
 
 
-def profiles_for(bounds: Mapping[str, int]) -> tuple[Profile, ...]:
-    """The check profiles, or one custom profile when bounds are given on the command line."""
+FULL_PROFILE = "full"
+"""``--profile full``: ``DEFAULT_BOUNDS`` explored by the C engine under owner symmetry."""
+
+
+def profiles_for(bounds: Mapping[str, int], profile: str | None = None) -> tuple[Profile, ...]:
+    """The check profiles, the one named ``profile``, or one custom profile when bounds are
+    given on the command line (``full`` is not a check profile: see ``_full_stage``)."""
+    if profile is not None:
+        if bounds:
+            raise JobError("--profile and the bound options both choose what to explore: give one")
+        chosen = tuple(p for p in PROFILES if p.name == profile)
+        if not chosen:
+            known = ", ".join([p.name for p in PROFILES] + [FULL_PROFILE])
+            raise JobError(f"no profile {profile!r} (profiles: {known})")
+        return chosen
     if not bounds:
         return PROFILES
     try:
@@ -103,18 +119,57 @@ class CheckReport:
         }
 
 
+def _memory_cap_error(error: MemoryCapExceededError) -> JobError:
+    """The cap as the CLI reports it: one line naming the cap and the states reached."""
+    return JobError(str(error).splitlines()[0])
+
+
+def _check_explicit(
+    model: Model, progress: ExploreProgress | None, max_memory_bytes: int | None
+) -> tuple[CheckResult, ExplorationResult]:
+    """``model.check.check_explicit`` with time-based progress (about every 2 s) and a cap on
+    resident memory (``MemoryCapExceededError`` becomes a ``JobError``)."""
+    started = time.perf_counter()
+    compiled = compile_model(model)
+    compiled_at = time.perf_counter()
+    try:
+        result = explore(compiled, progress=progress, max_memory_bytes=max_memory_bytes)
+    except MemoryCapExceededError as error:
+        raise _memory_cap_error(error) from None
+    statuses = [
+        InvariantStatus(
+            inv.name,
+            inv.statement,
+            inv.reference,
+            inv.name not in result.violations,
+            result.violations.get(inv.name),
+        )
+        for inv in model.invariants
+    ]
+    summary = CheckResult(
+        model=model.name,
+        bounds=dict(model.bounds),
+        states=result.state_count,
+        edges=result.edge_count,
+        max_depth=result.max_depth,
+        deadlocks=len(result.deadlocks),
+        complete=result.complete,
+        compile_seconds=compiled_at - started,
+        explore_seconds=result.elapsed,
+        invariants=statuses,
+    )
+    return summary, result
+
+
 def _explore_stage(
-    prof: Profile, progress: Progress
+    prof: Profile, progress: Progress, max_memory_bytes: int | None = None
 ) -> tuple[CheckStage, CheckResult, ExplorationResult]:
     started, cpu = time.perf_counter(), time.process_time()
     progress(f"explore {prof.name}: {prof.purpose}")
-    summary, result = check_explicit(
+    summary, result = _check_explicit(
         build_model(prof.bounds),
-        progress=lambda p: progress(
-            f"explore {prof.name}: {p.processed:,} processed, {p.discovered:,} discovered, "
-            f"depth {p.depth}"
-        ),
-        progress_every=50_000,
+        lambda p: progress(f"explore {prof.name}: {p.describe()}"),
+        max_memory_bytes,
     )
     failed = [s.name for s in summary.invariants if not s.holds]
     detail = (
@@ -131,6 +186,47 @@ def _explore_stage(
         time.perf_counter() - started,
     )
     return stage, summary, result
+
+
+def _full_stage(progress: Progress, max_memory_bytes: int | None = None) -> CheckStage:
+    """``DEFAULT_BOUNDS`` exhaustively: the C engine (``fast_check``) under owner symmetry.
+
+    Measured: about 18 CPU minutes and 3.7 GiB; without a C compiler the pure-Python
+    fallback cannot finish it (the progress lines and the detail say which engine ran).
+    """
+    from ..model.fastexplore import fast_check, full_profile, owner_symmetry
+
+    started, cpu = time.perf_counter(), time.process_time()
+    prof = full_profile()
+    progress(f"explore {prof.name}: {prof.purpose}")
+    model = build_model(prof.bounds)
+    try:
+        summary = fast_check(
+            model,
+            symmetry=owner_symmetry(model),
+            max_memory_bytes=max_memory_bytes,
+            progress=lambda p: progress(f"explore {prof.name}: {p.describe()}"),
+        )
+    except MemoryCapExceededError as error:
+        raise _memory_cap_error(error) from None
+    failed = [s.name for s in summary.invariants if not s.holds]
+    detail = (
+        f"{summary.states:,} states ({summary.extra['orbit_states']:,} orbits), "
+        f"{summary.edges:,} edges, depth {summary.max_depth}, "
+        f"{len(summary.invariants) - len(failed)}/{len(summary.invariants)} invariants hold, "
+        f"engine {summary.extra['engine']}"
+    )
+    if "fallback_reason" in summary.extra:
+        detail += f" (C engine unavailable: {summary.extra['fallback_reason']})"
+    if failed:
+        detail += "; violated: " + ", ".join(failed)
+    return CheckStage(
+        f"explore:{prof.name}",
+        not failed and summary.complete,
+        detail,
+        {"result": summary.to_dict(), "cpu_seconds": round(_seconds_since(cpu), 3)},
+        time.perf_counter() - started,
+    )
 
 
 @dataclass(frozen=True)
@@ -562,15 +658,28 @@ def run_check(
     backends: Sequence[str] = ("memory", "sqlite"),
     out_dir: Path | None = None,
     progress: Progress = _quiet,
+    profile: str | None = None,
+    max_memory_bytes: int | None = None,
 ) -> CheckReport:
-    """Every check: explorations, seeded bugs, z3, suite generation and replay."""
+    """Every check: explorations, seeded bugs, z3, suite generation and replay.
+
+    ``profile`` runs only that exploration (``full``: ``DEFAULT_BOUNDS`` with the C engine);
+    explorations past ``max_memory_bytes`` of resident memory raise ``JobError``.
+    """
+    if profile is not None:
+        if profile == FULL_PROFILE:
+            if bounds:
+                raise JobError("--profile and the bound options both choose what to explore")
+            return CheckReport([_full_stage(progress, max_memory_bytes)])
+        (chosen,) = profiles_for(bounds or {}, profile)
+        return CheckReport([_explore_stage(chosen, progress, max_memory_bytes)[0]])
     profiles = profiles_for(bounds or {})
     machine_profiles = machine_profiles_for(bounds or {})
     options = CheckOptions(bmc_depth=bmc_depth, skip_z3=skip_z3)
     report = CheckReport()
     explored: dict[str, ExplorationResult] = {}
     for prof in profiles:
-        stage, _, result = _explore_stage(prof, progress)
+        stage, _, result = _explore_stage(prof, progress, max_memory_bytes)
         report.stages.append(stage)
         explored[prof.name] = result
     machine_explored: dict[str, ExplorationResult] = {}
@@ -623,6 +732,8 @@ def run_explore(
     svg: Path | None = None,
     lane: str | None = None,
     progress: Progress = _quiet,
+    profile: str | None = None,
+    max_memory_bytes: int | None = None,
 ) -> ExploreSummary:
     """Explore each profile (or the given bounds); export the graph or a picture when asked.
 
@@ -631,14 +742,21 @@ def run_explore(
     """
     from ..model.export import ExportError, fold_graph, render_dot, to_dot, write_graphml
 
-    profiles = profiles_for(bounds or {})
     picture = dot is not None or svg is not None
+    if profile == FULL_PROFILE:
+        if graphml or picture:
+            raise JobError("--graphml/--dot/--svg cannot export the full profile: give bounds")
+        if bounds:
+            raise JobError("--profile and the bound options both choose what to explore")
+        stage = _full_stage(progress, max_memory_bytes)
+        return ExploreSummary([(FULL_PROFILE, stage.detail)], stage.ok)
+    profiles = profiles_for(bounds or {}, profile)
     if (graphml or picture) and len(profiles) > 1:
         raise JobError("--graphml/--dot/--svg export one graph: give bounds (e.g. --owners 1)")
     rows: list[tuple[str, str]] = []
     ok = True
     for prof in profiles:
-        stage, summary, result = _explore_stage(prof, progress)
+        stage, summary, result = _explore_stage(prof, progress, max_memory_bytes)
         ok = ok and stage.ok
         rows.append((prof.name, stage.detail))
         if not (graphml or picture):
@@ -649,7 +767,10 @@ def run_explore(
                 f"{EXPORT_MAX_STATES:,} (choose smaller bounds)"
             )
         progress("explore again, keeping every transition for the export")
-        full = explore(result.compiled, keep_edges=True)
+        try:
+            full = explore(result.compiled, keep_edges=True, max_memory_bytes=max_memory_bytes)
+        except MemoryCapExceededError as error:
+            raise _memory_cap_error(error) from None
         if graphml:
             write_graphml(full, graphml)
             rows.append(("graphml", str(graphml)))

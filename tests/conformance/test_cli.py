@@ -28,10 +28,13 @@ from lashspec.conformance.cli import (
 )
 from lashspec.conformance.generate import generate_suite, write_suite
 from lashspec.conformance.machine_suite import generate_machine_suite, write_machine_suite
+from lashspec.model import fastexplore
+from lashspec.model.explore import explore
+from lashspec.model.kernel_model import Bounds, build_model
 from lashspec.model.machine_check import INDUCTION_BOUNDS, MACHINE_BMC_DEPTH
 from lashspec.model.machine_model import MachineBounds, build_machine_model
 from lashspec.model.machine_mutants import MACHINE_MUTANTS, MachineMutant, build_machine_mutant
-from lashspec.model.profiles import PROFILES, MachineProfile
+from lashspec.model.profiles import PROFILES, MachineProfile, Profile
 
 SMALL = ["--owners", "1", "--batches", "1", "--inputs", "1", "--max-generation", "2"]
 
@@ -196,6 +199,11 @@ def test_replay_exits_1_with_the_first_divergence_on_a_broken_kernel(
         (["explore", *SMALL, "--dot", "g.dot"], "DOT is for pictures of at most 500 nodes"),
         (["explore", *SMALL, "--dot-lane", "lease"], "give --dot FILE or --svg FILE"),
         (["frobnicate"], "invalid choice"),
+        (["explore", "--max-memory", "lots"], "argument --max-memory: not a byte count"),
+        (["check", "--max-memory", "0"], "argument --max-memory: a byte count must be positive"),
+        (["explore", "--profile", "nope"], "invalid choice"),
+        (["explore", "--profile", "lease", "--owners", "1"], "--profile and the bound options"),
+        (["explore", "--profile", "full", "--graphml", "g.xml"], "cannot export the full"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_saying_what_is_wrong(
@@ -347,3 +355,61 @@ def test_progress_shows_a_heartbeat_in_a_long_silent_phase() -> None:
         progress("anything")
         time.sleep(0.05)
     assert quiet == []
+
+
+def test_explore_past_the_memory_cap_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 1 MiB is below the resident memory of any Python process: the first check stops it.
+    status = main(["-q", "explore", "--profile", "lease", "--max-memory", "1M"])
+    out, err = capsys.readouterr()
+    assert status == EXIT_USAGE
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("lashspec: error: exploration stopped at the memory cap")
+    assert "> 1.0 MiB after" in err and "states processed" in err
+    assert "Traceback" not in err
+
+
+def test_explore_one_profile_reports_its_state_count(capsys: pytest.CaptureFixture[str]) -> None:
+    lease = next(p for p in PROFILES if p.name == "lease")
+    assert main(["explore", "--profile", "lease", "--max-memory", "4G"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    rows = [line for line in out.splitlines() if line.split()[:1] == ["lease"]]
+    assert len(out.splitlines()) == 3, "the header, its rule and the one profile explored"
+    match = re.match(r"lease +([\d,]+) states", rows[0])
+    assert match is not None, out
+    states = explore(build_model(lease.bounds)).state_count
+    assert int(match.group(1).replace(",", "")) == states
+    # the exploration's progress report (the last one is made when it ends) goes to stderr
+    assert f"explore lease: {states:,} states (" in err and "memory" in err
+
+
+def test_check_profile_full_runs_the_fast_engine_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `full` itself takes about 18 CPU minutes: the same path on small bounds.
+    tiny = Bounds(
+        owners=2,
+        batches=1,
+        inputs=1,
+        max_generation=2,
+        max_incarnation=0,
+        max_claims_per_row=1,
+        max_head_revision=1,
+        ttl_steps=1,
+        exact_claims=0,
+        head_cas=0,
+        turns=0,
+        multi_cancel=0,
+    )
+    monkeypatch.setattr(fastexplore, "full_profile", lambda: Profile("full", tiny, "tiny"))
+    assert main(["-q", "check", "--profile", "full"]) == EXIT_OK
+    out, _ = capsys.readouterr()
+    (row,) = [line for line in out.splitlines() if line.startswith("explore:full")]
+    match = re.search(r"ok +([\d,]+) states \(([\d,]+) orbits\)", row)
+    assert match is not None, out
+    states, orbits = (int(g.replace(",", "")) for g in match.groups())
+    assert states == explore(build_model(tiny)).state_count
+    assert orbits < states, "owner symmetry folds states into orbits"
+    assert "replay:" not in out and "suite" not in out
