@@ -102,6 +102,7 @@ def renew_bumps_fencing_token(bounds: Bounds) -> Model:
         return Case(
             case.condition,
             {
+                **dict(case.updates),
                 "lease_gen": lease_gen + 1,
                 "owner_fence": Var("owner_fence").set(o, lease_gen + 1),
             },

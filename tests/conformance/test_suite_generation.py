@@ -62,6 +62,8 @@ def test_suite_covers_every_declared_outcome_except_the_documented_dead_cases(
         if o.endswith(("Expired", "Superseded", "Conflict"))
     }
     assert error_tags == {
+        "HeadRevisionConflict",
+        "RuntimeTurnCommitConflict",
         "SessionExecutionLeaseExpired",
         "QueuedWorkClaimSuperseded",
         "TurnInputClaimSuperseded",
