@@ -257,14 +257,15 @@ def _mutant_stage(progress: Progress) -> CheckStage:
     """The explorer must catch every seeded model bug: a checker that cannot fail is no check.
 
     Mutants are explored at the default bounds (a stale observation needs a third generation,
-    a self-steal a second claim of one row) until the first violating state, which breadth
-    first search reaches after a few thousand states.
+    a self-steal a second claim of one row), or at their own bounds when they name some (a bug
+    of an extension the default bounds switch off), until the first violating state, which
+    breadth first search reaches after a few thousand states.
     """
     started, cpu = time.perf_counter(), time.process_time()
     caught: dict[str, Any] = {}
     for mutant in MUTANTS:
         progress(f"seeded bug {mutant.name}")
-        shortest = shortest_counterexample(mutant.name, DEFAULT_BOUNDS)
+        shortest = shortest_counterexample(mutant.name, mutant.bounds or DEFAULT_BOUNDS)
         if shortest is not None:
             caught[mutant.name] = {
                 "invariant": shortest.invariant,
