@@ -136,7 +136,7 @@ def claim_ignores_command_gate(bounds: Bounds) -> Model:
 def commit_keeps_lease(bounds: Bounds) -> Model:
     """A releasing commit forgets the fence but leaves the lease row live."""
     model = build_model(bounds)
-    lease_columns = {"lease_holder", "lease_holder_inc", "lease_live"}
+    lease_columns = {"lease_holder", "lease_holder_inc", "lease_live", "lease_ttl_left"}
 
     def keep(case: Case) -> Case:
         updates = [(k, v) for k, v in case.updates if k not in lease_columns]
