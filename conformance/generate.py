@@ -149,6 +149,7 @@ class GoalContext:
     * a commit failing with ``TurnInputClaimSuperseded`` while the owner holds a queue claim
       (``TurnInputClaimSuperseded+queue_held``): the queue check passed, so a store that
       applies the queue completion before validating the input claim leaves a trace here;
+    * a checkpoint-work claim taking inputs and turn work together (``CheckpointClaimed+both``);
     * a stamped commit of a turn already committed answering its recorded result
       (``Committed+replay``), against a first commit of the turn.
     """
@@ -207,6 +208,8 @@ class GoalContext:
         fields = dict(outcome[1])
         if tag == "Claimed" and len(fields.get("rows", ())) >= 2:
             return "Claimed+run"
+        if tag == "CheckpointClaimed" and fields.get("input_rows") and fields.get("queue_rows"):
+            return "CheckpointClaimed+both"
         held = self._held[binding]
         if tag == "TurnInputClaimSuperseded" and held >= 0 and state[held] != 0:
             return "TurnInputClaimSuperseded+queue_held"
