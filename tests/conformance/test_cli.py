@@ -34,6 +34,7 @@ from lashspec.model.kernel_model import Bounds, build_model
 from lashspec.model.machine_check import INDUCTION_BOUNDS, MACHINE_BMC_DEPTH
 from lashspec.model.machine_model import MachineBounds, build_machine_model
 from lashspec.model.machine_mutants import MACHINE_MUTANTS, MachineMutant, build_machine_mutant
+from lashspec.model.mutants import MUTANTS
 from lashspec.model.profiles import PROFILES, MachineProfile, Profile
 
 SMALL = ["--owners", "1", "--batches", "1", "--inputs", "1", "--max-generation", "2"]
@@ -73,7 +74,7 @@ def test_check_runs_every_stage_and_writes_a_report(
         "replay:machine-sqlite",
     }
     assert all(stage["ok"] for stage in stages.values())
-    assert len(stages["seeded-bugs"]["caught"]) == 10
+    assert len(stages["seeded-bugs"]["caught"]) == len(MUTANTS)
     assert stages["replay:sqlite"]["actions"] == stages["replay:memory"]["actions"] > 0
     machine_caught = stages["machine:seeded-bugs"]["caught"]
     assert len(machine_caught) == len(MACHINE_MUTANTS)
