@@ -18,7 +18,7 @@ TINY = Bounds(
     max_claims_per_row=1,
     max_head_revision=0,
 )
-LANE_EXAMPLE = Bounds(  # the README's picture: 6,388 states
+LANE_EXAMPLE = Bounds(  # the README's picture: 25,056 states
     owners=1,
     max_incarnation=0,
     batches=1,
@@ -82,7 +82,7 @@ def test_a_lane_projection_merges_states_with_equal_lane_variables(
     lease = fold_graph(lane_example, lane="lease")
     assert len(lease.labels) == 14
     dot = to_dot(lane_example, lane="lease")
-    assert "6,388 states" in dot and "(12 states)" in dot
+    assert "25,056 states" in dot and "(12 states)" in dot
 
 
 def test_too_large_a_picture_names_the_lane_option(lane_example: ExplorationResult) -> None:
