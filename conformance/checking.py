@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..model.check import CheckResult, InvariantStatus, check_phase_order
-from ..model.dsl import Model, compile_model
+from ..model.check import CheckResult, check_explicit, check_phase_order
+from ..model.dsl import Model
 from ..model.explore import ExplorationResult, MemoryCapExceededError, explore
 from ..model.explore import Progress as ExploreReport
 from ..model.kernel_model import DEFAULT_BOUNDS, Bounds, BoundsError, build_model
@@ -129,36 +129,12 @@ def _check_explicit(
 ) -> tuple[CheckResult, ExplorationResult]:
     """``model.check.check_explicit`` with time-based progress (about every 2 s) and a cap on
     resident memory (``MemoryCapExceededError`` becomes a ``JobError``)."""
-    started = time.perf_counter()
-    compiled = compile_model(model)
-    compiled_at = time.perf_counter()
     try:
-        result = explore(compiled, progress=progress, max_memory_bytes=max_memory_bytes)
+        return check_explicit(
+            model, progress=progress, progress_every=None, max_memory_bytes=max_memory_bytes
+        )
     except MemoryCapExceededError as error:
         raise _memory_cap_error(error) from None
-    statuses = [
-        InvariantStatus(
-            inv.name,
-            inv.statement,
-            inv.reference,
-            inv.name not in result.violations,
-            result.violations.get(inv.name),
-        )
-        for inv in model.invariants
-    ]
-    summary = CheckResult(
-        model=model.name,
-        bounds=dict(model.bounds),
-        states=result.state_count,
-        edges=result.edge_count,
-        max_depth=result.max_depth,
-        deadlocks=len(result.deadlocks),
-        complete=result.complete,
-        compile_seconds=compiled_at - started,
-        explore_seconds=result.elapsed,
-        invariants=statuses,
-    )
-    return summary, result
 
 
 def _explore_stage(

@@ -108,9 +108,13 @@ def check_explicit(
     max_states: int | None = None,
     max_depth: int | None = None,
     progress: ProgressCallback | None = None,
-    progress_every: int = 100_000,
+    progress_every: int | None = 100_000,
+    max_memory_bytes: int | None = None,
 ) -> tuple[CheckResult, ExplorationResult]:
-    """Explore ``model`` exhaustively (within the limits) and summarise the result."""
+    """Explore ``model`` exhaustively (within the limits) and summarise the result.
+
+    ``progress_every=None`` reports by time (about every 2 s) instead of by state count;
+    ``max_memory_bytes`` stops the search with ``MemoryCapExceededError``."""
     started = time.perf_counter()
     compiled = compile_model(model)
     compiled_at = time.perf_counter()
@@ -120,6 +124,7 @@ def check_explicit(
         max_depth=max_depth,
         progress=progress,
         progress_every=progress_every,
+        max_memory_bytes=max_memory_bytes,
     )
     statuses = [
         InvariantStatus(
