@@ -24,8 +24,8 @@ __all__ = [
     "SystemClock",
 ]
 
-# The sans-IO turn machine and its store driver, imported on first use so that
-# ``python -m lashspec.kernel.machine`` runs the module once, not a second copy of it.
+# The sans-IO turn machine and its store driver, imported on first use: a host that only
+# needs the store port never loads them.
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:

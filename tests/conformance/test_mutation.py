@@ -137,20 +137,21 @@ def test_trace_selection_replays_the_traces_entering_the_changed_function(
     chosen = selection.select(broken_kernel, traces)
     assert 0 < len(chosen) <= len(traces)  # the fence check runs in some scenarios
     unused = _kernel_copy(tmp_path / "unused", FENCE_CHECK, FENCE_CHECK)
-    machine = unused / "machine.py"
-    source = machine.read_text(encoding="utf-8")
-    marker = "\ndef main("
+    driver = unused / "driver.py"
+    source = driver.read_text(encoding="utf-8")
+    marker = "\n    def feed("
     assert marker in source
     body = source.index("\n", source.index(":\n", source.index(marker))) + 1
-    indent = " " * 4
-    machine.write_text(source[:body] + f"{indent}pass\n" + source[body:], encoding="utf-8")
+    indent = " " * 8
+    driver.write_text(source[:body] + f"{indent}pass\n" + source[body:], encoding="utf-8")
     assert selection.select(unused, traces) == traces  # a line more: every trace
     lines = source.splitlines(keepends=True)
-    first = next(i for i, line in enumerate(lines) if line.startswith("def main("))
-    target = next(i for i in range(first + 1, len(lines)) if " == " in lines[i])
-    lines[target] = lines[target].replace(" == ", " != ", 1)
-    machine.write_text("".join(lines), encoding="utf-8")
-    assert selection.select(unused, traces) == []  # the module's command line runs in no trace
+    first = next(i for i, line in enumerate(lines) if line.startswith("    def feed("))
+    target = next(i for i in range(first + 1, len(lines)) if " is not None:" in lines[i])
+    lines[target] = lines[target].replace(" is not None:", " is None:", 1)
+    driver.write_text("".join(lines), encoding="utf-8")
+    # machine traces drive TurnMachine and the store directly: TurnDriver.feed runs in no trace
+    assert selection.select(unused, traces) == []
 
 
 def test_the_equivalents_name_existing_code() -> None:
