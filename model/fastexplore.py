@@ -194,7 +194,7 @@ class Symmetry:
 
 
 def owner_symmetry(model: Model) -> Symmetry:
-    """The store model's owners: the ``owner_*`` maps and the lease row's holder."""
+    """The store model's owners: the ``owner_*`` maps and the lease rows' holders."""
     sorts = model.sorts()
     owner_sort = sorts["owner_alive"]
     assert isinstance(owner_sort, MapSort)
@@ -203,7 +203,8 @@ def owner_symmetry(model: Model) -> Symmetry:
         for name, sort in sorts.items()
         if name.startswith("owner_") and isinstance(sort, MapSort) and sort.key == owner_sort.key
     )
-    return Symmetry(len(owner_sort.key.values()), keyed, ("lease_holder",))
+    holders = tuple(name for name in ("lease_holder", "s1_lease_holder") if name in sorts)
+    return Symmetry(len(owner_sort.key.values()), keyed, holders)
 
 
 def _permutation_sources(
