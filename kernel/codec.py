@@ -31,33 +31,72 @@ _ENUMS: dict[str, type[enum.Enum]] = {
 _OPAQUE_FIELDS = {("SessionCheckpoint", "state")}
 
 
+# Exact types that encode and decode as themselves.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+# How each type encodes, decided once per type with the same tests, in the same order, as
+# the isinstance chain below would make per value (values of one type always take the same
+# branch), so encoding a record does not re-inspect dataclass fields on every call.
+_ENUM, _BYTES, _SEQUENCE, _MAPPING, _SCALAR = "enum", "bytes", "sequence", "mapping", "scalar"
+_Record = tuple[str, tuple[str, ...], frozenset[str]]  # class name, fields, opaque fields
+_ENCODINGS: dict[type[Any], str | _Record | None] = {}
+
+
+def _encoding(kind: type[Any]) -> str | _Record | None:
+    found: str | _Record | None
+    if issubclass(kind, enum.Enum):
+        found = _ENUM
+    elif issubclass(kind, bytes):
+        found = _BYTES
+    elif dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+        name = kind.__name__
+        names = tuple(f.name for f in dataclasses.fields(kind))
+        found = (name, names, frozenset(n for n in names if (name, n) in _OPAQUE_FIELDS))
+    elif issubclass(kind, tuple | list):
+        found = _SEQUENCE
+    elif issubclass(kind, dict):
+        found = _MAPPING
+    elif kind is type(None) or issubclass(kind, str | int | float | bool):
+        found = _SCALAR
+    else:
+        found = None
+    _ENCODINGS[kind] = found
+    return found
+
+
 def to_jsonable(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return {"$enum": type(value).__name__, "value": value.value}
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode("ascii")}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        name = type(value).__name__
-        encoded: dict[str, Any] = {"$type": name}
-        for f in dataclasses.fields(value):
-            item = getattr(value, f.name)
-            if (name, f.name) in _OPAQUE_FIELDS:
-                encoded[f.name] = {"$json": dict(item)}
-            else:
-                encoded[f.name] = to_jsonable(item)
-        return encoded
-    if isinstance(value, tuple | list):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if value is None or isinstance(value, str | int | float | bool):
+    kind = type(value)
+    encoding = _ENCODINGS[kind] if kind in _ENCODINGS else _encoding(kind)
+    if encoding is _SCALAR:
         return value
-    raise BackendFailure(f"cannot encode a value of type {type(value).__name__}")
+    if type(encoding) is tuple:
+        name, names, opaque = encoding
+        encoded: dict[str, Any] = {"$type": name}
+        for field_name in names:
+            item = getattr(value, field_name)
+            if field_name in opaque:
+                encoded[field_name] = {"$json": dict(item)}
+            elif type(item) in _PLAIN:  # a leaf encodes as itself: skip the call
+                encoded[field_name] = item
+            else:
+                encoded[field_name] = to_jsonable(item)
+        return encoded
+    if encoding is _ENUM:
+        return {"$enum": kind.__name__, "value": value.value}
+    if encoding is _SEQUENCE:
+        return [to_jsonable(v) for v in value]
+    if encoding is _MAPPING:
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if encoding is _BYTES:
+        return {"$bytes": base64.b64encode(value).decode("ascii")}
+    raise BackendFailure(f"cannot encode a value of type {kind.__name__}")
 
 
 def from_jsonable(data: Any) -> Any:
+    if type(data) in _PLAIN:
+        return data
     if isinstance(data, list):
-        return tuple(from_jsonable(v) for v in data)
+        return tuple([v if type(v) in _PLAIN else from_jsonable(v) for v in data])
     if not isinstance(data, dict):
         return data
     if "$json" in data:
@@ -78,12 +117,49 @@ def from_jsonable(data: Any) -> Any:
         cls = _DATACLASSES.get(data["$type"])
         if cls is None:
             raise BackendFailure(f"unknown record type {data['$type']!r} in stored data")
-        kwargs = {k: from_jsonable(v) for k, v in data.items() if k != "$type"}
+        kwargs = {
+            k: v if type(v) in _PLAIN else from_jsonable(v) for k, v in data.items() if k != "$type"
+        }
         try:
             return cls(**kwargs)
         except TypeError as error:
             raise BackendFailure(f"malformed {data['$type']} record: {error}") from None
     return {k: from_jsonable(v) for k, v in data.items()}
+
+
+# Owner identities are written and read with almost every row; both directions are cached
+# (bounded). Decoding is keyed by the exact text; encoding by the object itself (held in the
+# entry, so its id cannot be reused while the entry lives), never by equality: equal
+# identities may still encode differently (``pid=1`` and ``pid=True``).
+_OWNER_CACHE_SIZE = 1024
+_owner_by_text: dict[str, _types.LeaseOwnerIdentity] = {}
+_text_by_owner: dict[int, tuple[_types.LeaseOwnerIdentity, str]] = {}
+
+
+def dumps_owner(owner: _types.LeaseOwnerIdentity) -> str:
+    """``dumps(owner)``, cached for the same identity object."""
+    entry = _text_by_owner.get(id(owner))
+    if entry is not None and entry[0] is owner:
+        return entry[1]
+    text = dumps(owner)
+    if len(_text_by_owner) >= _OWNER_CACHE_SIZE:
+        _text_by_owner.clear()
+    _text_by_owner[id(owner)] = (owner, text)
+    return text
+
+
+def loads_owner(text: str) -> _types.LeaseOwnerIdentity:
+    """A stored owner identity; :class:`BackendFailure` if ``text`` holds anything else."""
+    owner = _owner_by_text.get(text)
+    if owner is not None:
+        return owner
+    decoded = loads(text)
+    if not isinstance(decoded, _types.LeaseOwnerIdentity):
+        raise BackendFailure(f"stored owner is not an identity: {text[:80]!r}")
+    if len(_owner_by_text) >= _OWNER_CACHE_SIZE:
+        _owner_by_text.clear()
+    _owner_by_text[text] = decoded
+    return decoded
 
 
 def dumps(value: Any) -> str:
