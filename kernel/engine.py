@@ -142,6 +142,10 @@ class Tables(Protocol):
     def batch(self, batch_id: str) -> BatchRecord | None: ...
     def batch_by_source_key(self, session_id: str, source_key: str) -> BatchRecord | None: ...
     def put_batch(self, record: BatchRecord) -> None: ...
+    def put_batch_claim(self, record: BatchRecord) -> None:
+        """Write the claim columns of an existing row; its batch is stored unchanged."""
+        ...
+
     def delete_batch(self, batch_id: str) -> None: ...
 
     def inputs(self, session_id: str) -> list[InputRecord]: ...
@@ -149,11 +153,20 @@ class Tables(Protocol):
     def input_by_source_key(self, session_id: str, source_key: str) -> InputRecord | None: ...
     def terminal_inputs(self) -> list[InputRecord]: ...
     def put_input(self, record: InputRecord) -> None: ...
+    def update_input(self, record: InputRecord) -> None:
+        """Rewrite an existing row whose id, session, sequence and source key are unchanged
+        (its state, ingress and claim columns may differ)."""
+        ...
+
     def delete_input(self, input_id: str) -> None: ...
 
     def next_seq(self) -> int: ...
 
     def head(self) -> HeadRecord | None: ...
+    def head_position(self) -> tuple[str, int] | None:
+        """The head's session id and revision, without reading its checkpoint."""
+        ...
+
     def put_head(self, record: HeadRecord) -> None: ...
 
     def turn(self, session_id: str, turn_id: str) -> TurnRecord | None: ...
@@ -393,8 +406,14 @@ class StoreEngine:
         return self._run(op)
 
     @staticmethod
-    def _release(tx: Tables, completion: SessionExecutionLeaseCompletion) -> None:
-        row = tx.lease(completion.session_id)
+    def _release(
+        tx: Tables, completion: SessionExecutionLeaseCompletion, current: LeaseRow | None = None
+    ) -> None:
+        """Release the lease ``completion`` names if it is still that lease; ``current`` is
+        the lease row as this transaction last read (or wrote) it, when the caller has it."""
+        row = current
+        if row is None or row.session_id != completion.session_id:
+            row = tx.lease(completion.session_id)
         if (
             row is not None
             and row.owner is not None
@@ -516,7 +535,7 @@ class StoreEngine:
         claim_id = f"qwc:{head.batch.enqueue_seq}:{fencing}"
         token = _sha256(f"{session_id}:{owner.owner_id}:{owner.incarnation_id}:{claim_id}:{now}")
         for record in selected:
-            tx.put_batch(
+            tx.put_batch_claim(
                 BatchRecord(
                     record.batch,
                     ClaimColumns(
@@ -635,7 +654,7 @@ class StoreEngine:
             for record in tx.batches(claim.session_id):
                 c = record.claim
                 if c.claim_id == claim.claim_id and c.claim_token == claim.lease_token:
-                    tx.put_batch(
+                    tx.put_batch_claim(
                         BatchRecord(
                             record.batch, ClaimColumns(claim_fencing_token=c.claim_fencing_token)
                         )
@@ -779,7 +798,7 @@ class StoreEngine:
         claimed: list[PendingTurnInput] = []
         for record in selected:
             row = replace(record.row, state=rules.next_input_state(record.row.state, trigger))
-            tx.put_input(
+            tx.update_input(
                 InputRecord(
                     row,
                     ClaimColumns(
@@ -904,7 +923,7 @@ class StoreEngine:
                     state = record.row.state
                     if state in (TurnInputState.ACCEPTED, TurnInputState.DEFERRED_NEXT_TURN):
                         state = rules.next_input_state(state, trigger)
-                    tx.put_input(
+                    tx.update_input(
                         InputRecord(
                             replace(record.row, state=state),
                             ClaimColumns(claim_fencing_token=c.claim_fencing_token),
@@ -938,7 +957,7 @@ class StoreEngine:
                 )
             return AlreadyClaimed(row, diagnostics)
         cancelled = replace(row, state=rules.next_input_state(row.state, "cancel"))
-        tx.put_input(
+        tx.update_input(
             InputRecord(
                 cancelled, ClaimColumns(claim_fencing_token=record.claim.claim_fencing_token)
             )
@@ -1015,10 +1034,10 @@ class StoreEngine:
         checkpoint_ref = "ckpt:" + _sha256(codec.dumps(checkpoint))
 
         def op(tx: Tables, now: int) -> RuntimeCommitResult:
-            head = tx.head()
+            head = tx.head_position()
             # 1. session binding (the outbox check comes first too: nothing has been written)
-            if head is not None and head.session_id != session_id:
-                raise SessionBindingMismatch(head.session_id, session_id)
+            if head is not None and head[0] != session_id:
+                raise SessionBindingMismatch(head[0], session_id)
             for draft in commit.enqueued_queue_batches:
                 if draft.session_id != session_id:
                     raise SessionBindingMismatch(session_id, draft.session_id)
@@ -1041,9 +1060,9 @@ class StoreEngine:
                         self._release(tx, commit.release_session_execution_lease)
                     return recorded.result
             # 3. lease fence
-            self._validate_fence(tx, session_id, commit.session_execution_lease, now)
+            lease = self._validate_fence(tx, session_id, commit.session_execution_lease, now)
             # 4. head CAS
-            current = head.head_revision if head is not None else 0
+            current = head[1] if head is not None else 0
             expected = commit.expected_head_revision
             if expected is not None and expected != current:
                 raise HeadRevisionConflict(expected, current)
@@ -1105,10 +1124,10 @@ class StoreEngine:
                 for input_id in input_completion.input_ids
             }
             interrupted = commit.interrupted_turn_input_turn_id
-            for record in tx.inputs(session_id):
+            for record in inputs:  # as read above: nothing since has written an input row
                 row = record.row
                 if row.input_id in completed_ids:
-                    tx.put_input(
+                    tx.update_input(
                         InputRecord(
                             replace(row, state=rules.next_input_state(row.state, "complete")),
                             ClaimColumns(claim_fencing_token=record.claim.claim_fencing_token),
@@ -1120,7 +1139,7 @@ class StoreEngine:
                     and isinstance(row.ingress, ActiveTurn)
                     and row.ingress.turn_id == interrupted
                 ):
-                    tx.put_input(
+                    tx.update_input(
                         InputRecord(
                             replace(
                                 row,
@@ -1135,7 +1154,7 @@ class StoreEngine:
             if stamp is not None:
                 tx.put_turn(TurnRecord(session_id, stamp.turn_id, stamp.turn_commit_hash, result))
             if commit.release_session_execution_lease is not None:
-                self._release(tx, commit.release_session_execution_lease)
+                self._release(tx, commit.release_session_execution_lease, lease)
             return result
 
         return self._run(op)
@@ -1169,12 +1188,12 @@ class StoreEngine:
 
     def inspect_session(self, session_id: str) -> SessionInspection:
         def op(tx: Tables, now: int) -> SessionInspection:
-            head = tx.head()
+            head = tx.head_position()
             return SessionInspection(
                 tx.lease(session_id),
-                tuple((r.batch, r.claim) for r in tx.batches(session_id)),
-                tuple((r.row, r.claim) for r in tx.inputs(session_id)),
-                head.head_revision if head is not None and head.session_id == session_id else 0,
+                tuple([(r.batch, r.claim) for r in tx.batches(session_id)]),
+                tuple([(r.row, r.claim) for r in tx.inputs(session_id)]),
+                head[1] if head is not None and head[0] == session_id else 0,
             )
 
         return self._run(op, write=False)

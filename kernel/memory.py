@@ -63,6 +63,9 @@ class _MemoryTables:
     def put_batch(self, record: BatchRecord) -> None:
         self._d.batches[record.batch.batch_id] = record
 
+    def put_batch_claim(self, record: BatchRecord) -> None:
+        self._d.batches[record.batch.batch_id] = record
+
     def delete_batch(self, batch_id: str) -> None:
         self._d.batches.pop(batch_id, None)
 
@@ -86,6 +89,9 @@ class _MemoryTables:
     def put_input(self, record: InputRecord) -> None:
         self._d.inputs[record.row.input_id] = record
 
+    def update_input(self, record: InputRecord) -> None:
+        self._d.inputs[record.row.input_id] = record
+
     def delete_input(self, input_id: str) -> None:
         self._d.inputs.pop(input_id, None)
 
@@ -95,6 +101,10 @@ class _MemoryTables:
 
     def head(self) -> HeadRecord | None:
         return self._d.head
+
+    def head_position(self) -> tuple[str, int] | None:
+        head = self._d.head
+        return (head.session_id, head.head_revision) if head is not None else None
 
     def put_head(self, record: HeadRecord) -> None:
         self._d.head = record

@@ -159,12 +159,7 @@ _SCHEMA_SETUP_LOCK = (_LOCK_NAMESPACE << 32) | 0x7FFFFFFF
 
 
 def _decode_owner(text: str | None) -> LeaseOwnerIdentity | None:
-    if text is None:
-        return None
-    owner = codec.loads(text)
-    if not isinstance(owner, LeaseOwnerIdentity):
-        raise BackendFailure(f"stored owner is not an identity: {text[:80]!r}")
-    return owner
+    return codec.loads_owner(text) if text is not None else None
 
 
 def _claim(row: tuple[Any, ...], offset: int) -> ClaimColumns:
@@ -178,7 +173,7 @@ def _claim(row: tuple[Any, ...], offset: int) -> ClaimColumns:
 
 
 def _claim_values(claim: ClaimColumns) -> tuple[Any, ...]:
-    owner = codec.dumps(claim.claim_owner) if claim.claim_owner is not None else None
+    owner = codec.dumps_owner(claim.claim_owner) if claim.claim_owner is not None else None
     return (
         claim.claim_id,
         owner,
@@ -236,6 +231,11 @@ class _Statements:
             "enqueue_seq = EXCLUDED.enqueue_seq, source_key = EXCLUDED.source_key, "
             f"body = EXCLUDED.body, {_CLAIM_UPDATES}"
         )
+        # An existing row's claim columns only (the body and the keys stay as they are).
+        self.put_batch_claim = (
+            f"UPDATE {s}.queued_batches SET claim_id = %s, claim_owner = %s, claim_token = %s, "
+            "claim_fencing_token = %s, claim_session_lease_generation = %s WHERE batch_id = %s"
+        )
         self.delete_batch = f"DELETE FROM {s}.queued_batches WHERE batch_id = %s"
         self.inputs = (
             f"SELECT {_INPUT_COLUMNS} FROM {s}.turn_inputs WHERE session_id = %s "
@@ -256,6 +256,12 @@ class _Statements:
             "enqueue_seq = EXCLUDED.enqueue_seq, source_key = EXCLUDED.source_key, "
             f"state = EXCLUDED.state, body = EXCLUDED.body, {_CLAIM_UPDATES}"
         )
+        # An existing row's mutable columns (its id, session, sequence and key never change).
+        self.update_input = (
+            f"UPDATE {s}.turn_inputs SET state = %s, body = %s, claim_id = %s, "
+            "claim_owner = %s, claim_token = %s, claim_fencing_token = %s, "
+            "claim_session_lease_generation = %s WHERE input_id = %s"
+        )
         self.delete_input = f"DELETE FROM {s}.turn_inputs WHERE input_id = %s"
         self.next_seq = (
             f"UPDATE {s}.meta SET value = (value::bigint + 1)::text "
@@ -264,6 +270,7 @@ class _Statements:
         self.head = (
             f"SELECT session_id, head_revision, checkpoint, checkpoint_ref FROM {s}.session_head"
         )
+        self.head_position = f"SELECT session_id, head_revision FROM {s}.session_head"
         self.put_head = (
             f"INSERT INTO {s}.session_head VALUES (1, %s, %s, %s, %s) "
             "ON CONFLICT (singleton) DO UPDATE SET session_id = EXCLUDED.session_id, "
@@ -309,7 +316,7 @@ class _PostgresTables:
         return LeaseRow(session_id, _decode_owner(row[0]), row[1], row[2], row[3], row[4])
 
     def put_lease(self, row: LeaseRow) -> None:
-        owner = codec.dumps(row.owner) if row.owner is not None else None
+        owner = codec.dumps_owner(row.owner) if row.owner is not None else None
         self._write(
             self._q.put_lease,
             (
@@ -348,6 +355,9 @@ class _PostgresTables:
             ),
         )
 
+    def put_batch_claim(self, record: BatchRecord) -> None:
+        self._write(self._q.put_batch_claim, (*_claim_values(record.claim), record.batch.batch_id))
+
     def delete_batch(self, batch_id: str) -> None:
         self._write(self._q.delete_batch, (batch_id,))
 
@@ -385,6 +395,13 @@ class _PostgresTables:
             ),
         )
 
+    def update_input(self, record: InputRecord) -> None:
+        r = record.row
+        self._write(
+            self._q.update_input,
+            (r.state.value, codec.dumps(r), *_claim_values(record.claim), r.input_id),
+        )
+
     def delete_input(self, input_id: str) -> None:
         self._write(self._q.delete_input, (input_id,))
 
@@ -403,6 +420,10 @@ class _PostgresTables:
         if not isinstance(checkpoint, SessionCheckpoint):
             raise BackendFailure("the session head does not hold a checkpoint")
         return HeadRecord(row[0], row[1], checkpoint, row[3])
+
+    def head_position(self) -> tuple[str, int] | None:
+        row = self._one(self._q.head_position, ())
+        return (row[0], row[1]) if row is not None else None
 
     def put_head(self, record: HeadRecord) -> None:
         self._write(

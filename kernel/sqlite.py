@@ -28,9 +28,9 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import replace
+from types import TracebackType
 from typing import Any
 
 from . import codec
@@ -124,12 +124,7 @@ _INPUT_COLUMNS = (
 
 
 def _decode_owner(text: str | None) -> LeaseOwnerIdentity | None:
-    if text is None:
-        return None
-    owner = codec.loads(text)
-    if not isinstance(owner, LeaseOwnerIdentity):
-        raise BackendFailure(f"stored owner is not an identity: {text[:80]!r}")
-    return owner
+    return codec.loads_owner(text) if text is not None else None
 
 
 def _claim(row: sqlite3.Row | tuple[Any, ...], offset: int) -> ClaimColumns:
@@ -143,7 +138,7 @@ def _claim(row: sqlite3.Row | tuple[Any, ...], offset: int) -> ClaimColumns:
 
 
 def _claim_values(claim: ClaimColumns) -> tuple[Any, ...]:
-    owner = codec.dumps(claim.claim_owner) if claim.claim_owner is not None else None
+    owner = codec.dumps_owner(claim.claim_owner) if claim.claim_owner is not None else None
     return (
         claim.claim_id,
         owner,
@@ -191,7 +186,7 @@ class _SqliteTables:
         return LeaseRow(session_id, _decode_owner(row[0]), row[1], row[2], row[3], row[4])
 
     def put_lease(self, row: LeaseRow) -> None:
-        owner = codec.dumps(row.owner) if row.owner is not None else None
+        owner = codec.dumps_owner(row.owner) if row.owner is not None else None
         self._c.execute(
             "INSERT OR REPLACE INTO session_leases VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -240,6 +235,14 @@ class _SqliteTables:
             ),
         )
 
+    def put_batch_claim(self, record: BatchRecord) -> None:
+        # Only the claim columns change: the body and the indexed columns stay as they are.
+        self._c.execute(
+            "UPDATE queued_batches SET claim_id = ?, claim_owner = ?, claim_token = ?, "
+            "claim_fencing_token = ?, claim_session_lease_generation = ? WHERE batch_id = ?",
+            (*_claim_values(record.claim), record.batch.batch_id),
+        )
+
     def delete_batch(self, batch_id: str) -> None:
         self._c.execute("DELETE FROM queued_batches WHERE batch_id = ?", (batch_id,))
 
@@ -284,6 +287,16 @@ class _SqliteTables:
             ),
         )
 
+    def update_input(self, record: InputRecord) -> None:
+        # The id, session, sequence and source key never change after enqueue.
+        r = record.row
+        self._c.execute(
+            "UPDATE turn_inputs SET state = ?, body = ?, claim_id = ?, claim_owner = ?, "
+            "claim_token = ?, claim_fencing_token = ?, claim_session_lease_generation = ? "
+            "WHERE input_id = ?",
+            (r.state.value, codec.dumps(r), *_claim_values(record.claim), r.input_id),
+        )
+
     def delete_input(self, input_id: str) -> None:
         self._c.execute("DELETE FROM turn_inputs WHERE input_id = ?", (input_id,))
 
@@ -304,6 +317,10 @@ class _SqliteTables:
         if not isinstance(checkpoint, SessionCheckpoint):
             raise BackendFailure("the session head does not hold a checkpoint")
         return HeadRecord(row[0], row[1], checkpoint, row[3])
+
+    def head_position(self) -> tuple[str, int] | None:
+        row = self._one("SELECT session_id, head_revision FROM session_head", ())
+        return (row[0], row[1]) if row is not None else None
 
     def put_head(self, record: HeadRecord) -> None:
         self._c.execute(
@@ -423,6 +440,29 @@ def _file_error(
         )
     name = getattr(error, "sqlite_errorname", type(error).__name__)
     return BackendFailure(f"sqlite error on {path!r} while {doing}: {name}: {error}")
+
+
+class _SqliteTransaction:
+    """One transaction under the handle's lock: commits on normal exit, rolls back on any
+    exception (a SQLite error is re-raised as a typed store error).  A plain
+    context-manager class rather than a generator: every store call opens one."""
+
+    __slots__ = ("_backend", "_write")
+
+    def __init__(self, backend: _SqliteBackend, write: bool) -> None:
+        self._backend = backend
+        self._write = write
+
+    def __enter__(self) -> _SqliteTables:
+        return self._backend.enter(self._write)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._backend.exit(exc)
 
 
 class _SqliteBackend:
@@ -549,11 +589,14 @@ class _SqliteBackend:
             self._rollback()
             raise
 
-    @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[_SqliteTables]:
-        with self._lock:
+    def transaction(self, write: bool = True) -> _SqliteTransaction:
+        return _SqliteTransaction(self, write)
+
+    def enter(self, write: bool) -> _SqliteTables:
+        """Take the handle's lock and open a transaction (see :class:`_SqliteTransaction`)."""
+        self._lock.acquire()
+        try:
             c = self._connection
-            doing = "opening a write transaction" if write else "opening a read transaction"
             try:
                 if write:
                     self._begin_write()
@@ -561,29 +604,36 @@ class _SqliteBackend:
                     c.execute("BEGIN")
             except sqlite3.Error as error:
                 self._rollback()
+                doing = "opening a write transaction" if write else "opening a read transaction"
                 raise _file_error(self.path, error, doing, self._busy_timeout_ms) from None
             if write:
                 self.write_transactions += 1
             else:
                 self.read_transactions += 1
+            return _SqliteTables(c)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def exit(self, error: BaseException | None) -> None:
+        """Commit (no ``error``) or roll back, map a SQLite error, release the lock."""
+        try:
+            if error is not None:
+                self._rollback()
+                if isinstance(error, sqlite3.Error):
+                    raise _file_error(
+                        self.path, error, "running a store operation", self._busy_timeout_ms
+                    ) from None
+                return  # the context manager protocol re-raises ``error`` itself
             try:
-                yield _SqliteTables(c)
-            except sqlite3.Error as error:
+                self._connection.execute("COMMIT")
+            except sqlite3.Error as commit_error:
                 self._rollback()
                 raise _file_error(
-                    self.path, error, "running a store operation", self._busy_timeout_ms
+                    self.path, commit_error, "committing", self._busy_timeout_ms
                 ) from None
-            except BaseException:
-                self._rollback()
-                raise
-            else:
-                try:
-                    c.execute("COMMIT")
-                except sqlite3.Error as error:
-                    self._rollback()
-                    raise _file_error(
-                        self.path, error, "committing", self._busy_timeout_ms
-                    ) from None
+        finally:
+            self._lock.release()
 
     def pragma(self, name: str) -> str:
         with self._lock:
