@@ -1,0 +1,189 @@
+"""Claim+commit cycles through SqliteStore against raw sqlite3 running the same statements.
+
+    python bench/sqlite.py [--cycles 2000] [--rounds 3] [--dir DIR]
+
+One cycle is what a runtime does per turn of queued work (as in ``bench/postgres.py``):
+enqueue one batch, acquire the session lease, claim the batch, commit the checkpoint
+completing the claim and releasing the lease: four store operations, each one durable
+``BEGIN IMMEDIATE`` transaction.  One untimed run through a wrapped connection records every
+statement and its parameters (the clock is manual, so every run sends the same ones); "raw
+sqlite3" then replays exactly that list on a fresh store file with the same schema and
+pragmas (WAL, ``synchronous = NORMAL``) through a plain ``sqlite3`` connection, so the ratio
+is the cost of our Python layer (engine, codec, rows, error mapping) over the same database
+work.  Each round uses new files in ``--dir`` (default: the system temporary directory); the
+output says whether that is on disk or on tmpfs, since a commit's WAL writes cost more on a
+real disk.  Both sides are timed in every round and the best round of each is printed.  All
+numbers come from this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lashspec.kernel.clock import FakeProcessTable, ManualClock
+from lashspec.kernel.sqlite import SqliteStore
+from lashspec.kernel.store import Store
+from lashspec.kernel.types import (
+    Acquired,
+    ClaimBoundary,
+    DeliveryPolicy,
+    LeaseOwnerIdentity,
+    ProcessWake,
+    ProcessWakeDelivery,
+    QueuedWorkBatchDraft,
+    RuntimeCommit,
+    SessionCheckpoint,
+)
+
+SESSION = "bench"
+WHO = LeaseOwnerIdentity.opaque("bench")
+
+
+def draft(index: int) -> QueuedWorkBatchDraft:
+    wake = ProcessWakeDelivery(
+        f"wake-{index}", SESSION, "bench", index, f"work {index}", f"dedupe-{index}"
+    )
+    return QueuedWorkBatchDraft(
+        SESSION, (ProcessWake(wake),), delivery_policy=DeliveryPolicy.EARLIEST_SAFE_BOUNDARY
+    )
+
+
+def cycle(store: Store, index: int) -> None:
+    store.enqueue_queued_work(draft(index))
+    outcome = store.try_claim_session_execution_lease(SESSION, WHO, 60_000)
+    assert isinstance(outcome, Acquired), outcome
+    lease = outcome.lease
+    claim = store.claim_ready_queued_work(SESSION, lease.fence(), WHO, ClaimBoundary.IDLE, 1)
+    assert claim is not None, "the queue ran dry"
+    store.commit_runtime_state(
+        RuntimeCommit(
+            SESSION,
+            SessionCheckpoint(index, {"turn": index}),
+            session_execution_lease=lease.fence(),
+            release_session_execution_lease=lease.completion(),
+            completed_queue_claims=(claim.completion(),),
+        )
+    )
+
+
+class RecordingConnection:
+    """Forwards to a sqlite3 connection and records every (statement, parameters) executed."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self.log: list[tuple[str, tuple[Any, ...]]] = []
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        self.log.append((sql, parameters))
+        return self._connection.execute(sql, parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def filesystem(path: Path) -> str:
+    """The type of the filesystem holding ``path`` (from /proc/mounts), e.g. ext4 or tmpfs."""
+    best, kind = "", "unknown"
+    resolved = str(path.resolve())
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def record(folder: Path, cycles: int) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statements ``cycles`` cycles send through a new SqliteStore (untimed; the clock
+    is manual, so every run sends exactly these)."""
+    store = SqliteStore(folder / "recorded.sqlite", ManualClock(), FakeProcessTable())
+    recorder = RecordingConnection(store._sqlite._connection)
+    store._sqlite._connection = recorder  # type: ignore[assignment]
+    try:
+        for index in range(cycles):
+            cycle(store, index)
+    finally:
+        store.close()
+    return recorder.log
+
+
+def store_round(folder: Path, cycles: int) -> float:
+    """Seconds for ``cycles`` cycles through a new SqliteStore."""
+    store = SqliteStore(folder / "store.sqlite", ManualClock(), FakeProcessTable())
+    try:
+        started = time.perf_counter()
+        for index in range(cycles):
+            cycle(store, index)
+        return time.perf_counter() - started
+    finally:
+        store.close()
+
+
+def raw_round(folder: Path, statements: list[tuple[str, tuple[Any, ...]]]) -> float:
+    """Seconds for ``statements`` on a new store file through a plain sqlite3 connection."""
+    path = folder / "raw.sqlite"
+    SqliteStore(path, ManualClock(), FakeProcessTable()).close()  # the same schema, WAL
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA busy_timeout = 30000")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        execute = connection.execute
+        started = time.perf_counter()
+        for sql, parameters in statements:
+            execute(sql, parameters).fetchall()
+        elapsed = time.perf_counter() - started
+        left = connection.execute("SELECT count(*) FROM queued_batches").fetchone()
+        assert left == (0,), f"the raw replay did not do the same work: {left} batches left"
+    finally:
+        connection.close()
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    args = parser.parse_args()
+    cycles, rounds = args.cycles, max(1, args.rounds)
+
+    store_times: list[float] = []
+    raw_times: list[float] = []
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="lashspec-bench-") as name:
+        statements = record(Path(name), cycles)
+        for number in range(rounds):
+            folder = Path(name) / f"round-{number}"
+            folder.mkdir()
+            store_times.append(store_round(folder, cycles))
+            raw_times.append(raw_round(folder, statements))
+        kind = filesystem(Path(name))
+
+    where = "tmpfs (memory)" if kind in ("tmpfs", "ramfs") else f"disk ({kind})"
+    store_best, raw_best = min(store_times), min(raw_times)
+    print(
+        f"{cycles} cycles (enqueue, lease, claim, commit+release), best of {rounds} rounds, "
+        f"database files in {args.dir}: {where}, WAL, synchronous=NORMAL, a new file per round"
+    )
+    print(f"statements per cycle: {len(statements) / cycles:.1f}")
+    print(f"{'':18} {'cycles/s':>10} {'us/cycle':>9}")
+    for label, seconds in (("sqlite store", store_best), ("raw sqlite3", raw_best)):
+        print(f"{label:18} {cycles / seconds:>10,.0f} {seconds / cycles * 1e6:>9.1f}")
+    print(f"sqlite store/raw sqlite3 cycle ratio: {store_best / raw_best:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
