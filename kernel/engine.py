@@ -189,6 +189,24 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# ``_checkpoint_ref`` of a checkpoint with an empty state, by turn index (bounded).
+_EMPTY_CHECKPOINT_REFS: dict[int, str] = {}
+
+
+def _checkpoint_ref(checkpoint: SessionCheckpoint) -> str:
+    """``ckpt:`` and the SHA-256 of the checkpoint's canonical encoding."""
+    index = checkpoint.turn_index
+    empty = not checkpoint.state and type(index) is int
+    if empty and index in _EMPTY_CHECKPOINT_REFS:
+        return _EMPTY_CHECKPOINT_REFS[index]
+    ref = "ckpt:" + _sha256(codec.dumps(checkpoint))
+    if empty:
+        if len(_EMPTY_CHECKPOINT_REFS) >= 1024:
+            _EMPTY_CHECKPOINT_REFS.clear()
+        _EMPTY_CHECKPOINT_REFS[index] = ref
+    return ref
+
+
 def _check_session_id(session_id: object, what: str = "session id") -> str:
     if not isinstance(session_id, str) or not session_id.strip():
         raise InvalidRequest(f"{what} must be a non-empty string, got {session_id!r}")
@@ -1031,7 +1049,7 @@ class StoreEngine:
         checkpoint = SessionCheckpoint(
             commit.checkpoint.turn_index, _plain_json_copy(dict(commit.checkpoint.state))
         )
-        checkpoint_ref = "ckpt:" + _sha256(codec.dumps(checkpoint))
+        checkpoint_ref = _checkpoint_ref(checkpoint)
 
         def op(tx: Tables, now: int) -> RuntimeCommitResult:
             head = tx.head_position()

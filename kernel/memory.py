@@ -16,7 +16,7 @@ from .engine import BatchRecord, HeadRecord, InputRecord, StoreEngine, TurnRecor
 from .types import LeaseRow
 
 
-@dataclass
+@dataclass(slots=True)
 class _Data:
     leases: dict[str, LeaseRow] = field(default_factory=dict)
     batches: dict[str, BatchRecord] = field(default_factory=dict)
