@@ -7,9 +7,11 @@ CLI's table and, for ``check``, ``to_json()`` for ``--report``. Nothing here pri
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -360,12 +362,17 @@ def _suite_stage(
 
 
 def _replay_stage(
-    traces: Sequence[Trace], backend: str, progress: Progress, *, label: str = ""
+    traces: Sequence[Trace],
+    backend: str,
+    progress: Progress,
+    *,
+    label: str = "",
+    dsn: str | None = None,
 ) -> CheckStage:
     started, cpu = time.perf_counter(), time.process_time()
     kind = f"{label.rstrip('-')} " if label else ""
     progress(f"replay {len(traces)} {kind}traces on {backend}")
-    report = replay_all(traces, kernel_target(backend), progress=progress)
+    report = replay_all(traces, kernel_target(backend, dsn=dsn), progress=progress)
     seconds = time.perf_counter() - started
     failures = [r for r in report.results if not r.ok]
     detail = f"{len(traces) - len(failures)}/{len(traces)} traces, {report.actions} actions"
@@ -616,15 +623,150 @@ def _machine_suite_stage(
     )
 
 
-# The stages that need nothing from the exploration, in the order they run (between the
-# explorations and the suite). A new check is one more runner here.
-MODEL_STAGES: list[StageRunner] = [
-    lambda _, progress: [_phase_order_stage(progress)],
-    lambda _, progress: [_mutant_stage(progress)],
-    lambda options, progress: [] if options.skip_z3 else _z3_stages(options.bmc_depth, progress),
-    lambda options, progress: [_machine_mutant_stage(progress, use_z3=not options.skip_z3)],
-    lambda options, progress: [] if options.skip_z3 else _machine_z3_stages(progress),
-]
+def _phase_order_runner(options: CheckOptions, progress: Progress) -> list[CheckStage]:
+    return [_phase_order_stage(progress)]
+
+
+def _store_mutant_runner(options: CheckOptions, progress: Progress) -> list[CheckStage]:
+    return [_mutant_stage(progress)]
+
+
+def _store_z3_runner(options: CheckOptions, progress: Progress) -> list[CheckStage]:
+    return [] if options.skip_z3 else _z3_stages(options.bmc_depth, progress)
+
+
+def _machine_mutant_runner(options: CheckOptions, progress: Progress) -> list[CheckStage]:
+    return [_machine_mutant_stage(progress, use_z3=not options.skip_z3)]
+
+
+def _machine_z3_runner(options: CheckOptions, progress: Progress) -> list[CheckStage]:
+    return [] if options.skip_z3 else _machine_z3_stages(progress)
+
+
+# The stages that need nothing from the explorations, in the order the report lists them
+# (between the explorations and the suite). With more than one job they run in worker
+# processes while this process explores, generates the suite and replays it. A new check is
+# one more runner here: a module-level function, so a spawned worker can find it by name.
+MODEL_STAGES: tuple[StageRunner, ...] = (
+    _store_z3_runner,
+    _phase_order_runner,
+    _store_mutant_runner,
+    _machine_mutant_runner,
+    _machine_z3_runner,
+)
+MODEL_STAGE_ORDER = (1, 2, 0, 3, 4)
+"""The report's order of ``MODEL_STAGES`` (workers take them in tuple order: longest first)."""
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _model_stage_worker(
+    indices: Sequence[int], options: CheckOptions, messages: Any
+) -> None:  # pragma: no cover - runs in a spawned process (its results are tested)
+    """A worker process: runs its share of ``MODEL_STAGES`` and sends progress lines and
+    stages back through ``messages``; a stage runner that raises becomes a failed stage."""
+    for index in indices:
+        runner = MODEL_STAGES[index]
+        try:
+            stages = runner(options, lambda line: messages.put(("progress", None, line)))
+        except BaseException as error:  # reported as a failed stage, never lost
+            import traceback
+
+            messages.put(("progress", None, traceback.format_exc().rstrip()))
+            stages = [
+                CheckStage(
+                    runner.__name__.strip("_").removesuffix("_runner"),
+                    False,
+                    f"the stage raised {type(error).__name__}: {error}",
+                )
+            ]
+        messages.put(("stages", index, stages))
+    messages.put(("done", None, None))
+
+
+class _ModelStagesInWorkers:
+    """``MODEL_STAGES`` running in ``workers`` spawned processes (spawned, not forked: the
+    CLI's heartbeat thread may hold a lock at fork time). A drain thread forwards their
+    progress lines as they arrive; :meth:`results` waits for every stage. A worker that dies
+    without reporting (killed, out of memory) turns its missing stages into failures."""
+
+    def __init__(self, options: CheckOptions, progress: Progress, workers: int) -> None:
+        import multiprocessing
+        import threading
+
+        context = multiprocessing.get_context("spawn")
+        self._messages = context.Queue()
+        self._progress = progress
+        self._results: dict[int, list[CheckStage]] = {}
+        indices = range(len(MODEL_STAGES))
+        shares = [share for w in range(workers) if (share := list(indices[w::workers]))]
+        self._processes = [
+            context.Process(
+                target=_model_stage_worker,
+                args=(share, options, self._messages),
+                name=f"lashspec-check-{n}",
+                daemon=True,
+            )
+            for n, share in enumerate(shares)
+        ]
+        self._worker_of = {index: n for n, share in enumerate(shares) for index in share}
+        for process in self._processes:
+            process.start()
+        self._drain = threading.Thread(target=self._forward, daemon=True)
+        self._drain.start()
+
+    def _forward(self) -> None:
+        import queue
+
+        running = len(self._processes)
+        while running:
+            try:
+                kind, index, payload = self._messages.get(timeout=1.0)
+            except queue.Empty:
+                if not any(p.is_alive() for p in self._processes):
+                    break  # every worker is gone; whatever it did not send is missing
+                continue
+            if kind == "progress":
+                self._progress(str(payload))
+            elif kind == "stages":
+                self._results[int(index)] = payload
+            else:
+                running -= 1
+
+    def stop(self) -> None:
+        """End the workers at once (idempotent): the check is over or failed without them."""
+        for process in self._processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self._processes:
+            process.join()
+
+    def results(self) -> list[CheckStage]:
+        self._drain.join()
+        for process in self._processes:
+            process.join()
+        stages: list[CheckStage] = []
+        for index in MODEL_STAGE_ORDER:
+            if index in self._results:
+                stages.extend(self._results[index])
+                continue
+            worker = self._processes[self._worker_of[index]]
+            name = MODEL_STAGES[index].__name__.strip("_").removesuffix("_runner")
+            stages.append(
+                CheckStage(
+                    name,
+                    False,
+                    f"its worker process exited with status {worker.exitcode} before "
+                    "reporting (killed or out of memory?)",
+                )
+            )
+        return stages
 
 
 def run_check(
@@ -637,12 +779,20 @@ def run_check(
     progress: Progress = _quiet,
     profile: str | None = None,
     max_memory_bytes: int | None = None,
+    jobs: int = 1,
+    dsn: str | None = None,
 ) -> CheckReport:
     """Every check: explorations, seeded bugs, z3, suite generation and replay.
 
     ``profile`` runs only that exploration (``full``: ``DEFAULT_BOUNDS`` with the C engine);
-    explorations past ``max_memory_bytes`` of resident memory raise ``JobError``.
+    explorations past ``max_memory_bytes`` of resident memory raise ``JobError``. With
+    ``jobs`` > 1 the stages that need no exploration (``MODEL_STAGES``) run in ``jobs - 1``
+    worker processes beside the explorations, suite and replays of this one; the report is
+    the same, in the same order. ``dsn`` is the PostgreSQL server of the ``postgres``
+    backend (else ``LASHSPEC_PG_DSN``, else a throwaway server).
     """
+    if jobs < 1:
+        raise JobError(f"jobs must be at least 1, not {jobs}")
     if profile is not None:
         if profile == FULL_PROFILE:
             if bounds:
@@ -652,7 +802,99 @@ def run_check(
         return CheckReport([_explore_stage(chosen, progress, max_memory_bytes)[0]])
     profiles = profiles_for(bounds or {})
     machine_profiles = machine_profiles_for(bounds or {})
-    options = CheckOptions(bmc_depth=bmc_depth, skip_z3=skip_z3)
+    with contextlib.ExitStack() as cleanup:
+        if "postgres" in backends:
+            dsn = cleanup.enter_context(_postgres_server(dsn, progress))
+        return _run_all_stages(
+            profiles,
+            machine_profiles,
+            backends,
+            out_dir,
+            progress,
+            max_memory_bytes,
+            jobs,
+            dsn,
+            CheckOptions(bmc_depth=bmc_depth, skip_z3=skip_z3),
+        )
+
+
+@contextlib.contextmanager
+def _postgres_server(dsn: str | None, progress: Progress) -> Iterator[str]:
+    """The server the ``postgres`` replays use, found before any stage runs so a missing one
+    costs no time: ``dsn``, else ``LASHSPEC_PG_DSN``, else one throwaway server for the whole
+    check (stopped at the end)."""
+    from .postgres_replay import PG_DSN_VARIABLE
+
+    given = dsn or os.environ.get(PG_DSN_VARIABLE)
+    try:
+        import psycopg  # noqa: F401 - only to fail now, not after minutes of work
+    except ImportError:
+        raise JobError(
+            "the postgres backend needs psycopg: pip install 'lashspec[postgres]'"
+        ) from None
+    if given:
+        yield given
+        return
+    from .pgcluster import ClusterError, ThrowawayCluster, find_server_binaries
+
+    if find_server_binaries() is None:
+        raise JobError(
+            f"no PostgreSQL server for --backend postgres: pass --dsn, set {PG_DSN_VARIABLE}, "
+            "or install the postgresql package so a throwaway server can be started"
+        )
+    progress("postgres: starting a throwaway server for the replays")
+    try:
+        cluster = ThrowawayCluster().start()
+    except ClusterError as error:
+        raise JobError(f"cannot start a throwaway PostgreSQL server: {error}") from None
+    try:
+        yield cluster.dsn()
+    finally:
+        cluster.stop()
+
+
+def _run_all_stages(
+    profiles: Sequence[Profile],
+    machine_profiles: Sequence[MachineProfile],
+    backends: Sequence[str],
+    out_dir: Path | None,
+    progress: Progress,
+    max_memory_bytes: int | None,
+    jobs: int,
+    dsn: str | None,
+    options: CheckOptions,
+) -> CheckReport:
+    workers = _ModelStagesInWorkers(options, progress, jobs - 1) if jobs > 1 else None
+    try:
+        return _run_pipeline(
+            profiles,
+            machine_profiles,
+            backends,
+            out_dir,
+            progress,
+            max_memory_bytes,
+            dsn,
+            options,
+            workers,
+        )
+    finally:
+        if workers is not None:
+            workers.stop()
+
+
+def _run_pipeline(
+    profiles: Sequence[Profile],
+    machine_profiles: Sequence[MachineProfile],
+    backends: Sequence[str],
+    out_dir: Path | None,
+    progress: Progress,
+    max_memory_bytes: int | None,
+    dsn: str | None,
+    options: CheckOptions,
+    workers: _ModelStagesInWorkers | None,
+) -> CheckReport:
+    """The explorations, suite and replays in this process, then the model stages (here, or
+    collected from the workers) in their place in the report."""
     report = CheckReport()
     explored: dict[str, ExplorationResult] = {}
     for prof in profiles:
@@ -667,14 +909,16 @@ def run_check(
     report.stages.append(
         _machine_rules_stage(machine_explored, machine_profiles == MACHINE_PROFILES, progress)
     )
-    for runner in MODEL_STAGES:
-        report.stages.extend(runner(options, progress))
+    model_stages: list[CheckStage] = []
+    if workers is None:
+        for index in MODEL_STAGE_ORDER:
+            model_stages.extend(MODEL_STAGES[index](options, progress))
     with tempfile.TemporaryDirectory(prefix="lashspec-suite-") as scratch:
         folder = out_dir if out_dir is not None else Path(scratch)
         stage, traces = _suite_stage(explored, profiles, folder, progress)
         report.stages.append(stage)
         for backend in backends:
-            report.stages.append(_replay_stage(traces, backend, progress))
+            report.stages.append(_replay_stage(traces, backend, progress, dsn=dsn))
         stage, machine_suite = _machine_suite_stage(
             machine_profiles, machine_explored, folder, progress
         )
@@ -682,8 +926,12 @@ def run_check(
         report.stages.append(stage)
         for backend in backends:
             report.stages.append(
-                _replay_stage(machine_suite.traces, backend, progress, label="machine-")
+                _replay_stage(machine_suite.traces, backend, progress, label="machine-", dsn=dsn)
             )
+    if workers is not None:
+        model_stages = workers.results()
+    at = next(i for i, stage in enumerate(report.stages) if stage.name == "machine:rules") + 1
+    report.stages[at:at] = model_stages
     return report
 
 

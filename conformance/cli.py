@@ -57,6 +57,15 @@ The turn machine composed with the store (CPU seconds, measured on the same mach
                            time: durable transactions)
 Progress lines on stderr show each phase; a silent phase prints a line every 10 s."""
 
+CHECK_BACKENDS = {
+    "embedded": ("memory", "sqlite"),
+    "memory": ("memory",),
+    "sqlite": ("sqlite",),
+    "postgres": ("postgres",),
+    "all": ("memory", "sqlite", "postgres"),
+}
+"""``check --backend``: a name or group of names of the kernel backends to replay on."""
+
 EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
@@ -258,9 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--skip-z3", action="store_true", help="skip the z3 proofs and BMC")
     check.add_argument(
         "--backend",
-        choices=("memory", "sqlite", "all"),
-        default="all",
-        help="kernel backends to replay the suite against (default: all)",
+        choices=tuple(CHECK_BACKENDS),
+        default="embedded",
+        help="kernel backends to replay the suites against: embedded (the default) is memory "
+        "and sqlite, all adds postgres",
+    )
+    check.add_argument(
+        "--dsn",
+        help="PostgreSQL connection string for the postgres backend (default: "
+        "$LASHSPEC_PG_DSN, else a throwaway server when PostgreSQL is installed)",
+    )
+    check.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        help="processes to run the stages in (default: the CPUs this process may use); the "
+        "z3 proofs and seeded bugs run beside the explorations, suite and replays",
     )
     check.add_argument("--report", type=Path, help="write a JSON report to this file")
     check.add_argument("--out", type=Path, help="keep the generated trace suite in this directory")
@@ -437,7 +459,7 @@ def _check_writable_directory(path: Path, option: str) -> None:
 
 
 def _cmd_check(args: argparse.Namespace, progress: Progress) -> int:
-    from .checking import run_check
+    from .checking import default_jobs, run_check
 
     if args.report is not None:
         _check_writable_file(args.report, "--report")
@@ -447,11 +469,13 @@ def _cmd_check(args: argparse.Namespace, progress: Progress) -> int:
         bounds=_bounds_overrides(args),
         bmc_depth=args.bmc_depth,
         skip_z3=args.skip_z3,
-        backends=("memory", "sqlite") if args.backend == "all" else (args.backend,),
+        backends=CHECK_BACKENDS[args.backend],
         out_dir=args.out,
         progress=progress,
         profile=args.profile,
         max_memory_bytes=args.max_memory,
+        jobs=args.jobs if args.jobs is not None else default_jobs(),
+        dsn=args.dsn,
     )
     _print_table(report.summary_rows(), ("check", "status", "detail"))
     if args.report is not None:

@@ -10,7 +10,9 @@ state variable with the trace; the first difference stops the replay.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,8 +158,11 @@ def replay_trace(trace: Trace, target: ReplayTarget) -> TraceResult:
     bounds = dict(trace.meta.get("bounds", {}))
     system = trace_system(trace.meta)
     try:
-        if isinstance(target, SystemSelectingTarget):
-            target.reset_system(bounds, system)
+        # isinstance(target, SystemSelectingTarget), without the protocol machinery's cost
+        # per trace: a runtime-checkable protocol checks the attribute is there, not None.
+        reset_system = getattr(target, "reset_system", None)
+        if reset_system is not None:
+            reset_system(bounds, system)
         else:
             target.reset(bounds)
     except (UnsupportedSystem, AdapterRefused) as error:
@@ -223,8 +228,13 @@ def kernel_target(
     if backend == "memory":
         return KernelSystems(memory_store_factory)
     if backend == "sqlite":
-        folder = directory or Path(tempfile.mkdtemp(prefix="lashspec-replay-"))
-        return KernelSystems(sqlite_store_factory(folder))
+        if directory is not None:
+            return KernelSystems(sqlite_store_factory(directory))
+        # A database file per trace in a scratch folder that goes with the target.
+        folder = Path(tempfile.mkdtemp(prefix="lashspec-replay-"))
+        target = KernelSystems(sqlite_store_factory(folder))
+        weakref.finalize(target, shutil.rmtree, folder, ignore_errors=True)
+        return target
     if backend == "postgres":
         from .postgres_replay import PostgresReplayStores, release_with
 

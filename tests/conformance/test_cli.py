@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
 import re
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -12,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lashspec.conformance import checking
 from lashspec.conformance.checking import (
+    CheckOptions,
+    CheckStage,
+    Progress,
     _machine_explore_stage,
     _machine_mutant_stage,
     _machine_rules_stage,
@@ -38,6 +45,26 @@ from lashspec.model.mutants import MUTANTS
 from lashspec.model.profiles import PROFILES, MachineProfile, Profile
 
 SMALL = ["--owners", "1", "--batches", "1", "--inputs", "1", "--max-generation", "2"]
+CHECK_STAGE_ORDER = (
+    "explore:custom",
+    # the turn machine: custom store bounds give one machine profile at those bounds
+    "explore:machine-custom",
+    "machine:rules",
+    "explore:phase-order",
+    "seeded-bugs",
+    "z3:induction",
+    "z3:induction-unbounded",
+    "z3:bmc",
+    "machine:seeded-bugs",
+    "machine:z3-induction",
+    "machine:z3-bmc",
+    "suite",
+    "replay:memory",
+    "replay:sqlite",
+    "machine:suite",
+    "replay:machine-memory",
+    "replay:machine-sqlite",
+)
 
 
 def test_check_runs_every_stage_and_writes_a_report(
@@ -45,34 +72,16 @@ def test_check_runs_every_stage_and_writes_a_report(
 ) -> None:
     report = tmp_path / "report.json"
     suite = tmp_path / "suite"
-    status = main(
-        ["check", *SMALL, "--bmc-depth", "3", "--report", str(report), "--out", str(suite)]
-    )
+    argv = ["check", *SMALL, "--bmc-depth", "3", "--report", str(report), "--out", str(suite)]
+    status = main([*argv, "--jobs", "2"])
     out, err = capsys.readouterr()
     assert status == EXIT_OK, out + err
     document = json.loads(report.read_text())
     stages = {stage["name"]: stage for stage in document["stages"]}
     assert document["ok"] is True
-    assert set(stages) == {
-        "explore:custom",
-        "explore:phase-order",
-        "seeded-bugs",
-        "z3:induction",
-        "z3:induction-unbounded",
-        "z3:bmc",
-        "suite",
-        "replay:memory",
-        "replay:sqlite",
-        # the turn machine: custom store bounds give one machine profile at those bounds
-        "explore:machine-custom",
-        "machine:rules",
-        "machine:seeded-bugs",
-        "machine:z3-induction",
-        "machine:z3-bmc",
-        "machine:suite",
-        "replay:machine-memory",
-        "replay:machine-sqlite",
-    }
+    # the model stages ran in a worker process, yet sit where a one-process check puts them
+    assert [s["name"] for s in document["stages"]] == list(CHECK_STAGE_ORDER)
+    assert "seeded bug " in err and "z3:bmc: depth 3" in err, "the worker's progress shows"
     assert all(stage["ok"] for stage in stages.values())
     assert len(stages["seeded-bugs"]["caught"]) == len(MUTANTS)
     assert stages["replay:sqlite"]["actions"] == stages["replay:memory"]["actions"] > 0
@@ -90,6 +99,43 @@ def test_check_runs_every_stage_and_writes_a_report(
     assert all(len(line) <= 100 for line in out.splitlines()), "the table fits 100 columns"
     assert "[" in err and "explore custom" in err, "progress goes to stderr"
     assert any(suite.glob("*.itf.json")), "--out keeps the suite"
+
+
+def test_a_model_stage_that_raises_is_a_failed_stage_not_a_lost_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a worker process runs: a runner that raises still reports a (failed) stage, and
+    its traceback goes out as progress; the other runners of its share still run."""
+
+    def broken(options: CheckOptions, progress: Progress) -> list[CheckStage]:
+        raise RuntimeError("solver exploded")
+
+    def fine(options: CheckOptions, progress: Progress) -> list[CheckStage]:
+        progress("fine runs")
+        return [CheckStage("fine", True, "ok")]
+
+    monkeypatch.setattr(checking, "MODEL_STAGES", (broken, fine))
+    messages: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
+    checking._model_stage_worker([0, 1], CheckOptions(), messages)
+    sent = [messages.get_nowait() for _ in range(messages.qsize())]
+    stages = {index: payload for kind, index, payload in sent if kind == "stages"}
+    assert [s.ok for s in stages[0]] == [False] and "solver exploded" in stages[0][0].detail
+    assert stages[1] == [CheckStage("fine", True, "ok")]
+    progress = [payload for kind, _, payload in sent if kind == "progress"]
+    assert any("RuntimeError: solver exploded" in line for line in progress)
+    assert ("progress", None, "fine runs") in sent and sent[-1] == ("done", None, None)
+
+
+def test_a_worker_that_dies_turns_its_stages_into_failures() -> None:
+    """A worker killed before it reports (OOM killer, SIGKILL) cannot pass the check: each
+    of its stages fails, naming the exit status; none is silently missing."""
+    lines: list[str] = []
+    workers = checking._ModelStagesInWorkers(CheckOptions(), lines.append, 2)
+    for process in workers._processes:
+        os.kill(process.pid or 0, signal.SIGKILL)
+    stages = workers.results()
+    assert len(stages) == len(checking.MODEL_STAGES)
+    assert all(not s.ok and "exited with status -9" in s.detail for s in stages)
 
 
 def _commands_not_drained_first(bounds: MachineBounds) -> object:
@@ -194,7 +240,8 @@ def test_replay_exits_1_with_the_first_divergence_on_a_broken_kernel(
     [
         (["check", "--owners", "12"], "bound owners=12 must be an integer in 1..4"),
         (["check", "--owners", "x"], "expected a whole number"),
-        (["check", "--backend", "postgres"], "invalid choice"),
+        (["check", "--backend", "oracle"], "invalid choice"),
+        (["check", "--jobs", "0"], "jobs must be at least 1, not 0"),
         (["replay"], "the following arguments are required"),
         (["explore", "--dot", "g.dot"], "export one graph"),
         (["explore", *SMALL, "--dot", "g.dot"], "DOT is for pictures of at most 500 nodes"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,11 +110,28 @@ def test_seed_scenario_traces_show_the_behaviour_they_are_named_for(suite: Suite
     assert fault[-1] == ("commit", "SessionExecutionLeaseExpired")
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
-def test_the_whole_suite_replays_green(suite: Suite, backend: str) -> None:
-    report = replay_all(suite.traces, kernel_target(backend))
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres"])
+def test_the_whole_suite_replays_green(
+    suite: Suite, backend: str, request: pytest.FixtureRequest
+) -> None:
+    dsn = request.getfixturevalue("postgres_dsn") if backend == "postgres" else None
+    report = replay_all(suite.traces, kernel_target(backend, dsn=dsn))
     assert report.ok, report.report()
     assert report.actions == suite.steps
+
+
+def test_sqlite_replay_removes_its_scratch_databases(
+    suite: Suite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database file per trace lives in a scratch folder that goes with the target."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    target = kernel_target("sqlite")
+    (folder,) = tmp_path.iterdir()
+    assert replay_all(suite.traces[:3], target).ok
+    assert list(folder.glob("*.sqlite")), "the replay wrote no database where expected"
+    del target
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("variant", BROKEN_KERNELS, ids=lambda v: v.name)
