@@ -61,7 +61,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_command() ->
     assert len(commands) == 2, commands
     install_and_check, tests = commands
     assert install_and_check.endswith("lashspec check")
-    assert tests.endswith("python -m pytest -q")
+    assert tests.endswith("python -m pytest -q -n auto")
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in ci, ".ci/run must run exactly the README's test command"
 
