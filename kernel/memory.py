@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import TracebackType
 
 from .clock import Clock, LivenessOracle, ProcfsLiveness, SystemClock
@@ -37,6 +38,10 @@ class _Data:
         )
 
 
+_BATCH_SEQ = attrgetter("batch.enqueue_seq")
+_INPUT_SEQ = attrgetter("row.enqueue_seq")
+
+
 class _MemoryTables:
     def __init__(self, data: _Data) -> None:
         self._d = data
@@ -49,7 +54,8 @@ class _MemoryTables:
 
     def batches(self, session_id: str) -> list[BatchRecord]:
         rows = [r for r in self._d.batches.values() if r.batch.session_id == session_id]
-        return sorted(rows, key=lambda r: r.batch.enqueue_seq)
+        rows.sort(key=_BATCH_SEQ)
+        return rows
 
     def batch(self, batch_id: str) -> BatchRecord | None:
         return self._d.batches.get(batch_id)
@@ -71,7 +77,8 @@ class _MemoryTables:
 
     def inputs(self, session_id: str) -> list[InputRecord]:
         rows = [r for r in self._d.inputs.values() if r.row.session_id == session_id]
-        return sorted(rows, key=lambda r: r.row.enqueue_seq)
+        rows.sort(key=_INPUT_SEQ)
+        return rows
 
     def input(self, input_id: str) -> InputRecord | None:
         return self._d.inputs.get(input_id)
@@ -84,7 +91,8 @@ class _MemoryTables:
 
     def terminal_inputs(self) -> list[InputRecord]:
         rows = [r for r in self._d.inputs.values() if r.row.state.is_terminal]
-        return sorted(rows, key=lambda r: r.row.enqueue_seq)
+        rows.sort(key=_INPUT_SEQ)
+        return rows
 
     def put_input(self, record: InputRecord) -> None:
         self._d.inputs[record.row.input_id] = record
