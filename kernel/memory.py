@@ -146,7 +146,7 @@ class _MemoryTransaction:
             self._before = backend.data.snapshot()
         else:
             backend.read_transactions += 1
-        return _MemoryTables(backend.data)
+        return backend.tables
 
     def __exit__(
         self,
@@ -156,21 +156,52 @@ class _MemoryTransaction:
     ) -> None:
         try:
             if exc_type is not None and self._before is not None:
-                self._backend.data = self._before
+                self._backend.restore(self._before)
         finally:
             self._before = None
             self._backend.lock.release()
 
 
+class _MemoryRead:
+    """A read transaction: the lock held throughout, nothing to undo.  It keeps no state of
+    its own, so the backend hands out one instance for every read (nested reads too)."""
+
+    __slots__ = ("_backend",)
+
+    def __init__(self, backend: _MemoryBackend) -> None:
+        self._backend = backend
+
+    def __enter__(self) -> _MemoryTables:
+        backend = self._backend
+        backend.lock.acquire()
+        backend.read_transactions += 1
+        return backend.tables
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._backend.lock.release()
+
+
 class _MemoryBackend:
     def __init__(self) -> None:
         self.data = _Data()
+        self.tables = _MemoryTables(self.data)  # the row interface over ``data``
         self.lock = threading.RLock()
         self.write_transactions = 0
         self.read_transactions = 0
+        self._read = _MemoryRead(self)
 
-    def transaction(self, write: bool = True) -> _MemoryTransaction:
-        return _MemoryTransaction(self, write)
+    def restore(self, data: _Data) -> None:
+        """Roll back to ``data`` (a snapshot)."""
+        self.data = data
+        self.tables = _MemoryTables(data)
+
+    def transaction(self, write: bool = True) -> _MemoryTransaction | _MemoryRead:
+        return _MemoryTransaction(self, write) if write else self._read
 
     def close(self) -> None:
         pass
