@@ -62,6 +62,7 @@ from ..kernel.types import (
     TurnInputIngress,
     turn_commit_hash,
 )
+from .store_reads import check_store_reads
 
 SESSION = "session-0"
 TURN = "turn-0"
@@ -213,10 +214,14 @@ def name_input_claim(world: _World, claim: TurnInputClaim) -> tuple[str, list[in
 class KernelAdapter:
     """Runs abstract actions against a fresh kernel store; see the module docstring."""
 
-    def __init__(self, store_factory: StoreFactory = memory_store_factory) -> None:
+    def __init__(
+        self, store_factory: StoreFactory = memory_store_factory, *, check_reads: bool = False
+    ) -> None:
         self._factory = store_factory
         self._world: _World | None = None
         self._bounds: dict[str, int] = {}
+        #: also compare the store's other read calls with each observation (store_reads.py)
+        self.check_reads = check_reads
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -668,6 +673,8 @@ class KernelAdapter:
         store = w.store
         now = w.clock.now_ms()
         seen = store.inspect_session(SESSION)
+        if self.check_reads:
+            check_store_reads(store, SESSION, seen, now)
         row = seen.lease_row
         holder = row.owner if row is not None else None
         state: dict[str, Any] = {

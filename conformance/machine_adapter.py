@@ -118,8 +118,10 @@ class MachineAdapter:
         self,
         store_factory: StoreFactory = memory_store_factory,
         machine_class: type[TurnMachine] = TurnMachine,
+        *,
+        check_reads: bool = False,
     ) -> None:
-        self._env = KernelAdapter(store_factory)
+        self._env = KernelAdapter(store_factory, check_reads=check_reads)
         #: tests swap in deliberately broken machines to see replay catch them
         self._machine_class = machine_class
         self._drivers: list[TurnDriver | None] = []
@@ -326,7 +328,8 @@ class MachineAdapter:
         names = self._env.world.claim_names
         for o in range(len(owners)):
             machine = self.machine(o) or TurnMachine(SESSION, identity(o, owners[o].incarnation))
-            fence[o] = machine.lease.fencing_token if machine.lease is not None else 0
+            lease = machine.lease
+            fence[o] = lease.fencing_token if machine.holds_lease and lease is not None else 0
             phase[o] = machine.state.value
             awaiting[o] = machine.awaiting.__name__ if machine.awaiting is not None else ""
             turn[o] = self._turn_number(machine)
@@ -360,9 +363,11 @@ class KernelSystems(KernelAdapter):
     trace's system; a plain :meth:`reset` means a store trace.
     """
 
-    def __init__(self, store_factory: StoreFactory = memory_store_factory) -> None:
-        super().__init__(store_factory)
-        self._machines = MachineAdapter(store_factory)
+    def __init__(
+        self, store_factory: StoreFactory = memory_store_factory, *, check_reads: bool = False
+    ) -> None:
+        super().__init__(store_factory, check_reads=check_reads)
+        self._machines = MachineAdapter(store_factory, check_reads=check_reads)
         self._system = "store"
 
     def reset_system(self, bounds: Mapping[str, int], system: str) -> None:

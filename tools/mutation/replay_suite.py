@@ -133,10 +133,14 @@ def load_suite(suite_dir: Path) -> list[Trace]:
 
 def replay(traces: Sequence[Trace], stop_at_first: bool = True) -> list[str]:
     """Replay ``traces`` on the in-memory kernel; one line per failing trace."""
-    from lashspec.conformance.replay import kernel_target, replay_trace
+    from lashspec.conformance.kernel_adapter import memory_store_factory
+    from lashspec.conformance.machine_adapter import KernelSystems
+    from lashspec.conformance.replay import replay_trace
 
     failures: list[str] = []
-    target = kernel_target("memory")
+    # the in-memory kernel, as kernel_target("memory"), with the store's other read calls
+    # compared with each observation (conformance/store_reads.py)
+    target = KernelSystems(memory_store_factory, check_reads=True)
     try:
         for trace in traces:
             try:
