@@ -2,13 +2,14 @@
 
 The trace state is projected from one :meth:`~lashspec.kernel.store.Store.inspect_session`
 read (one transaction per step).  The port has more read calls, which a host uses and no
-trace action makes: the lease reads (``inspect_lease_row``, ``load_session_execution_lease``,
-``session_fencing_token``), the row listings (``inspect_queued_work``, ``list_queued_work``,
-``inspect_turn_inputs``) and the single-row read ``get_pending_turn_input``.  After every
+trace action makes: the lease reads (``load_session_execution_lease``,
+``session_fencing_token``), the pending listings (``list_pending_queued_work``,
+``list_pending_turn_inputs``) and the single-row read ``get_pending_turn_input``.  After every
 step :func:`check_store_reads` reads the same session through each of them and compares the
 answers with the inspection's (what each call returns follows from the rows: the live lease
 is the lease row while its token is set and it has not expired; the fencing token is the
-row's, 0 without a row; a row is found by its id within its session only).  A disagreement
+row's, 0 without a row; a listing leaves out rows under a live claim, and inputs that are not
+pending; a row is found by its id within its session only).  A disagreement
 raises :class:`StoreReadsDisagree`, which a replay reports as an error at that step.  So these
 reads are checked in every state the suite reaches, without trace actions of their own.
 """
@@ -18,7 +19,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..kernel.store import Store
-from ..kernel.types import LeaseRow, SessionExecutionLease, SessionInspection
+from ..kernel.types import (
+    ClaimColumns,
+    LeaseRow,
+    SessionExecutionLease,
+    SessionInspection,
+    TurnInputState,
+)
+
+#: Input states a row is pending in (lash: the row can still be claimed or cancelled).
+PENDING_STATES = frozenset({TurnInputState.PENDING_ACTIVE, TurnInputState.DEFERRED_NEXT_TURN})
 
 #: An input id no row ever has (the adapter's ids come from the store).
 ABSENT_INPUT_ID = "lashspec:absent-input"
@@ -42,6 +52,16 @@ def _expected_lease(row: LeaseRow | None, now_ms: int) -> SessionExecutionLease 
     )
 
 
+def _claim_live(columns: ClaimColumns, row: LeaseRow | None, now_ms: int) -> bool:
+    """A claim is live while its lease generation is the session's live lease generation."""
+    return (
+        columns.is_claimed
+        and row is not None
+        and row.is_live(now_ms)
+        and row.fencing_token == columns.claim_session_lease_generation
+    )
+
+
 def _agree(call: str, answered: Any, expected: Any) -> None:
     if answered != expected:
         raise StoreReadsDisagree(
@@ -59,6 +79,20 @@ def check_store_reads(store: Store, session_id: str, seen: SessionInspection, no
         "load_session_execution_lease",
         store.load_session_execution_lease(session_id),
         _expected_lease(row, now_ms),
+    )
+    _agree(
+        "list_pending_queued_work",
+        store.list_pending_queued_work(session_id),
+        [b for b, c in seen.queued_work if not _claim_live(c, row, now_ms)],
+    )
+    _agree(
+        "list_pending_turn_inputs",
+        store.list_pending_turn_inputs(session_id),
+        [
+            r
+            for r, c in seen.turn_inputs
+            if r.state in PENDING_STATES and not _claim_live(c, row, now_ms)
+        ],
     )
     for input_row, _ in seen.turn_inputs:
         _agree(
