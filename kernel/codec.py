@@ -162,6 +162,28 @@ def loads_owner(text: str) -> _types.LeaseOwnerIdentity:
     return decoded
 
 
+_RECORD_CACHE_SIZE = 1024
+_record_by_text: dict[str, Any] = {}
+
+
+def loads_record(text: str) -> Any:
+    """``loads(text)``, cached by the exact text when the value is immutable (hashable: frozen
+    records, tuples, enums, scalars; a value holding a dict or list is decoded every time),
+    so the rows a transaction reads again (a batch claimed, then completed) decode once."""
+    value = _record_by_text.get(text)
+    if value is not None:
+        return value
+    value = loads(text)
+    try:
+        hash(value)
+    except TypeError:
+        return value
+    if len(_record_by_text) >= _RECORD_CACHE_SIZE:
+        _record_by_text.clear()
+    _record_by_text[text] = value
+    return value
+
+
 def dumps(value: Any) -> str:
     return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
 

@@ -149,14 +149,14 @@ def _claim_values(claim: ClaimColumns) -> tuple[Any, ...]:
 
 
 def _batch_record(row: tuple[Any, ...]) -> BatchRecord:
-    batch = codec.loads(row[0])
+    batch = codec.loads_record(row[0])
     if not isinstance(batch, QueuedWorkBatch):
         raise BackendFailure("a queued_batches row does not hold a batch")
     return BatchRecord(batch, _claim(row, 1))
 
 
 def _input_record(row: tuple[Any, ...]) -> InputRecord:
-    stored = codec.loads(row[0])
+    stored = codec.loads_record(row[0])
     if not isinstance(stored, PendingTurnInput):
         raise BackendFailure("a turn_inputs row does not hold a pending turn input")
     try:
