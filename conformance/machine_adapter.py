@@ -74,8 +74,8 @@ HOST_ACTIONS = frozenset(
     }
 )
 
-#: Renewals are fed by the trace (``host_renew_due``), never by the driver's timer.
-MACHINE_TIMINGS = LeaseTimings(ttl_ms=TTL_MS, renew_interval_ms=TTL_MS // 3)
+#: Renewals are fed by the trace (``host_renew_due``), never by the driver's timer; each
+#: driver's timings are ``LeaseTimings.from_ttl(TTL_MS)`` (renew interval: a third of the TTL).
 
 #: Variables of the store-trace vocabulary that machine traces leave out (claims live in the
 #: machines instead, see ``machine_qclaims``/``machine_iclaims``).
@@ -147,13 +147,14 @@ class MachineAdapter:
         world = self._env.world
         owner = identity(o, world.owners[o].incarnation)
         max_inputs, max_batches = self._bounds.get("inputs", 2), self._bounds.get("batches", 2)
+        timings = LeaseTimings.from_ttl(TTL_MS)
         driver = TurnDriver(
             world.store,
             SESSION,
             owner,
             clock=world.clock,
             liveness=world.processes,
-            timings=MACHINE_TIMINGS,
+            timings=timings,
             max_inputs=max_inputs,
             max_batches=max_batches,
         )
@@ -161,7 +162,7 @@ class MachineAdapter:
             driver.machine = self._machine_class(
                 SESSION,
                 owner,
-                lease_ttl_ms=MACHINE_TIMINGS.ttl_ms,
+                lease_ttl_ms=timings.ttl_ms,
                 checkpoint=driver.machine.committed_checkpoint,
                 max_inputs=max_inputs,
                 max_batches=max_batches,
