@@ -122,6 +122,7 @@ class HeadRecord:
     head_revision: int
     checkpoint: SessionCheckpoint
     checkpoint_ref: str
+    checkpoint_json: str = ""  # the checkpoint's codec encoding when known (hashed for the ref)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,22 +190,24 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-# ``_checkpoint_ref`` of a checkpoint with an empty state, by turn index (bounded).
-_EMPTY_CHECKPOINT_REFS: dict[int, str] = {}
+# ``_encode_checkpoint`` of a checkpoint with an empty state, by turn index (bounded).
+_EMPTY_CHECKPOINTS: dict[int, tuple[str, str]] = {}
 
 
-def _checkpoint_ref(checkpoint: SessionCheckpoint) -> str:
-    """``ckpt:`` and the SHA-256 of the checkpoint's canonical encoding."""
+def _encode_checkpoint(checkpoint: SessionCheckpoint) -> tuple[str, str]:
+    """The checkpoint's canonical encoding and its reference: ``ckpt:`` and the SHA-256 of
+    that encoding."""
     index = checkpoint.turn_index
     empty = not checkpoint.state and type(index) is int
-    if empty and index in _EMPTY_CHECKPOINT_REFS:
-        return _EMPTY_CHECKPOINT_REFS[index]
-    ref = "ckpt:" + _sha256(codec.dumps(checkpoint))
+    if empty and index in _EMPTY_CHECKPOINTS:
+        return _EMPTY_CHECKPOINTS[index]
+    text = codec.dumps(checkpoint)
+    encoded = text, "ckpt:" + _sha256(text)
     if empty:
-        if len(_EMPTY_CHECKPOINT_REFS) >= 1024:
-            _EMPTY_CHECKPOINT_REFS.clear()
-        _EMPTY_CHECKPOINT_REFS[index] = ref
-    return ref
+        if len(_EMPTY_CHECKPOINTS) >= 1024:
+            _EMPTY_CHECKPOINTS.clear()
+        _EMPTY_CHECKPOINTS[index] = encoded
+    return encoded
 
 
 def _check_session_id(session_id: object, what: str = "session id") -> str:
@@ -1049,7 +1052,7 @@ class StoreEngine:
         checkpoint = SessionCheckpoint(
             commit.checkpoint.turn_index, _plain_json_copy(dict(commit.checkpoint.state))
         )
-        checkpoint_ref = _checkpoint_ref(checkpoint)
+        checkpoint_json, checkpoint_ref = _encode_checkpoint(checkpoint)
 
         def op(tx: Tables, now: int) -> RuntimeCommitResult:
             head = tx.head_position()
@@ -1132,7 +1135,9 @@ class StoreEngine:
                 )
             # -- everything validated: apply --
             new_revision = current + 1
-            tx.put_head(HeadRecord(session_id, new_revision, checkpoint, checkpoint_ref))
+            tx.put_head(
+                HeadRecord(session_id, new_revision, checkpoint, checkpoint_ref, checkpoint_json)
+            )
             for completion in commit.completed_queue_claims:
                 for batch_id in completion.batch_ids:
                     tx.delete_batch(batch_id)

@@ -419,7 +419,7 @@ class _PostgresTables:
         checkpoint = codec.loads(row[2])
         if not isinstance(checkpoint, SessionCheckpoint):
             raise BackendFailure("the session head does not hold a checkpoint")
-        return HeadRecord(row[0], row[1], checkpoint, row[3])
+        return HeadRecord(row[0], row[1], checkpoint, row[3], row[2])
 
     def head_position(self) -> tuple[str, int] | None:
         row = self._one(self._q.head_position, ())
@@ -431,7 +431,7 @@ class _PostgresTables:
             (
                 record.session_id,
                 record.head_revision,
-                codec.dumps(record.checkpoint),
+                record.checkpoint_json or codec.dumps(record.checkpoint),
                 record.checkpoint_ref,
             ),
         )

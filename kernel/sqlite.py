@@ -316,7 +316,7 @@ class _SqliteTables:
         checkpoint = codec.loads(row[2])
         if not isinstance(checkpoint, SessionCheckpoint):
             raise BackendFailure("the session head does not hold a checkpoint")
-        return HeadRecord(row[0], row[1], checkpoint, row[3])
+        return HeadRecord(row[0], row[1], checkpoint, row[3], row[2])
 
     def head_position(self) -> tuple[str, int] | None:
         row = self._one("SELECT session_id, head_revision FROM session_head", ())
@@ -328,7 +328,7 @@ class _SqliteTables:
             (
                 record.session_id,
                 record.head_revision,
-                codec.dumps(record.checkpoint),
+                record.checkpoint_json or codec.dumps(record.checkpoint),
                 record.checkpoint_ref,
             ),
         )
