@@ -154,6 +154,27 @@ def test_trace_selection_replays_the_traces_entering_the_changed_function(
     assert selection.select(unused, traces) == []
 
 
+def test_surviving_dataclass_flag_mutants_are_equivalent_by_rule() -> None:
+    def mutant(occurrence: int, outcome: str, old: str, new: str) -> object:
+        key = run.MutantKey("kernel/types.py", "core/ReplaceTrueWithFalse", occurrence)
+        diff = f"--- a\n+++ b\n-{old}\n+{new}\n"
+        return run.Mutant(key, 7, 0, 7, 30, "Lease", outcome, diff)
+
+    flags = "@dataclass(frozen=True, slots=True)"
+    mutants = [
+        mutant(0, "survived", flags, "@dataclass(frozen=True, slots=False)"),
+        mutant(1, "survived", flags, "@dataclass(frozen=False, slots=True)"),
+        mutant(2, "killed", flags, "@dataclass(frozen=False, slots=True)"),
+        mutant(3, "survived", "return True", "return False"),
+    ]
+    found = run.dataclass_flag_equivalents(mutants)
+    assert sorted(k.occurrence for k in found) == [0, 1]
+    assert [e.reason for e in found.values()] == [
+        run.DATACLASS_FLAG_REASONS["slots"],
+        run.DATACLASS_FLAG_REASONS["frozen"],
+    ]
+
+
 def test_the_equivalents_name_existing_code() -> None:
     equivalents = run.load_equivalents()
     assert run.check_equivalent_locations(equivalents) == []

@@ -15,7 +15,8 @@ mutant is killed when a trace diverges, the kernel raises, or the replay exceeds
 The report lists survivors grouped by file and function (with the note from
 ``survivor_groups.toml``), subtracts the equivalent mutants of ``equivalents.toml`` (keyed by
 Cosmic Ray's identity: file, operator, occurrence; the line and the original code are stored to
-check that an entry still names the same place) and ends with exactly one line
+check that an entry still names the same place) and, by rule, every surviving mutant that turns
+a ``@dataclass`` flag (``frozen``, ``slots``) off, and ends with exactly one line
 ``traces kill K of N non-equivalent mutants (P%)``.  A session is resumable: rerunning with the
 same ``--workdir`` runs only the pending mutants (``--fresh`` starts over).
 """
@@ -117,6 +118,31 @@ def load_equivalents(path: Path = EQUIVALENTS) -> dict[MutantKey, Equivalent]:
             raise ValueError(f"{path}: {key} listed twice")
         entries[key] = Equivalent(key, int(item["line"]), str(item["code"]), str(item["reason"]))
     return entries
+
+
+#: Surviving mutants that turn a ``@dataclass`` flag off are equivalent by rule, whatever
+#: their place (so equivalents.toml lists only the reasoned cases): the reason per flag.
+DATACLASS_FLAG_REASONS = {
+    "slots": "slots=False only adds an instance __dict__; the kernel sets no attribute "
+    "outside the fields",
+    "frozen": "frozen=False only allows attribute assignment, which the kernel never makes "
+    "(and a hashed instance would have killed it)",
+}
+
+
+def dataclass_flag_equivalents(mutants: Sequence[Mutant]) -> dict[MutantKey, Equivalent]:
+    """Surviving ``True -> False`` mutants of a ``@dataclass(...)`` flag, as equivalents."""
+    found: dict[MutantKey, Equivalent] = {}
+    for m in mutants:
+        if m.outcome != "survived" or m.key.operator != "core/ReplaceTrueWithFalse":
+            continue
+        old, _, new = m.change.partition("  ->  ")
+        if not old.startswith("@dataclass("):
+            continue
+        for flag, reason in DATACLASS_FLAG_REASONS.items():
+            if f"{flag}=True" in old and f"{flag}=False" in new:
+                found[m.key] = Equivalent(m.key, m.line, f"{flag}=True", reason)
+    return found
 
 
 def load_survivor_groups(path: Path = SURVIVOR_GROUPS) -> dict[tuple[str, str], tuple[str, str]]:
@@ -667,7 +693,9 @@ def render_markdown(
     out += [
         "## Equivalent mutants",
         "",
-        "From `tools/mutation/equivalents.toml` (file, operator, occurrence; line):",
+        "From `tools/mutation/equivalents.toml` (file, operator, occurrence; line), and every "
+        "surviving mutant that turns a `@dataclass` flag (`frozen`, `slots`) off, by rule "
+        "(`DATACLASS_FLAG_REASONS` in `tools/mutation/run.py`):",
         "",
         "| file | line | operator | occurrence | reason |",
         "|---|---|---|---|---|",
@@ -704,7 +732,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.report_only:
         run_campaign(args.workdir, modules, args.jobs, args.timeout, args.fresh)
     mutants = read_session(args.workdir / "session.sqlite")
-    equivalents = load_equivalents()
+    listed = load_equivalents()
+    equivalents = {**dataclass_flag_equivalents(mutants), **listed}
     summary = summarise(mutants, equivalents)
     # the source the session was made from: the first worker's copy of kernel/
     root = args.workdir / "worker-0" if (args.workdir / "worker-0").is_dir() else REPO_ROOT
@@ -724,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.markdown,
             lambda preamble: render_markdown(mutants, summary, equivalents, groups, preamble, root),
         )
-    for problem in summary.stale_equivalents + check_equivalent_locations(equivalents):
+    for problem in summary.stale_equivalents + check_equivalent_locations(listed):
         print(f"stale equivalent: {problem}")
     print(
         f"mutants {summary.total}: skipped (annotations) {summary.skipped}, "
