@@ -61,6 +61,24 @@ class ReleaseDoesNothing(_Wrapped):
         return None
 
 
+class LeaseIgnoresSession(_Wrapped):
+    """Acquires every session's lease as session-0's: one lease row for the whole store."""
+
+    def try_claim_session_execution_lease(self, session_id: str, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.try_claim_session_execution_lease("session-0", *args, **kwargs)
+
+
+class CancelIgnoresSession(_Wrapped):
+    """Finds the batch to cancel by id alone, whatever session it belongs to."""
+
+    def cancel_queued_work_batch(self, session_id: str, batch_id: str) -> Any:
+        for session in (session_id, "session-0", "session-1"):
+            batch_ids = {b.batch_id for b, _ in self._inner.inspect_session(session).queued_work}
+            if batch_id in batch_ids:
+                return self._inner.cancel_queued_work_batch(session, batch_id)
+        return self._inner.cancel_queued_work_batch(session_id, batch_id)
+
+
 @dataclass(frozen=True)
 class BrokenKernel:
     name: str
@@ -87,6 +105,16 @@ BROKEN_KERNELS: tuple[BrokenKernel, ...] = (
     ),
     BrokenKernel(
         "release_does_nothing", "releasing the lease leaves the row held", ReleaseDoesNothing
+    ),
+    BrokenKernel(
+        "lease_ignores_session",
+        "every session's lease is acquired on one row (the lease table keyed without the session)",
+        LeaseIgnoresSession,
+    ),
+    BrokenKernel(
+        "cancel_ignores_session",
+        "cancelling a batch finds it by id alone, so one session cancels another's batch",
+        CancelIgnoresSession,
     ),
 )
 

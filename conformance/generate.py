@@ -44,7 +44,7 @@ from typing import Any
 
 from ..model.dsl import CompiledModel, FlatState, compile_model
 from ..model.explore import ExplorationResult, Violation, explore
-from ..model.kernel_model import DEFAULT_BOUNDS, Bounds, build_model
+from ..model.kernel_model import DEFAULT_BOUNDS, SESSION1_ACTIONS, Bounds, build_model
 from ..model.mutants import MUTANTS
 from ..model.profiles import PROFILES, SCENARIO_BOUNDS, UNREACHABLE_BY_DESIGN, Profile
 from .itf import SUITE_INDEX_FILE, Trace, dumps_canonical, file_sha256, trace_to_json
@@ -129,6 +129,7 @@ INPUT_LANE = frozenset(
 )
 LEASE_LANE = frozenset({"acquire", "reclaim", "renew", "release", "expire", "advance"})
 BOTH_LANES = frozenset({"commit", "commit_stale", "commit_cas", "claim_checkpoint_work"})
+SESSION1_LANE = frozenset(SESSION1_ACTIONS)
 
 
 class GoalContext:
@@ -168,11 +169,32 @@ class GoalContext:
             for i, s in enumerate(layout)
             if s.variable == "lease_ttl_left" and len(s.sort.values()) > 2
         )
+        # With a second session, every goal also names the other session's rows and lease
+        # (trace-format.md §1): session-0 work beside a queued, claimed or deleted session-1
+        # batch and a live or lapsed session-1 lease, and session-1 work beside session-0's,
+        # are what a store mixing up session ids gets wrong.
+        other_session = tuple(
+            i
+            for i, s in enumerate(layout)
+            if s.variable in ("s1_batch_status", "s1_lease_ttl_left")
+        )
+        session0 = (
+            tuple(
+                i for i, s in enumerate(layout) if s.variable in ("lease_live", "batch_claim_gen")
+            )
+            + self._batches
+            if other_session
+            else ()
+        )
         self._turn: list[int] = []  # turn_result position of a stamped commit, -1 otherwise
         self._lane: list[tuple[int, ...]] = []
         self._held: list[int] = []  # owner_qclaim position of a commit's owner, -1 otherwise
         for binding in compiled.bindings:
             self._held.append(-1)
+            if binding.action in SESSION1_LANE:
+                self._turn.append(-1)
+                self._lane.append(other_session + session0)
+                continue
             turn = binding.params.get("turn")
             stamped = binding.action == "commit_turn" and turn is not None
             self._turn.append(turn_at[turn] if stamped and turn is not None else -1)
@@ -195,6 +217,7 @@ class GoalContext:
                 self._lane.append(clock)
             else:
                 self._lane.append(())
+            self._lane[-1] += other_session
 
     def goal(self, state: FlatState, binding: int, outcome: Any) -> Goal:
         """The goal of taking ``binding`` from ``state`` with ``outcome`` (tag, fields)."""
@@ -542,6 +565,7 @@ def generate_suite(
     """
     suite = Suite()
     declared: set[tuple[str, str]] = set()
+    invariants = {inv.name for inv in build_model(SCENARIO_BOUNDS).invariants}
     best_boundary: dict[str, tuple[int, int, Trace]] = {}
     for prof in profiles:
         reuse = (explored or {}).get(prof.name)
@@ -552,6 +576,7 @@ def generate_suite(
             result = explore(compile_model(build_model(prof.bounds)))
         compiled = result.compiled
         declared |= declared_action_outcomes(compiled)
+        invariants |= {inv.name for inv in compiled.model.invariants}
         runner = ModelRunner(prof.bounds)
         covers, goals = edge_cover(result, max_trace_length=max_trace_length, focus=prof.focus)
         traces = [
@@ -634,7 +659,7 @@ def generate_suite(
             )
     suite.declared_action_outcomes = sorted(declared)
     suite.covered_action_outcomes = sorted(_covered_pairs(suite.traces) & declared)
-    suite.invariants = sorted(inv.name for inv in build_model(SCENARIO_BOUNDS).invariants)
+    suite.invariants = sorted(invariants)  # a profile's extension may add some
     progress(
         f"suite: {len(suite.traces)} traces, {suite.steps} steps, "
         f"{len(suite.covered_action_outcomes)}/{len(declared)} action x outcome pairs covered"

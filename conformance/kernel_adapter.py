@@ -21,6 +21,7 @@ from ..kernel.errors import (
     PendingTurnInputSourceKeyConflict,
     QueuedWorkClaimSuperseded,
     RuntimeTurnCommitConflict,
+    SessionBindingMismatch,
     SessionExecutionLeaseExpired,
     TurnInputClaimSuperseded,
 )
@@ -65,6 +66,7 @@ from ..kernel.types import (
 from .store_reads import check_store_reads
 
 SESSION = "session-0"
+SESSION1 = "session-1"
 TURN = "turn-0"
 TTL_MS = 60_000
 HOST, BOOT = "model-host", "model-boot"
@@ -103,6 +105,12 @@ def batch_draft(slot: int) -> QueuedWorkBatchDraft:
     raise BadActionParams(f"batch slot b{slot} is not in the catalogue (b0..b3)")
 
 
+def session1_batch_draft() -> QueuedWorkBatchDraft:
+    """Session-1's one batch (trace-format.md §1): a wake, source key ``batch:s1b0``."""
+    delivery = ProcessWakeDelivery("wake:s1b0", SESSION1, "process:s1b0", 1, "s1b0", "wake:s1b0:1")
+    return QueuedWorkBatchDraft(SESSION1, (ProcessWake(delivery),), source_key="batch:s1b0")
+
+
 def input_ingress(slot: int) -> TurnInputIngress:
     if slot == 0:
         return NextTurn()
@@ -132,6 +140,8 @@ class OwnerMemory:
     queue_rows: frozenset[int] = frozenset()
     input_claim: TurnInputClaim | None = None
     input_rows: frozenset[int] = frozenset()
+    s1_fence: SessionExecutionLease | None = None  # session-1's lease (second_session)
+    s1_claim: QueuedWorkClaim | None = None
 
     def forget_claims(self) -> None:
         self.queue_claim, self.queue_rows = None, frozenset()
@@ -147,6 +157,7 @@ def identity(owner: int, incarnation: int) -> LeaseOwnerIdentity:
 
 
 ERROR_TAGS: tuple[type[Exception], ...] = (
+    SessionBindingMismatch,
     HeadRevisionConflict,
     RuntimeTurnCommitConflict,
     SessionExecutionLeaseExpired,
@@ -186,6 +197,13 @@ class _World:
     last_input_fencing: dict[int, int] = field(default_factory=dict)
     last_input_rewritten: dict[int, bool] = field(default_factory=dict)
     turns: dict[int, tuple[int, int]] = field(default_factory=dict)  # turn -> (result, content)
+    s1_batch_id: str | None = None  # session-1's batch (second_session)
+    s1_last_fencing: int = 0
+
+
+#: The slot a claim reports for a row of the other session (a store mixing up session ids):
+#: no trace expects it, so the claim diverges at that step.
+FOREIGN_ROW = -1
 
 
 def _slot_of(ids: Mapping[int, str], kernel_id: str, what: str) -> int:
@@ -195,9 +213,15 @@ def _slot_of(ids: Mapping[int, str], kernel_id: str, what: str) -> int:
     raise RuntimeError(f"{what} {kernel_id} was not enqueued by this adapter")
 
 
+def _batch_slot(world: _World, batch_id: str) -> int:
+    if batch_id is not None and batch_id == world.s1_batch_id:
+        return FOREIGN_ROW
+    return _slot_of(world.batch_ids, batch_id, "batch")
+
+
 def name_queue_claim(world: _World, claim: QueuedWorkClaim) -> tuple[str, list[int]]:
     """Register a kernel queue claim under its abstract id; return the id and sorted slots."""
-    rows = [_slot_of(world.batch_ids, b.batch_id, "batch") for b in claim.batches]
+    rows = [_batch_slot(world, b.batch_id) for b in claim.batches]
     name = f"qwc:b{rows[0]}:{claim.fencing_token}"
     world.claim_names[claim.claim_id] = name
     return name, sorted(rows)
@@ -365,6 +389,7 @@ class KernelAdapter:
         o, memory = self._owner(picks)
         self.world.processes.kill(1000 + o)
         memory.alive, memory.fence = False, None
+        memory.s1_fence, memory.s1_claim = None, None
         memory.forget_claims()
         return {"tag": "Ok"}
 
@@ -640,6 +665,120 @@ class KernelAdapter:
             memory.fence = None
         return {"tag": "Committed", "head_revision": result.head_revision}
 
+    # -- session-1 (second_session) -------------------------------------------------------
+
+    def _do_s1_acquire(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        outcome = self.world.store.try_claim_session_execution_lease(
+            SESSION1, self._identity(o, memory), TTL_MS
+        )
+        if isinstance(outcome, Acquired):
+            memory.s1_fence = outcome.lease
+            return {"tag": "Acquired", "gen": outcome.lease.fencing_token}
+        holder = outcome.holder
+        return {"tag": "Busy", "holder": _owner_index(holder.owner), "gen": holder.fencing_token}
+
+    def _s1_fence(self, memory: OwnerMemory) -> SessionExecutionLease:
+        if memory.s1_fence is None:
+            raise BadActionParams("the owner holds no session-1 fence (the action is not enabled)")
+        return memory.s1_fence
+
+    def _do_s1_enqueue(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        batch = self.world.store.enqueue_queued_work(session1_batch_draft())
+        self.world.s1_batch_id = batch.batch_id
+        return {"tag": "Enqueued"}
+
+    def _do_s1_claim(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        w = self.world
+        claim = w.store.claim_ready_queued_work(
+            SESSION1,
+            self._s1_fence(memory).fence(),
+            self._identity(o, memory),
+            ClaimBoundary.IDLE,
+            1,
+        )
+        if claim is None:
+            return {"tag": "NoClaim"}
+        memory.s1_claim = claim
+        head = claim.batches[0].batch_id
+        if head == w.s1_batch_id:
+            name, rows = f"qwc:s1b0:{claim.fencing_token}", [0]
+        else:  # a row of session-0 (a store mixing up session ids)
+            slot = _slot_of(w.batch_ids, head, "batch")
+            name, rows = f"qwc:b{slot}:{claim.fencing_token}", [slot]
+        w.claim_names[claim.claim_id] = name
+        return {"tag": "Claimed", "claim": name, "rows": rows}
+
+    def _do_s1_commit(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        release = self._bool(picks, "release")
+        fence = self._s1_fence(memory)
+        claims = (memory.s1_claim.completion(),) if memory.s1_claim is not None else ()
+        result = self.world.store.commit_runtime_state(
+            RuntimeCommit(
+                SESSION1,
+                SessionCheckpoint(0),
+                session_execution_lease=fence.fence(),
+                release_session_execution_lease=fence.completion() if release else None,
+                completed_queue_claims=claims,
+            )
+        )
+        memory.s1_claim = None
+        if release:
+            memory.s1_fence = None
+        return {"tag": "Committed", "head_revision": result.head_revision}
+
+    def _do_s1_cancel_batch(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        b = self._int(picks, "b")
+        batch_id = self.world.batch_ids.get(b)
+        if batch_id is None:
+            raise BadActionParams(f"batch slot b{b} was never enqueued")
+        cancelled = self.world.store.cancel_queued_work_batch(SESSION1, batch_id)
+        return {"tag": "Cancelled" if cancelled is not None else "NotCancelled"}
+
+    def observe_session1(self) -> dict[str, Any]:
+        """Session-1's variables of §2 (second_session): its lease row, batch and head, and
+        what each owner holds of it."""
+        w = self.world
+        now = w.clock.now_ms()
+        seen = w.store.inspect_session(SESSION1)
+        row = seen.lease_row
+        holder = row.owner if row is not None else None
+        live = row is not None and row.is_live(now)
+        state: dict[str, Any] = {
+            "s1_lease_holder": _owner_index(holder) if holder is not None else -1,
+            "s1_lease_holder_inc": _incarnation(holder) if holder is not None else -1,
+            "s1_lease_gen": row.fencing_token if row is not None else 0,
+            "s1_lease_ttl_left": self._ttl_left(row.expires_at_ms - now)
+            if row is not None and live
+            else 0,
+        }
+        # The store has one head, bound to the session of its first commit: each session's
+        # view shows it only when it is that session's.
+        head0 = w.store.inspect_session(SESSION).head_revision
+        state["head_revision"] = max(head0, seen.head_revision)
+        state["head_session"] = 0 if head0 else (1 if seen.head_revision else -1)
+        present = next(((b, c) for b, c in seen.queued_work if b.batch_id == w.s1_batch_id), None)
+        if w.s1_batch_id is None:
+            state["s1_batch_status"] = "absent"
+        else:
+            state["s1_batch_status"] = "queued" if present is not None else "deleted"
+        columns = present[1] if present is not None else None
+        if columns is not None:
+            w.s1_last_fencing = columns.claim_fencing_token
+        state["s1_batch_claim_gen"] = (
+            columns.claim_session_lease_generation if columns is not None else 0
+        )
+        state["s1_batch_fencing"] = w.s1_last_fencing
+        state["owner_s1_fence"] = {
+            o: _fencing_token(memory.s1_fence) for o, memory in enumerate(w.owners)
+        }
+        state["owner_s1_claim"] = {
+            o: self._name(memory.s1_claim) for o, memory in enumerate(w.owners)
+        }
+        return state
+
     # -- projection ------------------------------------------------------------------------
 
     def observe(self) -> dict[str, Any]:
@@ -664,6 +803,8 @@ class KernelAdapter:
             owner_iclaim=iclaim,
             owner_iclaim_rows=irows,
         )
+        if self._bounds.get("second_session", 0):
+            state.update(self.observe_session1())
         return state
 
     def observe_store(self) -> dict[str, Any]:

@@ -68,4 +68,63 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
             _a("commit", o=0, release=True, defer=False),
         ),
     ),
+    # Outside the sessions profile's bounds (it has no head CAS, no turn stamps and one
+    # generation per session): the second session's remaining (action, outcome) pairs.
+    "session_binding_refuses_every_commit_kind": (
+        "once session-1's commit binds the store's one head, session-0's plain, CAS and "
+        "stamped commits are all refused with SessionBindingMismatch before the fence check",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=1,
+            inputs=1,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=1,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=1,
+            turns=1,
+            multi_cancel=0,
+            second_session=1,
+        ),
+        (
+            _a("s1_acquire", o=0),
+            _a("s1_commit", o=0, release=False),
+            _a("acquire", o=0),
+            _a("commit_cas", o=0, expected=1),
+            _a("commit_turn", o=0, turn=0, content=0, release=False),
+            _a("commit", o=0, release=False, defer=False),
+        ),
+    ),
+    "session1_stale_claim_superseded": (
+        "a session-1 claim re-claimed by a later generation of session-1's lease no longer "
+        "completes: its owner, holding session-1's lease again, gets QueuedWorkClaimSuperseded",
+        Bounds(
+            owners=2,
+            max_incarnation=0,
+            batches=1,
+            inputs=1,
+            max_generation=3,
+            max_claims_per_row=2,
+            max_head_revision=1,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
+            multi_cancel=0,
+            second_session=1,
+        ),
+        (
+            _a("s1_enqueue"),
+            _a("s1_acquire", o=0),
+            _a("s1_claim", o=0),
+            _a("expire"),
+            _a("s1_acquire", o=1),
+            _a("s1_claim", o=1),
+            _a("expire"),
+            _a("s1_acquire", o=0),
+            _a("s1_commit", o=0, release=False),
+        ),
+    ),
 }

@@ -34,6 +34,16 @@ system; ``store.md`` gives the semantics) into a finite transition system:
   bypass earlier ready work; ``claim_checkpoint_work`` probes read-only (nothing selectable
   -> ``NoClaim`` even with an expired fence), then claims the active-turn inputs and the
   checkpoint turn work in one transaction.
+* **A second session** (bound ``second_session``, 0 disables it and its variables and actions
+  do not exist): ``session-1`` has its own lease row (``s1_lease_*``; no reclaim, renew or
+  release), one batch slot (``s1_batch_*``) and the owners' memory of it (``owner_s1_fence``,
+  ``owner_s1_claim``); ``s1_acquire``, ``s1_enqueue``, ``s1_claim``, ``s1_commit`` work on it
+  and ``s1_cancel_batch`` aims session-1's cancel at a session-0 batch. Processes and the clock
+  are shared (``crash``, ``expire``, ``advance`` touch both sessions). The store has one head
+  (``head_revision``), bound by its first applied commit to that commit's session
+  (``head_session``); a commit of the other session answers ``SessionBindingMismatch`` first.
+  The ``session_isolation`` invariant (a monitor over every transition) says no action on one
+  session changes the other's state.
 * **Liveness oracle**: all owners share host and boot (``LocalProcess`` identities), so the
   holder recorded on the row is *definitely dead* iff its owner is not alive or runs a newer
   incarnation (same pid, different process start).
@@ -67,10 +77,12 @@ a second restart) is *disabled* by its guard instead. Every such cut is written 
 ``Implies(<case would apply>, <counter below bound>)``.
 
 Abstracted away: payloads and item ids, ``available_at`` (always 0), source-key replay after a
-row was deleted or vacuumed (the slot is not re-enqueued), sessions other than ``session-0``,
-the completions and outbox of stamped turn commits (a stamped commit completes no claims),
-outbox batches, checkpoint contents, non-contiguous or duplicate id lists of by-ids claims,
-and cancel calls with more than two targets (single and suffix cancels are modelled).
+row was deleted or vacuumed (the slot is not re-enqueued), more than two sessions and, in
+session-1, input rows, reclaim, renew, release and turn stamps (session-1 is a lease, one
+batch and commits on the shared head), the completions and outbox of stamped turn commits (a
+stamped commit completes no claims), outbox batches, checkpoint contents, non-contiguous or
+duplicate id lists of by-ids claims, and cancel calls with more than two targets (single and
+suffix cancels are modelled).
 """
 
 from __future__ import annotations
@@ -112,6 +124,7 @@ from .dsl import (
     list_of,
     map_lit,
     map_of,
+    replace_all,
     set_of,
 )
 
@@ -198,6 +211,7 @@ class Bounds:
     head_cas: int = 1
     turns: int = 1
     multi_cancel: int = 1
+    second_session: int = 0
 
     def __post_init__(self) -> None:
         limits = {
@@ -213,6 +227,7 @@ class Bounds:
             "head_cas": (0, 1),
             "turns": (0, 2),
             "multi_cancel": (0, 1),
+            "second_session": (0, 1),
         }
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
@@ -253,6 +268,71 @@ head_revision = Var("head_revision")
 lease_ttl_left = Var("lease_ttl_left")
 turn_result = Var("turn_result")
 turn_content = Var("turn_content")
+
+# Session-1 (bound ``second_session``): a second session with its own lease row, one batch
+# slot and head revision; owners keep a separate fence and claim for it.
+s1_lease_holder = Var("s1_lease_holder")
+s1_lease_holder_inc = Var("s1_lease_holder_inc")
+s1_lease_gen = Var("s1_lease_gen")
+s1_lease_ttl_left = Var("s1_lease_ttl_left")
+s1_batch_status = Var("s1_batch_status")
+s1_batch_claim_gen = Var("s1_batch_claim_gen")
+s1_batch_fencing = Var("s1_batch_fencing")
+head_session = Var("head_session")
+owner_s1_fence = Var("owner_s1_fence")
+owner_s1_claim = Var("owner_s1_claim")
+
+#: Session-0's state: what no session-1 action may change (``session_isolation``). The head
+#: (``head_revision``, ``head_session``) is the store's: one head, bound to the session of its
+#: first commit (store.md §5.3 step 1), so a commit of either session moves it.
+SESSION0_STATE: tuple[str, ...] = (
+    "lease_holder",
+    "lease_holder_inc",
+    "lease_gen",
+    "lease_live",
+    "lease_ttl_left",
+    "owner_fence",
+    "owner_qclaim",
+    "owner_qclaim_rows",
+    "owner_iclaim",
+    "owner_iclaim_rows",
+    "batch_status",
+    "batch_claim",
+    "batch_claim_gen",
+    "batch_fencing",
+    "input_state",
+    "input_rewritten",
+    "input_claim",
+    "input_claim_gen",
+    "input_fencing",
+    "turn_result",
+    "turn_content",
+)
+
+#: Session-1's state: what no session-0 action may change.
+SESSION1_STATE: tuple[str, ...] = (
+    "s1_lease_holder",
+    "s1_lease_holder_inc",
+    "s1_lease_gen",
+    "s1_lease_ttl_left",
+    "s1_batch_status",
+    "s1_batch_claim_gen",
+    "s1_batch_fencing",
+    "owner_s1_fence",
+    "owner_s1_claim",
+)
+
+#: Actions on session-1 (the others work on session-0, or on both: see SHARED_ACTIONS).
+SESSION1_ACTIONS: tuple[str, ...] = (
+    "s1_acquire",
+    "s1_enqueue",
+    "s1_claim",
+    "s1_commit",
+    "s1_cancel_batch",
+)
+
+#: Actions of the whole store rather than of one session: processes and the clock.
+SHARED_ACTIONS: tuple[str, ...] = ("crash", "restart", "expire", "advance")
 
 #: Contents a stamped turn commit can carry (two, so a re-commit can differ).
 CONTENTS = IntSort(0, 1)
@@ -360,6 +440,58 @@ def _variables(s: _Sorts) -> tuple[Variable, ...]:
     ]
     flags = [Variable(name, BoolSort(), doc, ghost=True) for name, doc in HISTORY_FLAGS]
     return tuple(plain + flags)
+
+
+def _session1_variables(s: _Sorts) -> tuple[Variable, ...]:
+    """The variables of session-1 (bound ``second_session``)."""
+    o = s.owner
+    return (
+        Variable("s1_lease_holder", s.owner_or_none, "owner of session-1's lease row, -1 = none"),
+        Variable("s1_lease_holder_inc", s.inc_or_none, "incarnation of that owner, -1 = none"),
+        Variable("s1_lease_gen", s.gen, "session-1's fencing token (0 = never acquired)"),
+        Variable(
+            "s1_lease_ttl_left",
+            s.ttl,
+            "session-1's remaining lease lifetime in clock steps, 0 when not live",
+        ),
+        Variable("s1_batch_status", BATCH_STATUS, "session-1's batch slot: absent/queued/deleted"),
+        Variable("s1_batch_claim_gen", s.gen, "its claim_session_lease_generation, 0 = unclaimed"),
+        Variable("s1_batch_fencing", s.fencing, "its claim_fencing_token (never reset)"),
+        Variable(
+            "head_session",
+            IntSort(-1, 1),
+            "the session the store's head is bound to (its first commit's), -1 = none",
+        ),
+        Variable("owner_s1_fence", MapSort(o, s.gen), "session-1 generation the owner holds"),
+        Variable(
+            "owner_s1_claim",
+            MapSort(o, s.fencing),
+            "claim fencing token of the session-1 claim the owner holds, 0 = none",
+        ),
+        Variable(
+            "hist_session_crossing",
+            BoolSort(),
+            "an action on one session changed the other session's state",
+            ghost=True,
+        ),
+    )
+
+
+def _session1_initial(bounds: Bounds) -> dict[str, Value]:
+    owners = range(bounds.owners)
+    return {
+        "s1_lease_holder": -1,
+        "s1_lease_holder_inc": -1,
+        "s1_lease_gen": 0,
+        "s1_lease_ttl_left": 0,
+        "s1_batch_status": "absent",
+        "s1_batch_claim_gen": 0,
+        "s1_batch_fencing": 0,
+        "head_session": -1,
+        "owner_s1_fence": {o: 0 for o in owners},
+        "owner_s1_claim": {o: 0 for o in owners},
+        "hist_session_crossing": False,
+    }
 
 
 def _initial(bounds: Bounds, s: _Sorts) -> dict[str, Value]:
@@ -634,26 +766,35 @@ class KernelBuilder:
         )
 
     def expire(self) -> Action:
+        guard: Expr = lease_live
+        updates: dict[str, Expr] = {"lease_live": FALSE, "lease_ttl_left": Const(0)}
+        if self.bounds.second_session:
+            # the clock is the store's: session-1's lease lapses too
+            guard = any_of(lease_live, s1_lease_ttl_left > 0)
+            updates["s1_lease_ttl_left"] = Const(0)
         return Action(
             "expire",
             {},
-            lease_live,
-            [Case(TRUE, {"lease_live": FALSE, "lease_ttl_left": Const(0)}, Outcome("Ok"))],
+            guard,
+            [Case(TRUE, updates, Outcome("Ok"))],
             doc="advance the store clock by the TTL",
         )
 
     def advance(self) -> Action:
+        guard: Expr = lease_live
+        updates: dict[str, Expr] = {
+            "lease_live": lease_ttl_left > 1,
+            "lease_ttl_left": lease_ttl_left - 1,
+        }
+        if self.bounds.second_session:
+            guard = any_of(lease_live, s1_lease_ttl_left > 0)
+            updates["lease_ttl_left"] = ite(lease_live, lease_ttl_left - 1, 0)
+            updates["s1_lease_ttl_left"] = ite(s1_lease_ttl_left > 0, s1_lease_ttl_left - 1, 0)
         return Action(
             "advance",
             {},
-            lease_live,
-            [
-                Case(
-                    TRUE,
-                    {"lease_live": lease_ttl_left > 1, "lease_ttl_left": lease_ttl_left - 1},
-                    Outcome("Ok"),
-                )
-            ],
+            guard,
+            [Case(TRUE, updates, Outcome("Ok"))],
             doc="advance the store clock by one step (TTL / ttl_steps); a lease with one step "
             "left lapses",
         )
@@ -684,6 +825,14 @@ class KernelBuilder:
             "owner_iclaim": owner_iclaim.set(o, 0),
             "owner_iclaim_rows": owner_iclaim_rows.set(
                 o, map_of("qi", self.s.input, lambda _: FALSE)
+            ),
+            **(
+                {
+                    "owner_s1_fence": owner_s1_fence.set(o, 0),
+                    "owner_s1_claim": owner_s1_claim.set(o, 0),
+                }
+                if self.bounds.second_session
+                else {}
             ),
         }
 
@@ -1744,6 +1893,189 @@ class KernelBuilder:
             "recorded result, only the release applies; other content -> conflict)",
         )
 
+    # -- session-1 (bound second_session) -----------------------------------------------------
+
+    @staticmethod
+    def s1_valid_fence(o: Expr) -> Expr:
+        """validate_fence for owner ``o``'s session-1 fence."""
+        return all_of(
+            owner_s1_fence[o].ne(0),
+            s1_lease_ttl_left > 0,
+            s1_lease_holder.eq(o),
+            s1_lease_holder_inc.eq(owner_inc[o]),
+            s1_lease_gen.eq(owner_s1_fence[o]),
+        )
+
+    def s1_acquire(self) -> Action:
+        o = Param("o")
+        live = s1_lease_ttl_left > 0
+        full = Const(self.bounds.ttl_steps)
+        return Action(
+            "s1_acquire",
+            {"o": self.s.owner},
+            all_of(self.alive(o), any_of(s1_lease_gen < self.bounds.max_generation, live)),
+            [
+                Case(
+                    all_of(live, s1_lease_holder.eq(o), s1_lease_holder_inc.eq(owner_inc[o])),
+                    {
+                        "owner_s1_fence": owner_s1_fence.set(o, s1_lease_gen),
+                        "s1_lease_ttl_left": full,
+                    },
+                    Outcome("Acquired", {"gen": s1_lease_gen}),
+                ),
+                Case(live, {}, Outcome("Busy", {"holder": s1_lease_holder, "gen": s1_lease_gen})),
+                Case(
+                    TRUE,
+                    {
+                        "s1_lease_holder": o,
+                        "s1_lease_holder_inc": owner_inc[o],
+                        "s1_lease_gen": s1_lease_gen + 1,
+                        "s1_lease_ttl_left": full,
+                        "owner_s1_fence": owner_s1_fence.set(o, s1_lease_gen + 1),
+                    },
+                    Outcome("Acquired", {"gen": s1_lease_gen + 1}),
+                ),
+            ],
+            doc="try_claim_session_execution_lease on session-1: its own row, whatever "
+            "session-0's lease is",
+        )
+
+    def s1_enqueue(self) -> Action:
+        return Action(
+            "s1_enqueue",
+            {},
+            s1_batch_status.eq("absent"),
+            [Case(TRUE, {"s1_batch_status": Const("queued")}, Outcome("Enqueued"))],
+            doc="enqueue_queued_work of session-1's draft (a ProcessWake, source key "
+            "batch:s1b0: the same key as no session-0 slot, in another session)",
+        )
+
+    def s1_claim(self) -> Action:
+        o = Param("o")
+        g = owner_s1_fence[o]
+        claimable = all_of(
+            s1_batch_status.eq("queued"),
+            any_of(s1_batch_claim_gen.eq(0), s1_batch_claim_gen.ne(g)),
+        )
+        return Action(
+            "s1_claim",
+            {"o": self.s.owner},
+            all_of(
+                self.alive(o),
+                owner_s1_fence[o].ne(0),
+                any_of(
+                    ~self.s1_valid_fence(o),
+                    ~claimable,
+                    s1_batch_fencing < self.bounds.max_claims_per_row,
+                ),
+            ),
+            [
+                Case(~self.s1_valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(
+                    claimable,
+                    {
+                        "s1_batch_claim_gen": g,
+                        "s1_batch_fencing": s1_batch_fencing + 1,
+                        "owner_s1_claim": owner_s1_claim.set(o, s1_batch_fencing + 1),
+                    },
+                    Outcome(
+                        "Claimed",
+                        {
+                            "claim": s1_batch_fencing + 1,
+                            "rows": set_of("qb", IntSort(0, 0), lambda _: TRUE),
+                        },
+                    ),
+                ),
+                Case(TRUE, {}, Outcome("NoClaim")),
+            ],
+            doc="claim_ready_queued_work on session-1 at an idle boundary: only session-1's row",
+        )
+
+    def s1_commit(self) -> Action:
+        o = Param("o")
+        release = Param("release")
+        held = owner_s1_claim[o].ne(0)
+        completion_ok = any_of(
+            ~held,
+            all_of(
+                s1_batch_status.eq("queued"),
+                s1_batch_claim_gen.ne(0),
+                s1_batch_fencing.eq(owner_s1_claim[o]),
+            ),
+        )
+        applies = all_of(head_session.ne(0), self.s1_valid_fence(o), completion_ok)
+        return Action(
+            "s1_commit",
+            {"o": self.s.owner, "release": BoolSort()},
+            all_of(
+                self.alive(o),
+                owner_s1_fence[o].ne(0),
+                any_of(head_revision < self.bounds.max_head_revision, ~applies),
+            ),
+            [
+                Case(head_session.eq(0), {}, Outcome("SessionBindingMismatch")),
+                Case(~self.s1_valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(~completion_ok, {}, Outcome("QueuedWorkClaimSuperseded")),
+                Case(
+                    TRUE,
+                    {
+                        "s1_batch_status": ite(held, "deleted", s1_batch_status),
+                        "s1_batch_claim_gen": ite(held, 0, s1_batch_claim_gen),
+                        "s1_lease_holder": ite(release, -1, s1_lease_holder),
+                        "s1_lease_holder_inc": ite(release, -1, s1_lease_holder_inc),
+                        "s1_lease_ttl_left": ite(release, 0, s1_lease_ttl_left),
+                        "owner_s1_fence": owner_s1_fence.set(o, ite(release, 0, owner_s1_fence[o])),
+                        "owner_s1_claim": owner_s1_claim.set(o, 0),
+                        "head_revision": head_revision + 1,
+                        "head_session": Const(1),
+                    },
+                    Outcome("Committed", {"head_revision": head_revision + 1}),
+                ),
+            ],
+            doc="commit_runtime_state on session-1 with the owner's session-1 fence, completing "
+            "its session-1 claim if it holds one; `release` releases session-1's lease. The "
+            "store has one head: a head bound to session-0 refuses it first "
+            "(SessionBindingMismatch), and its first success binds the head to session-1",
+        )
+
+    def s1_cancel_batch(self) -> Action:
+        b = Param("b")
+        return Action(
+            "s1_cancel_batch",
+            {"b": self.s.batch},
+            batch_status[b].ne("absent"),
+            [Case(TRUE, {}, Outcome("NotCancelled"))],
+            doc="cancel_queued_work_batch(session-1, id of session-0's slot b): a batch of "
+            "another session is not found, so nothing is cancelled",
+        )
+
+    def session1_actions(self) -> list[Action]:
+        if not self.bounds.second_session:
+            return []
+        return [
+            self.s1_acquire(),
+            self.s1_enqueue(),
+            self.s1_claim(),
+            self.s1_commit(),
+            self.s1_cancel_batch(),
+        ]
+
+    def bind_head_to_session0(self, action: Action) -> Action:
+        """With a second session, a session-0 commit checks the head's session binding first
+        (store.md §5.3 step 1): a head bound to session-1 refuses it, and an applying commit
+        binds the head to session-0. Without one the action is unchanged."""
+        if not self.bounds.second_session:
+            return action
+        room = head_revision < self.bounds.max_head_revision
+        guard = replace_all(action.guard, room, any_of(room, head_session.eq(1)))
+        cases = [Case(head_session.eq(1), {}, Outcome("SessionBindingMismatch"))]
+        for case in action.cases:
+            updates = dict(case.updates)
+            if "head_revision" in updates:
+                updates["head_session"] = Const(0)
+            cases.append(Case(case.condition, updates, case.outcome))
+        return action.replace(guard=guard, cases=cases)
+
     def actions(self) -> list[Action]:
         return [
             self.acquire(),
@@ -1772,10 +2104,11 @@ class KernelBuilder:
             self.cancel_suffix(),
             self.cancel_inputs(),
             self.vacuum(),
-            self.commit(),
-            self.commit_stale(),
-            self.commit_cas(),
-            self.commit_turn(),
+            self.bind_head_to_session0(self.commit()),
+            self.bind_head_to_session0(self.commit_stale()),
+            self.bind_head_to_session0(self.commit_cas()),
+            self.bind_head_to_session0(self.commit_turn()),
+            *self.session1_actions(),
         ]
 
     # -- monitors and invariants ---------------------------------------------------------------
@@ -1914,9 +2247,13 @@ class KernelBuilder:
         inputs_ok = forall("qi", si, transition_ok)
         completes = any_of(ActionIs("commit"), ActionIs("commit_stale"), ActionIs("commit_cas"))
         is_commit = any_of(completes, ActionIs("commit_turn"))
+        # session-1's commits move the store's one head too (bound second_session)
+        any_commit = (
+            any_of(is_commit, ActionIs("s1_commit")) if self.bounds.second_session else is_commit
+        )
         head_ok = any_of(
             Next("head_revision").eq(head_revision),
-            all_of(Next("head_revision").eq(head_revision + 1), is_commit),
+            all_of(Next("head_revision").eq(head_revision + 1), any_commit),
         )
         settled_ok = all_of(completes, Next("head_revision").ne(head_revision)).implies(
             all_of(
@@ -1947,6 +2284,13 @@ class KernelBuilder:
         fenced_ok = all_of(is_commit, Next("head_revision").ne(head_revision)).implies(
             self.valid_fence(o)
         )
+        if self.bounds.second_session:
+            fenced_ok = all_of(
+                fenced_ok,
+                all_of(ActionIs("s1_commit"), Next("head_revision").ne(head_revision)).implies(
+                    self.s1_valid_fence(o)
+                ),
+            )
 
         extends = any_of(
             ActionIs("renew"),
@@ -2000,7 +2344,11 @@ class KernelBuilder:
         def sticky(flag: str, ok: Expr) -> Monitor:
             return Monitor(flag, any_of(Var(flag), ~ok))
 
+        session: list[Monitor] = []
+        if self.bounds.second_session:
+            session.append(sticky("hist_session_crossing", self.session_isolation_ok()))
         return [
+            *session,
             sticky("hist_generation_step", generation_ok),
             sticky("hist_live_takeover", takeover_ok),
             sticky("hist_release_foreign", release_ok),
@@ -2018,6 +2366,72 @@ class KernelBuilder:
             sticky("hist_unlisted_claim", exact_ok),
             sticky("hist_turn_reapplied", turn_once_ok),
             sticky("hist_head_cas", cas_ok),
+        ]
+
+    def _unchanged(self, name: str) -> Expr:
+        """Every leaf of variable ``name`` keeps its value across the transition."""
+        sorts = {v.name: v.sort for v in _variables(self.s) + _session1_variables(self.s)}
+
+        def leaf(cur: Expr, nxt: Expr, sort: Any, depth: int) -> Expr:
+            if isinstance(sort, MapSort):
+                return forall(
+                    f"qu{depth}",
+                    sort.key,
+                    lambda k: leaf(cur[k], nxt[k], sort.value, depth + 1),
+                )
+            return nxt.eq(cur)
+
+        return leaf(Var(name), Next(name), sorts[name], 0)
+
+    def session_isolation_ok(self) -> Expr:
+        """A session-1 action leaves session-0's state alone, and a session-0 action leaves
+        session-1's alone; only processes and the clock (``SHARED_ACTIONS``) touch both."""
+        on_s1 = any_of(*[ActionIs(a) for a in SESSION1_ACTIONS])
+        shared = any_of(*[ActionIs(a) for a in SHARED_ACTIONS])
+        return all_of(
+            on_s1.implies(all_of(*[self._unchanged(v) for v in SESSION0_STATE])),
+            (~any_of(on_s1, shared)).implies(all_of(*[self._unchanged(v) for v in SESSION1_STATE])),
+            any_of(head_session.eq(-1), Next("head_session").eq(head_session)),
+        )
+
+    def session1_invariants(self) -> list[Invariant]:
+        if not self.bounds.second_session:
+            return []
+        so = self.s.owner
+        return [
+            Invariant(
+                "session_isolation",
+                "An action on one session changes none of the other session's rows, lease or "
+                "the owners' memory of it (processes and the clock are the store's and touch "
+                "both), and the store's one head, once bound to a session, stays bound to it.",
+                "store.md preamble (rows keyed by session_id, the head bound to one session), "
+                "§5.3 step 1; lash in_memory_store.rs filters every row by session_id",
+                ~Var("hist_session_crossing"),
+            ),
+            Invariant(
+                "second_session_consistent",
+                "Session-1's lease row is well formed and never behind what owners hold or "
+                "its row is pinned to; its batch carries a claim only while queued; the head "
+                "is bound to a session iff some commit applied.",
+                "store.md §2.1, §6.2, §6.9, §6.22 (for session-1), §5.3 step 1",
+                all_of(
+                    head_session.eq(-1).eq(head_revision.eq(0)),
+                    s1_lease_holder.eq(-1).eq(s1_lease_holder_inc.eq(-1)),
+                    (s1_lease_ttl_left > 0).implies(s1_lease_holder >= 0),
+                    s1_lease_gen.eq(0).implies(s1_lease_holder.eq(-1)),
+                    s1_batch_claim_gen <= s1_lease_gen,
+                    s1_batch_status.ne("queued").implies(s1_batch_claim_gen.eq(0)),
+                    s1_batch_status.eq("absent").implies(s1_batch_fencing.eq(0)),
+                    forall(
+                        "qo",
+                        so,
+                        lambda p: all_of(
+                            owner_s1_fence[p] <= s1_lease_gen,
+                            owner_s1_claim[p] <= s1_batch_fencing,
+                        ),
+                    ),
+                ),
+            ),
         ]
 
     @staticmethod
@@ -2400,16 +2814,21 @@ class KernelBuilder:
                 "store.md §6.32",
             ),
         ]
-        return invariants
+        return invariants + self.session1_invariants()
 
 
 def build_model(bounds: Bounds = DEFAULT_BOUNDS) -> Model:
     """The kernel model at ``bounds`` (see the module docstring)."""
     builder = KernelBuilder(bounds)
+    variables = _variables(builder.s)
+    init = _initial(bounds, builder.s)
+    if bounds.second_session:
+        variables += _session1_variables(builder.s)
+        init.update(_session1_initial(bounds))
     return Model(
         name="lash-kernel-store",
-        variables=_variables(builder.s),
-        init=_initial(bounds, builder.s),
+        variables=variables,
+        init=init,
         actions=tuple(builder.actions()),
         invariants=tuple(builder.invariants()),
         monitors=tuple(builder.monitors()),
@@ -2509,7 +2928,16 @@ def trace_state(model: Model, state: FlatState) -> dict[str, Any]:
         o: sorted(i for i, on in rows.items() if on)
         for o, rows in decoded["owner_iclaim_rows"].items()
     }
+    if "owner_s1_claim" in decoded:
+        result["owner_s1_claim"] = {
+            o: session1_claim_id(int(f)) for o, f in decoded["owner_s1_claim"].items()
+        }
     return result
+
+
+def session1_claim_id(fencing: int) -> str:
+    """Session-1's claim of its batch as the trace format's abstract id (``""`` for none)."""
+    return f"qwc:s1b0:{fencing}" if fencing else ""
 
 
 QUEUE_CLAIM_ACTIONS = ("claim_command", "claim_work", "claim_work_by_ids")
@@ -2524,7 +2952,9 @@ def trace_outcome(
     tag, fields = outcome
     rendered: dict[str, Any] = {"tag": tag}
     for name, value in fields:
-        if name == "claim":
+        if name == "claim" and action == "s1_claim":
+            rendered[name] = session1_claim_id(int(value))
+        elif name == "claim":
             lane = "tic" if action in INPUT_CLAIM_ACTIONS else "qwc"
             rendered[name] = claim_id(lane, int(value), bounds)
         elif name in ("input_claim", "queue_claim"):

@@ -10,7 +10,7 @@ invariants can fail.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .dsl import (
     FALSE,
@@ -311,6 +311,39 @@ def commit_cas_ignores_expected(bounds: Bounds) -> Model:
     return model.with_action(commit.replace(guard=guard))
 
 
+def session1_acquire_expires_session0(bounds: Bounds) -> Model:
+    """A session-1 acquisition lapses session-0's lease too (a lease table keyed without the
+    session: acquiring one session's row overwrites the other's). A seeded bug of the second
+    session switches it on at any bounds."""
+    model = build_model(replace(bounds, second_session=1))
+
+    def crossing(case: Case) -> Case:
+        return Case(
+            case.condition,
+            {**dict(case.updates), "lease_live": FALSE, "lease_ttl_left": Const(0)},
+            case.outcome,
+        )
+
+    return _replace_case(model, "s1_acquire", "Acquired", crossing)
+
+
+#: Bounds of the session-isolation bug: one owner and a second session.
+SESSION_BOUNDS = Bounds(
+    owners=1,
+    max_incarnation=0,
+    batches=1,
+    inputs=1,
+    max_generation=1,
+    max_claims_per_row=1,
+    max_head_revision=0,
+    ttl_steps=1,
+    exact_claims=0,
+    head_cas=0,
+    turns=0,
+    multi_cancel=0,
+    second_session=1,
+)
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "renew_bumps_fencing_token",
@@ -407,6 +440,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "a commit with an expected head revision applies over another revision",
         "head_cas",
         commit_cas_ignores_expected,
+    ),
+    Mutant(
+        "session1_acquire_expires_session0",
+        "acquiring session-1's lease lapses session-0's live lease (leases keyed without the "
+        "session)",
+        "session_isolation",
+        session1_acquire_expires_session0,
+        SESSION_BOUNDS,
     ),
 )
 

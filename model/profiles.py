@@ -240,6 +240,43 @@ PROFILES: tuple[Profile, ...] = (
         "vacuumed rows)",
         frozenset({"cancel_inputs"}),
     ),
+    Profile(
+        "sessions",
+        Bounds(
+            owners=2,
+            max_incarnation=0,
+            batches=1,
+            inputs=1,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=1,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
+            multi_cancel=0,
+            second_session=1,
+        ),
+        "a second session beside session-0: its own lease and batch, claimed and committed "
+        "while session-0 works (isolation both ways, a cross-session cancel, the store's one "
+        "head bound to the first committing session)",
+        frozenset(
+            {
+                "s1_acquire",
+                "s1_enqueue",
+                "s1_claim",
+                "s1_commit",
+                "s1_cancel_batch",
+                "acquire",
+                "release",
+                "enqueue_batch",
+                "claim_command",
+                "claim_work",
+                "cancel_batch",
+                "SessionBindingMismatch",
+            }
+        ),
+    ),
 )
 
 #: Bounds of the seed scenarios as traces (stepped through the model, not explored).

@@ -120,7 +120,8 @@ def _per_action_rules(schema: Mapping[str, Any]) -> dict[str, tuple[set[str], se
 def test_schema_vocabulary_matches_the_model() -> None:
     """Actions, parameters, outcome tags and variables are the model's, nothing more."""
     schema = trace_schema()
-    model = build_model(Bounds(batches=3, inputs=3))
+    model = build_model(Bounds(batches=3, inputs=3, second_session=1))
+    plain = build_model(Bounds(batches=3, inputs=3))
     actions = {a.name: a for a in model.actions}
 
     rules = _per_action_rules(schema)
@@ -137,9 +138,29 @@ def test_schema_vocabulary_matches_the_model() -> None:
     assert set(state["properties"]["mbt::nondetPicks"]["properties"]) == set(PICK_NAMES)
     assert "required" not in state["properties"]["mbt::nondetPicks"], "unused picks may be absent"
     variables = set(trace_state(model, model.initial_state()))
+    # session-1's variables are there exactly when the bound second_session is on
+    optional = variables - set(trace_state(plain, plain.initial_state()))
+    assert optional == {
+        "s1_lease_holder",
+        "s1_lease_holder_inc",
+        "s1_lease_gen",
+        "s1_lease_ttl_left",
+        "s1_batch_status",
+        "s1_batch_claim_gen",
+        "s1_batch_fencing",
+        "head_session",
+        "owner_s1_fence",
+        "owner_s1_claim",
+    }
     assert set(state["required"]) - {"mbt::actionTaken", "mbt::nondetPicks", "outcome"} == (
-        variables
+        variables - optional
     )
+    assert set(state["properties"]) - {
+        "#meta",
+        "mbt::actionTaken",
+        "mbt::nondetPicks",
+        "outcome",
+    } == (variables)
     all_tags = {tag for _, tags in rules.values() for tag in tags}
     assert set(schema["$defs"]["outcome"]["properties"]["tag"]["enum"]) == all_tags
 
@@ -327,7 +348,7 @@ MALFORMED = {
         _set(("#meta", "lashspec", "format_version"), "lashspec-trace/1"),
         "unsupported format version 'lashspec-trace/1'",
         "$['#meta'].lashspec.format_version",
-        "'lashspec-trace/2' was expected",
+        "'lashspec-trace/3' was expected",
     ),
     "state variable badly encoded": Malformed(
         _set(("states", 4, "owner_qclaim_rows"), {"#map": [[0, [0]], [1, {"#set": []}]]}),

@@ -77,11 +77,11 @@ def test_suite_covers_every_declared_outcome_except_the_documented_dead_cases(
 def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
     kinds = suite.kinds()
     assert kinds["scenario"] == 9
-    assert kinds["promoted"] == 2
-    assert kinds["witness"] == len(MUTANTS) == 14
+    assert kinds["promoted"] == 4
+    assert kinds["witness"] == len(MUTANTS) == 15
     assert kinds["boundary"] == len(suite.boundaries) >= 10
     assert kinds["cover"] > 100
-    assert len(suite.invariants) == 33
+    assert len(suite.invariants) == 35  # 33, and the second session's two
     targeted = suite.targeted_invariants()
     assert set(targeted) <= set(suite.invariants)
     assert len(targeted) >= 29, f"untargeted: {set(suite.invariants) - set(targeted)}"
@@ -312,3 +312,35 @@ def test_suite_cancels_two_targets_in_one_call(suite: Suite) -> None:
     twice = [s for s in calls if s.picks["i"] == s.picks["j"]]
     assert ["Cancelled", "AlreadyCancelled"] in [list(s.outcome["outcomes"]) for s in twice]
     assert any(s.picks["i"] != s.picks["j"] for s in calls)
+
+
+def test_suite_works_two_sessions_side_by_side(suite: Suite) -> None:
+    """The sessions profile's traces take every session-1 action and outcome, and session-0
+    work beside a session-1 batch and lease (trace-format.md §1, a second session)."""
+    pairs: set[tuple[str, str]] = set()
+    beside = set()
+    for pre, step in _steps_with_pre(suite):
+        if step.action.startswith("s1_") or step.outcome["tag"] == "SessionBindingMismatch":
+            pairs.add((step.action, str(step.outcome["tag"])))
+        elif "s1_batch_status" in pre and pre["s1_batch_status"] == "queued":
+            beside.add((step.action, str(step.outcome["tag"])))
+    assert pairs == {
+        ("s1_acquire", "Acquired"),
+        ("s1_acquire", "Busy"),
+        ("s1_enqueue", "Enqueued"),
+        ("s1_claim", "Claimed"),
+        ("s1_claim", "NoClaim"),
+        ("s1_claim", "SessionExecutionLeaseExpired"),
+        ("s1_commit", "Committed"),
+        ("s1_commit", "QueuedWorkClaimSuperseded"),
+        ("s1_commit", "SessionBindingMismatch"),
+        ("s1_commit", "SessionExecutionLeaseExpired"),
+        ("s1_cancel_batch", "NotCancelled"),
+        ("commit", "SessionBindingMismatch"),
+        ("commit_stale", "SessionBindingMismatch"),
+        ("commit_cas", "SessionBindingMismatch"),
+        ("commit_turn", "SessionBindingMismatch"),
+    }
+    assert {("claim_work", "NoClaim"), ("claim_command", "Claimed"), ("acquire", "Acquired")} <= (
+        beside
+    )
