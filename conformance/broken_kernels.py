@@ -79,6 +79,24 @@ class CancelIgnoresSession(_Wrapped):
         return self._inner.cancel_queued_work_batch(session_id, batch_id)
 
 
+class SourceKeyOutlivesRow(_Wrapped):
+    """Remembers every source key for good: a replay after the row was deleted returns the
+    deleted batch instead of enqueueing a new one."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self._seen: dict[tuple[str, str | None], Any] = {}
+
+    def enqueue_queued_work(self, draft: Any) -> Any:
+        key = (draft.session_id, draft.source_key)
+        known = self._seen.get(key)
+        if known is not None and draft.source_key is not None:
+            return known
+        batch = self._inner.enqueue_queued_work(draft)
+        self._seen[key] = batch
+        return batch
+
+
 @dataclass(frozen=True)
 class BrokenKernel:
     name: str
@@ -115,6 +133,11 @@ BROKEN_KERNELS: tuple[BrokenKernel, ...] = (
         "cancel_ignores_session",
         "cancelling a batch finds it by id alone, so one session cancels another's batch",
         CancelIgnoresSession,
+    ),
+    BrokenKernel(
+        "source_key_outlives_row",
+        "a source key replayed after its batch was deleted returns the deleted batch",
+        SourceKeyOutlivesRow,
     ),
 )
 

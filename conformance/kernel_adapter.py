@@ -197,6 +197,10 @@ class _World:
     last_input_fencing: dict[int, int] = field(default_factory=dict)
     last_input_rewritten: dict[int, bool] = field(default_factory=dict)
     turns: dict[int, tuple[int, int]] = field(default_factory=dict)  # turn -> (result, content)
+    # A slot's new row after its source-key replay (source_replay) starts its claim fencing
+    # token at 0, where the abstract slot counts on: the abstract token is base + the row's.
+    batch_fencing_base: dict[int, int] = field(default_factory=dict)
+    input_fencing_base: dict[int, int] = field(default_factory=dict)
     s1_batch_id: str | None = None  # session-1's batch (second_session)
     s1_last_fencing: int = 0
 
@@ -222,7 +226,7 @@ def _batch_slot(world: _World, batch_id: str) -> int:
 def name_queue_claim(world: _World, claim: QueuedWorkClaim) -> tuple[str, list[int]]:
     """Register a kernel queue claim under its abstract id; return the id and sorted slots."""
     rows = [_batch_slot(world, b.batch_id) for b in claim.batches]
-    name = f"qwc:b{rows[0]}:{claim.fencing_token}"
+    name = f"qwc:b{rows[0]}:{claim.fencing_token + world.batch_fencing_base.get(rows[0], 0)}"
     world.claim_names[claim.claim_id] = name
     return name, sorted(rows)
 
@@ -230,7 +234,7 @@ def name_queue_claim(world: _World, claim: QueuedWorkClaim) -> tuple[str, list[i
 def name_input_claim(world: _World, claim: TurnInputClaim) -> tuple[str, list[int]]:
     """Register a kernel input claim under its abstract id; return the id and sorted slots."""
     rows = [_slot_of(world.input_ids, i.input_id, "input") for i in claim.inputs]
-    name = f"tic:i{rows[0]}:{claim.fencing_token}"
+    name = f"tic:i{rows[0]}:{claim.fencing_token + world.input_fencing_base.get(rows[0], 0)}"
     world.claim_names[claim.claim_id] = name
     return name, sorted(rows)
 
@@ -408,8 +412,12 @@ class KernelAdapter:
 
     def _do_replay_batch(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         b = self._int(picks, "b")
-        batch = self.world.store.enqueue_queued_work(batch_draft(b))
-        if batch.batch_id != self.world.batch_ids.get(b):
+        w = self.world
+        batch = w.store.enqueue_queued_work(batch_draft(b))
+        if batch.batch_id != w.batch_ids.get(b):
+            # a new row for the slot (its deleted row no longer held the source key)
+            w.batch_ids[b] = batch.batch_id
+            w.batch_fencing_base[b] = w.last_batch_fencing.get(b, 0)
             return {"tag": "Enqueued"}
         return {"tag": "Replayed", "state": "queued"}
 
@@ -514,8 +522,12 @@ class KernelAdapter:
 
     def _do_replay_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         i = self._int(picks, "i")
-        row = self.world.store.enqueue_pending_turn_input(input_draft(i))
-        if row.input_id != self.world.input_ids.get(i):
+        w = self.world
+        row = w.store.enqueue_pending_turn_input(input_draft(i))
+        if row.input_id != w.input_ids.get(i):
+            # a new row for the slot (its vacuumed row no longer held the source key)
+            w.input_ids[i] = row.input_id
+            w.input_fencing_base[i] = w.last_input_fencing.get(i, 0)
             return {"tag": "Enqueued"}
         return {"tag": "Replayed", "state": row.state.value}
 
@@ -838,7 +850,9 @@ class KernelAdapter:
             claim[b] = w.claim_names.get(columns.claim_id or "", "") if columns else ""
             claim_gen[b] = columns.claim_session_lease_generation if columns else 0
             if columns is not None:
-                w.last_batch_fencing[b] = columns.claim_fencing_token
+                w.last_batch_fencing[b] = columns.claim_fencing_token + w.batch_fencing_base.get(
+                    b, 0
+                )
             fencing[b] = w.last_batch_fencing.get(b, 0)
         state.update(
             batch_status=status, batch_claim=claim, batch_claim_gen=claim_gen, batch_fencing=fencing
@@ -859,7 +873,9 @@ class KernelAdapter:
                 w.last_input_rewritten[i] = isinstance(found[0].ingress, NextTurn) and isinstance(
                     input_ingress(i), ActiveTurn
                 )
-                w.last_input_fencing[i] = found[1].claim_fencing_token
+                w.last_input_fencing[i] = found[1].claim_fencing_token + w.input_fencing_base.get(
+                    i, 0
+                )
             rewritten[i] = w.last_input_rewritten.get(i, False)
             columns = found[1] if found else None
             iclaim[i] = w.claim_names.get(columns.claim_id or "", "") if columns else ""

@@ -76,8 +76,13 @@ bounded counter past its bound (a fourth generation, a third claim of a row, a f
 a second restart) is *disabled* by its guard instead. Every such cut is written in the guard as
 ``Implies(<case would apply>, <counter below bound>)``.
 
-Abstracted away: payloads and item ids, ``available_at`` (always 0), source-key replay after a
-row was deleted or vacuumed (the slot is not re-enqueued), more than two sessions and, in
+Source-key replay (bound ``source_replay``, 0 disables it): ``replay_batch``/``replay_input``
+of a deleted batch or vacuumed input enqueue a new row for the slot (the store no longer knows
+the key), only while no later slot has a row, so slot order stays enqueue order; the slot's
+claim fencing token counts on across its rows, so claim codes never repeat.
+
+Abstracted away: payloads and item ids, ``available_at`` (always 0), source-key replay of a
+slot while a later slot has a row (its new row would sort after it), more than two sessions and, in
 session-1, input rows, reclaim, renew, release and turn stamps (session-1 is a lease, one
 batch and commits on the shared head), the completions and outbox of stamped turn commits (a
 stamped commit completes no claims), outbox batches, checkpoint contents, non-contiguous or
@@ -212,6 +217,7 @@ class Bounds:
     turns: int = 1
     multi_cancel: int = 1
     second_session: int = 0
+    source_replay: int = 0
 
     def __post_init__(self) -> None:
         limits = {
@@ -228,6 +234,7 @@ class Bounds:
             "turns": (0, 2),
             "multi_cancel": (0, 1),
             "second_session": (0, 1),
+            "source_replay": (0, 1),
         }
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
@@ -872,12 +879,39 @@ class KernelBuilder:
 
     def replay_batch(self) -> Action:
         b = Param("b")
+        guard: Expr = batch_status[b].eq("queued")
+        cases = [Case(TRUE, {}, Outcome("Replayed", {"state": "queued"}))]
+        if self.bounds.source_replay:
+            # A deleted row no longer holds its source key: the same draft enqueues a new row
+            # for the slot, last in the queue, so only while no later slot has a queued row
+            # (slot order stays enqueue order). Its claim fencing token counts on from the
+            # slot's last row (trace-format.md §1).
+            guard = any_of(
+                guard,
+                all_of(
+                    batch_status[b].eq("deleted"),
+                    forall(
+                        "qc",
+                        self.s.batch,
+                        lambda c: (b < c).implies(batch_status[c].ne("queued")),
+                    ),
+                ),
+            )
+            cases.insert(
+                0,
+                Case(
+                    batch_status[b].eq("deleted"),
+                    {"batch_status": batch_status.set(b, "queued")},
+                    Outcome("Enqueued"),
+                ),
+            )
         return Action(
             "replay_batch",
             {"b": self.s.batch},
-            batch_status[b].eq("queued"),
-            [Case(TRUE, {}, Outcome("Replayed", {"state": "queued"}))],
-            doc="the same draft again: source-key idempotent, returns the stored batch",
+            guard,
+            cases,
+            doc="the same draft again: source-key idempotent, returns the stored batch (with "
+            "source_replay, a deleted slot's draft enqueues a new row)",
         )
 
     def _stamp_batches(self, o: Expr, selected: Any, code: Expr, g: Expr) -> dict[str, Expr]:
@@ -1289,16 +1323,53 @@ class KernelBuilder:
 
     def replay_input(self) -> Action:
         i = Param("i")
+        guard: Expr = self.input_exists(i)
+        cases = [
+            Case(input_rewritten[i], {}, Outcome("PendingTurnInputSourceKeyConflict")),
+            Case(TRUE, {}, Outcome("Replayed", {"state": input_state[i]})),
+        ]
+        if self.bounds.source_replay:
+            # A vacuumed row no longer holds its source key: the same draft enqueues a new row
+            # (last, so only while no later slot has a row), fresh: not rewritten, unclaimed.
+            guard = any_of(
+                guard,
+                all_of(
+                    input_state[i].eq("vacuumed"),
+                    forall(
+                        "qj",
+                        self.s.input,
+                        lambda j: (i < j).implies(
+                            any_of(input_state[j].eq("absent"), input_state[j].eq("vacuumed"))
+                        ),
+                    ),
+                ),
+            )
+            cases.insert(
+                0,
+                Case(
+                    input_state[i].eq("vacuumed"),
+                    {
+                        "input_state": input_state.set(
+                            i,
+                            ite(
+                                self.ingress[i].eq("next_turn"),
+                                "deferred_next_turn",
+                                "pending_active",
+                            ),
+                        ),
+                        "input_rewritten": input_rewritten.set(i, FALSE),
+                    },
+                    Outcome("Enqueued"),
+                ),
+            )
         return Action(
             "replay_input",
             {"i": self.s.input},
-            self.input_exists(i),
-            [
-                Case(input_rewritten[i], {}, Outcome("PendingTurnInputSourceKeyConflict")),
-                Case(TRUE, {}, Outcome("Replayed", {"state": input_state[i]})),
-            ],
+            guard,
+            cases,
             doc="the same draft again: the stored row in its current state (or a conflict "
-            "once deferral rewrote the ingress)",
+            "once deferral rewrote the ingress; with source_replay, a vacuumed slot's draft "
+            "enqueues a new row)",
         )
 
     def conflict_input(self) -> Action:
@@ -2230,7 +2301,10 @@ class KernelBuilder:
             "accepted": ("pending_active", "completed"),
             "cancelled": ("vacuumed",),
             "completed": ("vacuumed",),
-            "vacuumed": (),
+            # with source_replay, the slot's draft enqueues a new row after vacuum
+            "vacuumed": ("pending_active", "deferred_next_turn")
+            if self.bounds.source_replay
+            else (),
         }
 
         def transition_ok(i: Expr) -> Expr:

@@ -327,6 +327,37 @@ def session1_acquire_expires_session0(bounds: Bounds) -> Model:
     return _replace_case(model, "s1_acquire", "Acquired", crossing)
 
 
+def replayed_input_keeps_rewrite(bounds: Bounds) -> Model:
+    """The new row a replayed source key enqueues after vacuum inherits the vacuumed row's
+    ingress rewrite (a store that reuses the old row's record instead of the draft's ingress).
+    A seeded bug of source-key replay switches it on at any bounds."""
+    model = build_model(replace(bounds, source_replay=1))
+
+    def keep(case: Case) -> Case:
+        updates = {k: v for k, v in case.updates if k != "input_rewritten"}
+        return Case(case.condition, updates, case.outcome)
+
+    return _replace_case(model, "replay_input", "Enqueued", keep)
+
+
+#: Bounds of the source-key replay bug: an active-turn input deferred, cancelled, vacuumed.
+REPLAY_BOUNDS = Bounds(
+    owners=1,
+    max_incarnation=0,
+    batches=1,
+    inputs=2,
+    max_generation=1,
+    max_claims_per_row=1,
+    max_head_revision=1,
+    ttl_steps=1,
+    exact_claims=0,
+    head_cas=0,
+    turns=0,
+    multi_cancel=0,
+    source_replay=1,
+)
+
+
 #: Bounds of the session-isolation bug: one owner and a second session.
 SESSION_BOUNDS = Bounds(
     owners=1,
@@ -448,6 +479,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "session_isolation",
         session1_acquire_expires_session0,
         SESSION_BOUNDS,
+    ),
+    Mutant(
+        "replayed_input_keeps_rewrite",
+        "the new row of a source key replayed after vacuum keeps the old row's ingress rewrite",
+        "deferral_rewrites_only_active_inputs",
+        replayed_input_keeps_rewrite,
+        REPLAY_BOUNDS,
     ),
 )
 

@@ -277,6 +277,37 @@ PROFILES: tuple[Profile, ...] = (
             }
         ),
     ),
+    Profile(
+        "source-replay",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=2,
+            inputs=1,
+            max_generation=1,
+            max_claims_per_row=2,
+            max_head_revision=1,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
+            multi_cancel=0,
+            source_replay=1,
+        ),
+        "a slot's source key replayed after its batch was deleted or its input vacuumed: a new "
+        "row, claimed again under a claim id that does not repeat the old row's",
+        frozenset(
+            {
+                "replay_batch",
+                "replay_input",
+                "claim_command",
+                "claim_work",
+                "claim_next_inputs",
+                "cancel_batch",
+                "commit",
+            }
+        ),
+    ),
 )
 
 #: Bounds of the seed scenarios as traces (stepped through the model, not explored).

@@ -120,7 +120,7 @@ def _per_action_rules(schema: Mapping[str, Any]) -> dict[str, tuple[set[str], se
 def test_schema_vocabulary_matches_the_model() -> None:
     """Actions, parameters, outcome tags and variables are the model's, nothing more."""
     schema = trace_schema()
-    model = build_model(Bounds(batches=3, inputs=3, second_session=1))
+    model = build_model(Bounds(batches=3, inputs=3, second_session=1, source_replay=1))
     plain = build_model(Bounds(batches=3, inputs=3))
     actions = {a.name: a for a in model.actions}
 

@@ -78,7 +78,7 @@ def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
     kinds = suite.kinds()
     assert kinds["scenario"] == 9
     assert kinds["promoted"] == 4
-    assert kinds["witness"] == len(MUTANTS) == 15
+    assert kinds["witness"] == len(MUTANTS) == 16
     assert kinds["boundary"] == len(suite.boundaries) >= 10
     assert kinds["cover"] > 100
     assert len(suite.invariants) == 35  # 33, and the second session's two
@@ -344,3 +344,23 @@ def test_suite_works_two_sessions_side_by_side(suite: Suite) -> None:
     assert {("claim_work", "NoClaim"), ("claim_command", "Claimed"), ("acquire", "Acquired")} <= (
         beside
     )
+
+
+def test_suite_replays_source_keys_after_deletion_and_vacuum(suite: Suite) -> None:
+    """The source-replay profile's traces enqueue new rows for deleted and vacuumed slots and
+    claim them again under claim ids that count on (trace-format.md §1)."""
+    new_rows = {
+        (
+            s.action,
+            pre["batch_status"].get(s.picks.get("b"), pre["input_state"].get(s.picks.get("i"))),
+        )
+        for pre, s in _steps_with_pre(suite)
+        if s.action in ("replay_batch", "replay_input") and s.outcome["tag"] == "Enqueued"
+    }
+    assert new_rows == {("replay_batch", "deleted"), ("replay_input", "vacuumed")}
+    claims = {
+        s.outcome["claim"]
+        for _, s in _steps_with_pre(suite)
+        if s.action in ("claim_command", "claim_next_inputs") and s.outcome["tag"] == "Claimed"
+    }
+    assert {"qwc:b0:2", "tic:i0:2"} <= claims

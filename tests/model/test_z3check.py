@@ -46,7 +46,7 @@ from lashspec.model.kernel_model import (
     build_lemmas,
     build_model,
 )
-from lashspec.model.mutants import MUTANTS, SESSION_BOUNDS, build_mutant
+from lashspec.model.mutants import MUTANTS, REPLAY_BOUNDS, SESSION_BOUNDS, build_mutant
 from lashspec.model.z3check import (
     UNBOUNDED_PARAMETERS,
     WELL_FORMED,
@@ -110,6 +110,7 @@ MUTANT_BOUNDS: dict[str, Bounds] = {
         **{**TINY.as_dict(), "max_head_revision": 1, "ttl_steps": 1, "exact_claims": 0}
     ),
     "session1_acquire_expires_session0": SESSION_BOUNDS,
+    "replayed_input_keeps_rewrite": REPLAY_BOUNDS,
 }
 
 
