@@ -97,6 +97,13 @@ class SourceKeyOutlivesRow(_Wrapped):
         return batch
 
 
+class EnqueueIgnoresAvailableAt(_Wrapped):
+    """Stores every batch as available at once, whatever available_at its draft asks for."""
+
+    def enqueue_queued_work(self, draft: Any) -> Any:
+        return self._inner.enqueue_queued_work(replace(draft, available_at_ms=0))
+
+
 @dataclass(frozen=True)
 class BrokenKernel:
     name: str
@@ -138,6 +145,11 @@ BROKEN_KERNELS: tuple[BrokenKernel, ...] = (
         "source_key_outlives_row",
         "a source key replayed after its batch was deleted returns the deleted batch",
         SourceKeyOutlivesRow,
+    ),
+    BrokenKernel(
+        "enqueue_ignores_available_at",
+        "a batch enqueued for later is available at once",
+        EnqueueIgnoresAvailableAt,
     ),
 )
 

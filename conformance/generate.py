@@ -105,6 +105,7 @@ def declared_action_outcomes(compiled: CompiledModel) -> set[tuple[str, str]]:
 QUEUE_LANE = frozenset(
     {
         "enqueue_batch",
+        "enqueue_batch_later",
         "replay_batch",
         "claim_command",
         "claim_work",
@@ -157,7 +158,10 @@ class GoalContext:
 
     def __init__(self, compiled: CompiledModel) -> None:
         layout = compiled.model.layout()
-        self._batches = tuple(i for i, s in enumerate(layout) if s.variable == "batch_status")
+        # with delayed work, whether each row is available yet is part of the queue lane
+        self._batches = tuple(
+            i for i, s in enumerate(layout) if s.variable in ("batch_status", "batch_wait")
+        )
         self._inputs = tuple(i for i, s in enumerate(layout) if s.variable == "input_state")
         qclaim = {s.keys[0]: i for i, s in enumerate(layout) if s.variable == "owner_qclaim"}
         batch_at = {s.keys[0]: i for i, s in enumerate(layout) if s.variable == "batch_status"}
@@ -167,7 +171,8 @@ class GoalContext:
         clock = tuple(
             i
             for i, s in enumerate(layout)
-            if s.variable == "lease_ttl_left" and len(s.sort.values()) > 2
+            if (s.variable == "lease_ttl_left" and len(s.sort.values()) > 2)
+            or s.variable == "batch_wait"
         )
         # With a second session, every goal also names the other session's rows and lease
         # (trace-format.md §1): session-0 work beside a queued, claimed or deleted session-1

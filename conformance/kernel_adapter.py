@@ -201,6 +201,7 @@ class _World:
     # token at 0, where the abstract slot counts on: the abstract token is base + the row's.
     batch_fencing_base: dict[int, int] = field(default_factory=dict)
     input_fencing_base: dict[int, int] = field(default_factory=dict)
+    batch_available_at: dict[int, int] = field(default_factory=dict)  # delayed_work
     s1_batch_id: str | None = None  # session-1's batch (second_session)
     s1_last_fencing: int = 0
 
@@ -410,6 +411,16 @@ class KernelAdapter:
         self.world.batch_ids[b] = batch.batch_id
         return {"tag": "Enqueued"}
 
+    def _do_enqueue_batch_later(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        b = self._int(picks, "b")
+        w = self.world
+        step = TTL_MS // self._ttl_steps()
+        draft = replace(batch_draft(b), available_at_ms=w.clock.now_ms() + step)
+        batch = w.store.enqueue_queued_work(draft)
+        w.batch_ids[b] = batch.batch_id
+        w.batch_available_at[b] = batch.available_at_ms
+        return {"tag": "Enqueued"}
+
     def _do_replay_batch(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         b = self._int(picks, "b")
         w = self.world
@@ -418,6 +429,7 @@ class KernelAdapter:
             # a new row for the slot (its deleted row no longer held the source key)
             w.batch_ids[b] = batch.batch_id
             w.batch_fencing_base[b] = w.last_batch_fencing.get(b, 0)
+            w.batch_available_at[b] = batch.available_at_ms
             return {"tag": "Enqueued"}
         return {"tag": "Replayed", "state": "queued"}
 
@@ -857,6 +869,11 @@ class KernelAdapter:
         state.update(
             batch_status=status, batch_claim=claim, batch_claim_gen=claim_gen, batch_fencing=fencing
         )
+        if self._bounds.get("delayed_work", 0):
+            # clock steps until each slot's row is available (remembered for deleted rows)
+            state["batch_wait"] = {
+                b: max(0, self._ttl_left(w.batch_available_at.get(b, 0) - now)) for b in slots
+            }
 
         inputs = {r.input_id: (r, c) for r, c in seen.turn_inputs}
         istate, rewritten, iclaim, igen, ifencing = {}, {}, {}, {}, {}

@@ -81,7 +81,13 @@ of a deleted batch or vacuumed input enqueue a new row for the slot (the store n
 the key), only while no later slot has a row, so slot order stays enqueue order; the slot's
 claim fencing token counts on across its rows, so claim codes never repeat.
 
-Abstracted away: payloads and item ids, ``available_at`` (always 0), source-key replay of a
+Delayed work (bound ``delayed_work``, 0 disables it): ``enqueue_batch_later`` enqueues a slot's
+draft with ``available_at`` one clock step ahead (``batch_wait`` = 1); the row is neither
+claimable nor a queue head until ``advance`` or ``expire`` moves the clock, which they may do
+while only such work waits. Invariant ``waiting_work_unclaimed``.
+
+Abstracted away: payloads and item ids, ``available_at`` further ahead than one clock step
+(and on inputs, which have none), source-key replay of a
 slot while a later slot has a row (its new row would sort after it), more than two sessions and, in
 session-1, input rows, reclaim, renew, release and turn stamps (session-1 is a lease, one
 batch and commits on the shared head), the completions and outbox of stamped turn commits (a
@@ -218,6 +224,7 @@ class Bounds:
     multi_cancel: int = 1
     second_session: int = 0
     source_replay: int = 0
+    delayed_work: int = 0
 
     def __post_init__(self) -> None:
         limits = {
@@ -235,6 +242,7 @@ class Bounds:
             "multi_cancel": (0, 1),
             "second_session": (0, 1),
             "source_replay": (0, 1),
+            "delayed_work": (0, 1),
         }
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
@@ -288,6 +296,7 @@ s1_batch_fencing = Var("s1_batch_fencing")
 head_session = Var("head_session")
 owner_s1_fence = Var("owner_s1_fence")
 owner_s1_claim = Var("owner_s1_claim")
+batch_wait = Var("batch_wait")  # bound delayed_work
 
 #: Session-0's state: what no session-1 action may change (``session_isolation``). The head
 #: (``head_revision``, ``head_session``) is the store's: one head, bound to the session of its
@@ -484,6 +493,17 @@ def _session1_variables(s: _Sorts) -> tuple[Variable, ...]:
     )
 
 
+def _delayed_variables(s: _Sorts) -> tuple[Variable, ...]:
+    """The variable of delayed work (bound ``delayed_work``)."""
+    return (
+        Variable(
+            "batch_wait",
+            MapSort(s.batch, IntSort(0, 1)),
+            "clock steps until the slot's row is available (available_at > now), 0 = available",
+        ),
+    )
+
+
 def _session1_initial(bounds: Bounds) -> dict[str, Value]:
     owners = range(bounds.owners)
     return {
@@ -592,13 +612,18 @@ class KernelBuilder:
     def alive(o: Expr) -> Expr:
         return owner_alive[o]
 
-    @staticmethod
-    def batch_claimable(b: Expr, g: Expr) -> Expr:
-        """§3.4: ready & claimable for generation ``g`` (available_at is always 0)."""
+    def batch_claimable(self, b: Expr, g: Expr) -> Expr:
+        """§3.4: ready (available_at <= now) & claimable for generation ``g``; without the
+        bound delayed_work every row is available at once."""
         return all_of(
             batch_status[b].eq("queued"),
             any_of(batch_claim[b].eq(0), batch_claim_gen[b].ne(g)),
+            *self.available(b),
         )
+
+    def available(self, b: Expr) -> list[Expr]:
+        """``[available_at <= now]`` for slot ``b`` with delayed work, ``[]`` without."""
+        return [batch_wait[b].eq(0)] if self.bounds.delayed_work else []
 
     @staticmethod
     def batch_live_claimed(b: Expr) -> Expr:
@@ -779,6 +804,10 @@ class KernelBuilder:
             # the clock is the store's: session-1's lease lapses too
             guard = any_of(lease_live, s1_lease_ttl_left > 0)
             updates["s1_lease_ttl_left"] = Const(0)
+        if self.bounds.delayed_work:
+            # a whole TTL is at least one step: every delayed row becomes available
+            guard = any_of(guard, self.some_waiting())
+            updates["batch_wait"] = map_of("qb", self.s.batch, lambda _: Const(0))
         return Action(
             "expire",
             {},
@@ -797,6 +826,13 @@ class KernelBuilder:
             guard = any_of(lease_live, s1_lease_ttl_left > 0)
             updates["lease_ttl_left"] = ite(lease_live, lease_ttl_left - 1, 0)
             updates["s1_lease_ttl_left"] = ite(s1_lease_ttl_left > 0, s1_lease_ttl_left - 1, 0)
+        if self.bounds.delayed_work:
+            # the clock also moves while only delayed work waits for it
+            guard = any_of(guard, self.some_waiting())
+            updates["lease_ttl_left"] = ite(lease_live, lease_ttl_left - 1, 0)
+            updates["batch_wait"] = map_of(
+                "qb", self.s.batch, lambda b: ite(batch_wait[b] > 0, batch_wait[b] - 1, 0)
+            )
         return Action(
             "advance",
             {},
@@ -805,6 +841,9 @@ class KernelBuilder:
             doc="advance the store clock by one step (TTL / ttl_steps); a lease with one step "
             "left lapses",
         )
+
+    def some_waiting(self) -> Expr:
+        return exists("qb", self.s.batch, lambda b: batch_wait[b] > 0)
 
     def crash(self) -> Action:
         o = Param("o")
@@ -877,6 +916,32 @@ class KernelBuilder:
             doc="enqueue_queued_work of the slot's draft",
         )
 
+    def enqueue_batch_later(self) -> Action:
+        b = Param("b")
+        earlier_enqueued = forall(
+            "qc", self.s.batch, lambda c: (c < b).implies(batch_status[c].ne("absent"))
+        )
+        return Action(
+            "enqueue_batch_later",
+            {"b": self.s.batch},
+            all_of(batch_status[b].eq("absent"), earlier_enqueued),
+            [
+                Case(
+                    TRUE,
+                    {
+                        "batch_status": batch_status.set(b, "queued"),
+                        "batch_wait": batch_wait.set(b, 1),
+                    },
+                    Outcome("Enqueued"),
+                )
+            ],
+            doc="enqueue_queued_work of the slot's draft with available_at one clock step "
+            "(TTL / ttl_steps) from now: not claimable until the clock has moved",
+        )
+
+    def delayed_actions(self) -> list[Action]:
+        return [self.enqueue_batch_later()] if self.bounds.delayed_work else []
+
     def replay_batch(self) -> Action:
         b = Param("b")
         guard: Expr = batch_status[b].eq("queued")
@@ -901,7 +966,12 @@ class KernelBuilder:
                 0,
                 Case(
                     batch_status[b].eq("deleted"),
-                    {"batch_status": batch_status.set(b, "queued")},
+                    {
+                        "batch_status": batch_status.set(b, "queued"),
+                        **(
+                            {"batch_wait": batch_wait.set(b, 0)} if self.bounds.delayed_work else {}
+                        ),
+                    },
                     Outcome("Enqueued"),
                 ),
             )
@@ -1080,6 +1150,7 @@ class KernelBuilder:
                 batch_status[c].eq("queued"),
                 any_of(batch_claim[c].eq(0), batch_claim_gen[c].ne(g)),
                 self.work_class[c].eq("turn_work"),
+                *self.available(c),
             )
 
         valid = all_of(
@@ -2180,6 +2251,7 @@ class KernelBuilder:
             self.bind_head_to_session0(self.commit_cas()),
             self.bind_head_to_session0(self.commit_turn()),
             *self.session1_actions(),
+            *self.delayed_actions(),
         ]
 
     # -- monitors and invariants ---------------------------------------------------------------
@@ -2888,7 +2960,28 @@ class KernelBuilder:
                 "store.md §6.32",
             ),
         ]
-        return invariants + self.session1_invariants()
+        return invariants + self.session1_invariants() + self.delayed_invariants()
+
+    def delayed_invariants(self) -> list[Invariant]:
+        if not self.bounds.delayed_work:
+            return []
+        return [
+            Invariant(
+                "waiting_work_unclaimed",
+                "Work that is not yet available (available_at > now) carries no claim, and a "
+                "slot never enqueued does not wait.",
+                "store.md §3.4 (ready = available_at <= now); lash in_memory_store.rs "
+                "claim_ready_queued_work filters available_at_ms <= now",
+                forall(
+                    "qb",
+                    self.s.batch,
+                    lambda b: all_of(
+                        (batch_wait[b] > 0).implies(batch_claim[b].eq(0)),
+                        batch_status[b].eq("absent").implies(batch_wait[b].eq(0)),
+                    ),
+                ),
+            )
+        ]
 
 
 def build_model(bounds: Bounds = DEFAULT_BOUNDS) -> Model:
@@ -2899,6 +2992,9 @@ def build_model(bounds: Bounds = DEFAULT_BOUNDS) -> Model:
     if bounds.second_session:
         variables += _session1_variables(builder.s)
         init.update(_session1_initial(bounds))
+    if bounds.delayed_work:
+        variables += _delayed_variables(builder.s)
+        init["batch_wait"] = {b: 0 for b in range(bounds.batches)}
     return Model(
         name="lash-kernel-store",
         variables=variables,

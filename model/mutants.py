@@ -340,6 +340,39 @@ def replayed_input_keeps_rewrite(bounds: Bounds) -> Model:
     return _replace_case(model, "replay_input", "Enqueued", keep)
 
 
+def claim_ignores_available_at(bounds: Bounds) -> Model:
+    """Queued-work claims take rows whose available_at is still ahead (a store that filters
+    claimable rows without the clock). A seeded bug of delayed work switches it on."""
+    model = build_model(replace(bounds, delayed_work=1))
+
+    def drop_wait(e: Expr) -> Expr | None:
+        if isinstance(e, Eq) and _is_select_of(e.lhs, "batch_wait") and e.rhs == Const(0):
+            return TRUE
+        return None
+
+    for action in ("claim_command", "claim_work"):
+        model = _rewrite(model, action, drop_wait)
+    return model
+
+
+#: Bounds of the delayed-work bug: one owner, a TTL of two clock steps.
+DELAYED_BOUNDS = Bounds(
+    owners=1,
+    max_incarnation=0,
+    batches=2,
+    inputs=1,
+    max_generation=1,
+    max_claims_per_row=1,
+    max_head_revision=1,
+    ttl_steps=2,
+    exact_claims=0,
+    head_cas=0,
+    turns=0,
+    multi_cancel=0,
+    delayed_work=1,
+)
+
+
 #: Bounds of the source-key replay bug: an active-turn input deferred, cancelled, vacuumed.
 REPLAY_BOUNDS = Bounds(
     owners=1,
@@ -486,6 +519,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "deferral_rewrites_only_active_inputs",
         replayed_input_keeps_rewrite,
         REPLAY_BOUNDS,
+    ),
+    Mutant(
+        "claim_ignores_available_at",
+        "queued-work claims take a row whose available_at is still ahead of the clock",
+        "waiting_work_unclaimed",
+        claim_ignores_available_at,
+        DELAYED_BOUNDS,
     ),
 )
 

@@ -308,6 +308,36 @@ PROFILES: tuple[Profile, ...] = (
             }
         ),
     ),
+    Profile(
+        "delayed",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=2,
+            inputs=1,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=1,
+            ttl_steps=2,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
+            multi_cancel=0,
+            delayed_work=1,
+        ),
+        "work enqueued with available_at one clock step ahead: not claimed, not gating the "
+        "queue head, until the clock has moved",
+        frozenset(
+            {
+                "enqueue_batch_later",
+                "claim_command",
+                "claim_work",
+                "advance",
+                "expire",
+                "cancel_batch",
+            }
+        ),
+    ),
 )
 
 #: Bounds of the seed scenarios as traces (stepped through the model, not explored).

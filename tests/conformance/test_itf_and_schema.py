@@ -120,7 +120,9 @@ def _per_action_rules(schema: Mapping[str, Any]) -> dict[str, tuple[set[str], se
 def test_schema_vocabulary_matches_the_model() -> None:
     """Actions, parameters, outcome tags and variables are the model's, nothing more."""
     schema = trace_schema()
-    model = build_model(Bounds(batches=3, inputs=3, second_session=1, source_replay=1))
+    model = build_model(
+        Bounds(batches=3, inputs=3, second_session=1, source_replay=1, delayed_work=1)
+    )
     plain = build_model(Bounds(batches=3, inputs=3))
     actions = {a.name: a for a in model.actions}
 
@@ -138,7 +140,8 @@ def test_schema_vocabulary_matches_the_model() -> None:
     assert set(state["properties"]["mbt::nondetPicks"]["properties"]) == set(PICK_NAMES)
     assert "required" not in state["properties"]["mbt::nondetPicks"], "unused picks may be absent"
     variables = set(trace_state(model, model.initial_state()))
-    # session-1's variables are there exactly when the bound second_session is on
+    # session-1's variables are there exactly when the bound second_session is on, and
+    # batch_wait when delayed_work is
     optional = variables - set(trace_state(plain, plain.initial_state()))
     assert optional == {
         "s1_lease_holder",
@@ -151,6 +154,7 @@ def test_schema_vocabulary_matches_the_model() -> None:
         "head_session",
         "owner_s1_fence",
         "owner_s1_claim",
+        "batch_wait",
     }
     assert set(state["required"]) - {"mbt::actionTaken", "mbt::nondetPicks", "outcome"} == (
         variables - optional

@@ -46,7 +46,13 @@ from lashspec.model.kernel_model import (
     build_lemmas,
     build_model,
 )
-from lashspec.model.mutants import MUTANTS, REPLAY_BOUNDS, SESSION_BOUNDS, build_mutant
+from lashspec.model.mutants import (
+    DELAYED_BOUNDS,
+    MUTANTS,
+    REPLAY_BOUNDS,
+    SESSION_BOUNDS,
+    build_mutant,
+)
 from lashspec.model.z3check import (
     UNBOUNDED_PARAMETERS,
     WELL_FORMED,
@@ -111,6 +117,7 @@ MUTANT_BOUNDS: dict[str, Bounds] = {
     ),
     "session1_acquire_expires_session0": SESSION_BOUNDS,
     "replayed_input_keeps_rewrite": REPLAY_BOUNDS,
+    "claim_ignores_available_at": DELAYED_BOUNDS,
 }
 
 
