@@ -767,6 +767,8 @@ class KernelAdapter:
         w = self.world
         now = w.clock.now_ms()
         seen = w.store.inspect_session(SESSION1)
+        if self.check_reads:
+            check_store_reads(w.store, SESSION1, seen, now)
         row = seen.lease_row
         holder = row.owner if row is not None else None
         live = row is not None and row.is_live(now)
