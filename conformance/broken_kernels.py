@@ -104,6 +104,13 @@ class EnqueueIgnoresAvailableAt(_Wrapped):
         return self._inner.enqueue_queued_work(replace(draft, available_at_ms=0))
 
 
+class CommitDropsOutbox(_Wrapped):
+    """Applies a commit but enqueues none of its outbox batches."""
+
+    def commit_runtime_state(self, commit: RuntimeCommit) -> Any:
+        return self._inner.commit_runtime_state(replace(commit, enqueued_queue_batches=()))
+
+
 @dataclass(frozen=True)
 class BrokenKernel:
     name: str
@@ -150,6 +157,11 @@ BROKEN_KERNELS: tuple[BrokenKernel, ...] = (
         "enqueue_ignores_available_at",
         "a batch enqueued for later is available at once",
         EnqueueIgnoresAvailableAt,
+    ),
+    BrokenKernel(
+        "commit_drops_outbox",
+        "a commit applies without enqueueing its outbox batches",
+        CommitDropsOutbox,
     ),
 )
 

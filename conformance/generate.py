@@ -129,7 +129,9 @@ INPUT_LANE = frozenset(
     }
 )
 LEASE_LANE = frozenset({"acquire", "reclaim", "renew", "release", "expire", "advance"})
-BOTH_LANES = frozenset({"commit", "commit_stale", "commit_cas", "claim_checkpoint_work"})
+BOTH_LANES = frozenset(
+    {"commit", "commit_stale", "commit_cas", "commit_outbox", "claim_checkpoint_work"}
+)
 SESSION1_LANE = frozenset(SESSION1_ACTIONS)
 
 

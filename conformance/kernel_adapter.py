@@ -52,6 +52,7 @@ from ..kernel.types import (
     QueuedWorkCompletion,
     RefreshToolCatalog,
     RuntimeCommit,
+    RuntimeCommitResult,
     RuntimeTurnCommitStamp,
     SessionCheckpoint,
     SessionCommand,
@@ -624,7 +625,8 @@ class KernelAdapter:
         defer: bool,
         stale: bool,
         expected: int | None = None,
-    ) -> int:
+        outbox: tuple[QueuedWorkBatchDraft, ...] = (),
+    ) -> RuntimeCommitResult:
         fence = self._fence(memory)
         queue: tuple[QueuedWorkCompletion, ...] = ()
         if memory.queue_claim is not None:
@@ -643,14 +645,15 @@ class KernelAdapter:
                 completed_queue_claims=queue,
                 completed_turn_input_claims=inputs,
                 interrupted_turn_input_turn_id=TURN if defer else None,
+                enqueued_queue_batches=outbox,
             )
         )
-        return result.head_revision
+        return result
 
     def _do_commit(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         _, memory = self._owner(picks)
         release, defer = self._bool(picks, "release"), self._bool(picks, "defer")
-        revision = self._commit(memory, release, defer, stale=False)
+        revision = self._commit(memory, release, defer, stale=False).head_revision
         memory.forget_claims()
         if release:
             memory.fence = None
@@ -660,16 +663,30 @@ class KernelAdapter:
         _, memory = self._owner(picks)
         if memory.queue_claim is None:
             raise BadActionParams("commit_stale needs a held queue claim")
-        revision = self._commit(memory, release=False, defer=False, stale=True)
+        revision = self._commit(memory, release=False, defer=False, stale=True).head_revision
         memory.forget_claims()
         return {"tag": "Committed", "head_revision": revision}
 
     def _do_commit_cas(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         _, memory = self._owner(picks)
         expected = self._int(picks, "expected")
-        revision = self._commit(memory, release=False, defer=False, stale=False, expected=expected)
+        revision = self._commit(
+            memory, release=False, defer=False, stale=False, expected=expected
+        ).head_revision
         memory.forget_claims()
         return {"tag": "Committed", "head_revision": revision}
+
+    def _do_commit_outbox(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        b = self._int(picks, "b")
+        result = self._commit(
+            memory, release=False, defer=False, stale=False, outbox=(batch_draft(b),)
+        )
+        memory.forget_claims()
+        for batch in result.enqueued_queue_batches:  # one, unless the store dropped it
+            self.world.batch_ids.setdefault(b, batch.batch_id)
+            self.world.batch_available_at.setdefault(b, batch.available_at_ms)
+        return {"tag": "Committed", "head_revision": result.head_revision}
 
     def _do_commit_turn(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         _, memory = self._owner(picks)

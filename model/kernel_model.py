@@ -86,14 +86,20 @@ draft with ``available_at`` one clock step ahead (``batch_wait`` = 1); the row i
 claimable nor a queue head until ``advance`` or ``expire`` moves the clock, which they may do
 while only such work waits. Invariant ``waiting_work_unclaimed``.
 
+Outbox batches (bound ``outbox``, 0 disables it): ``commit_outbox(o, b)`` is a commit whose
+outbox enqueues slot b's draft (its catalogue delivery and slot policies) in the same
+transaction, source-key idempotent, and nothing when the commit fails (invariant
+``outbox_atomic``).
+
 Abstracted away: payloads and item ids, ``available_at`` further ahead than one clock step
-(and on inputs, which have none), source-key replay of a
-slot while a later slot has a row (its new row would sort after it), more than two sessions and, in
-session-1, input rows, reclaim, renew, release and turn stamps (session-1 is a lease, one
-batch and commits on the shared head), the completions and outbox of stamped turn commits (a
-stamped commit completes no claims), outbox batches, checkpoint contents, non-contiguous or
-duplicate id lists of by-ids claims, and cancel calls with more than two targets (single and
-suffix cancels are modelled).
+(and on inputs, which have none), source-key replay of a slot while a later slot has a row
+(its new row would sort after it), more than two sessions and, in session-1, input rows,
+reclaim, renew, release and turn stamps (session-1 is a lease, one batch and commits on the
+shared head), the completions and outbox of stamped turn commits (a stamped commit completes
+no claims), outbox batches of more than one draft, beside a release or deferral, or naming a
+slot the same commit completes, checkpoint contents, non-contiguous or duplicate id lists of
+by-ids claims, and cancel calls with more than two targets (single and suffix cancels are
+modelled).
 """
 
 from __future__ import annotations
@@ -225,6 +231,7 @@ class Bounds:
     second_session: int = 0
     source_replay: int = 0
     delayed_work: int = 0
+    outbox: int = 0
 
     def __post_init__(self) -> None:
         limits = {
@@ -243,6 +250,7 @@ class Bounds:
             "second_session": (0, 1),
             "source_replay": (0, 1),
             "delayed_work": (0, 1),
+            "outbox": (0, 1),
         }
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
@@ -352,6 +360,8 @@ SHARED_ACTIONS: tuple[str, ...] = ("crash", "restart", "expire", "advance")
 
 #: Contents a stamped turn commit can carry (two, so a re-commit can differ).
 CONTENTS = IntSort(0, 1)
+
+OUTBOX_FLAG = ("hist_outbox_unapplied", "a batch was enqueued by a commit that did not apply")
 
 HISTORY_FLAGS: tuple[tuple[str, str], ...] = (
     ("hist_generation_step", "a transition changed the fencing token other than by a takeover"),
@@ -1941,6 +1951,64 @@ class KernelBuilder:
             doc="commit whose queue completion token has ':stale' appended",
         )
 
+    def commit_outbox(self) -> Action:
+        o = Param("o")
+        b = Param("b")
+        applies = all_of(
+            self.valid_fence(o), self.queue_completion_ok(o), self.input_completion_ok(o)
+        )
+        earlier_enqueued = forall(
+            "qc", self.s.batch, lambda c: (c < b).implies(batch_status[c].ne("absent"))
+        )
+        held = all_of(owner_qclaim[o].ne(0), owner_qclaim_rows[o][b])
+        effects = self._commit_effects(o, FALSE, FALSE, delete_rows=True)
+        qcode = owner_qclaim[o]
+
+        def completed(c: Expr) -> Expr:  # as _commit_effects: the rows of o's queue claim
+            return all_of(
+                qcode.ne(0),
+                owner_qclaim_rows[o][c],
+                batch_status[c].eq("queued"),
+                batch_claim[c].eq(qcode),
+            )
+
+        # the outbox row is not one the claim completes (the guard excludes a held slot)
+        effects["batch_status"] = map_of(
+            "qb",
+            self.s.batch,
+            lambda c: ite(
+                all_of(c.eq(b), batch_status[c].eq("absent")),
+                "queued",
+                ite(completed(c), "deleted", batch_status[c]),
+            ),
+        )
+        return Action(
+            "commit_outbox",
+            {"o": self.s.owner, "b": self.s.batch},
+            all_of(
+                self.alive(o),
+                owner_fence[o].ne(0),
+                any_of(
+                    all_of(batch_status[b].eq("absent"), earlier_enqueued),
+                    batch_status[b].eq("queued"),
+                ),
+                ~held,
+                any_of(head_revision < self.bounds.max_head_revision, ~applies),
+            ),
+            [
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(~self.queue_completion_ok(o), {}, Outcome("QueuedWorkClaimSuperseded")),
+                Case(~self.input_completion_ok(o), {}, Outcome("TurnInputClaimSuperseded")),
+                Case(TRUE, effects, Outcome("Committed", {"head_revision": head_revision + 1})),
+            ],
+            doc="commit (no release, no deferral) completing the owner's claims whose outbox "
+            "enqueues slot b's draft in the same transaction (source-key idempotent: a queued "
+            "row stays the one row); nothing is enqueued when the commit fails",
+        )
+
+    def outbox_actions(self) -> list[Action]:
+        return [self.bind_head_to_session0(self.commit_outbox())] if self.bounds.outbox else []
+
     def commit_cas(self) -> Action:
         o = Param("o")
         expected = Param("expected")
@@ -2252,6 +2320,7 @@ class KernelBuilder:
             self.bind_head_to_session0(self.commit_turn()),
             *self.session1_actions(),
             *self.delayed_actions(),
+            *self.outbox_actions(),
         ]
 
     # -- monitors and invariants ---------------------------------------------------------------
@@ -2351,7 +2420,7 @@ class KernelBuilder:
                 Next("batch_status")[b].eq("deleted"),
             ).implies(
                 all_of(
-                    any_of(ActionIs("commit"), ActionIs("commit_cas")),
+                    any_of(ActionIs("commit"), ActionIs("commit_cas"), *self.outbox_is()),
                     owner_qclaim[o].ne(0),
                     owner_qclaim_rows[o][b],
                     batch_claim[b].eq(owner_qclaim[o]),
@@ -2391,7 +2460,9 @@ class KernelBuilder:
             )
 
         inputs_ok = forall("qi", si, transition_ok)
-        completes = any_of(ActionIs("commit"), ActionIs("commit_stale"), ActionIs("commit_cas"))
+        completes = any_of(
+            ActionIs("commit"), ActionIs("commit_stale"), ActionIs("commit_cas"), *self.outbox_is()
+        )
         is_commit = any_of(completes, ActionIs("commit_turn"))
         # session-1's commits move the store's one head too (bound second_session)
         any_commit = (
@@ -2491,6 +2562,25 @@ class KernelBuilder:
             return Monitor(flag, any_of(Var(flag), ~ok))
 
         session: list[Monitor] = []
+        if self.bounds.outbox:
+            # a batch appears (absent -> queued) other than by an enqueue only through an
+            # applied commit's outbox
+            outbox_ok = forall(
+                "qb",
+                sb,
+                lambda b: all_of(
+                    batch_status[b].eq("absent"), Next("batch_status")[b].ne("absent")
+                ).implies(
+                    any_of(
+                        ActionIs("enqueue_batch"),
+                        ActionIs("enqueue_batch_later"),
+                        all_of(
+                            ActionIs("commit_outbox"), Next("head_revision").eq(head_revision + 1)
+                        ),
+                    )
+                ),
+            )
+            session.append(sticky(OUTBOX_FLAG[0], outbox_ok))
         if self.bounds.second_session:
             session.append(sticky("hist_session_crossing", self.session_isolation_ok()))
         return [
@@ -2539,6 +2629,10 @@ class KernelBuilder:
             (~any_of(on_s1, shared)).implies(all_of(*[self._unchanged(v) for v in SESSION1_STATE])),
             any_of(head_session.eq(-1), Next("head_session").eq(head_session)),
         )
+
+    def outbox_is(self) -> list[Expr]:
+        """``[ActionIs("commit_outbox")]`` with the outbox bound, ``[]`` without."""
+        return [ActionIs("commit_outbox")] if self.bounds.outbox else []
 
     def session1_invariants(self) -> list[Invariant]:
         if not self.bounds.second_session:
@@ -2960,7 +3054,20 @@ class KernelBuilder:
                 "store.md §6.32",
             ),
         ]
-        return invariants + self.session1_invariants() + self.delayed_invariants()
+        outbox = (
+            [
+                Invariant(
+                    "outbox_atomic",
+                    "A commit's outbox batches are enqueued only when the commit applies (the "
+                    "whole commit rolls back on any error, outbox included).",
+                    "store.md §5.3 steps 12 and 15",
+                    ~Var(OUTBOX_FLAG[0]),
+                )
+            ]
+            if self.bounds.outbox
+            else []
+        )
+        return invariants + self.session1_invariants() + self.delayed_invariants() + outbox
 
     def delayed_invariants(self) -> list[Invariant]:
         if not self.bounds.delayed_work:
@@ -2995,6 +3102,9 @@ def build_model(bounds: Bounds = DEFAULT_BOUNDS) -> Model:
     if bounds.delayed_work:
         variables += _delayed_variables(builder.s)
         init["batch_wait"] = {b: 0 for b in range(bounds.batches)}
+    if bounds.outbox:
+        variables += (Variable(OUTBOX_FLAG[0], BoolSort(), OUTBOX_FLAG[1], ghost=True),)
+        init[OUTBOX_FLAG[0]] = False
     return Model(
         name="lash-kernel-store",
         variables=variables,

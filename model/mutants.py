@@ -28,6 +28,7 @@ from .dsl import (
     Param,
     Select,
     Var,
+    ite,
     replace_all,
     transform,
 )
@@ -355,6 +356,45 @@ def claim_ignores_available_at(bounds: Bounds) -> Model:
     return model
 
 
+def outbox_enqueued_on_failed_commit(bounds: Bounds) -> Model:
+    """A commit refused for its expired fence still enqueues its outbox batch (a store that
+    writes the outbox before validating, or does not roll it back). A seeded bug of the outbox
+    switches it on at any bounds."""
+    model = build_model(replace(bounds, outbox=1))
+    b = Param("b")
+    status = Var("batch_status")
+
+    def enqueue(case: Case) -> Case:
+        return Case(
+            case.condition,
+            {
+                **dict(case.updates),
+                "batch_status": status.set(b, ite(status[b].eq("absent"), "queued", status[b])),
+            },
+            case.outcome,
+        )
+
+    return _replace_case(model, "commit_outbox", "SessionExecutionLeaseExpired", enqueue)
+
+
+#: Bounds of the outbox bug: one owner, two batch slots, a commit to spend.
+OUTBOX_BOUNDS = Bounds(
+    owners=1,
+    max_incarnation=0,
+    batches=2,
+    inputs=1,
+    max_generation=1,
+    max_claims_per_row=1,
+    max_head_revision=1,
+    ttl_steps=1,
+    exact_claims=0,
+    head_cas=0,
+    turns=0,
+    multi_cancel=0,
+    outbox=1,
+)
+
+
 #: Bounds of the delayed-work bug: one owner, a TTL of two clock steps.
 DELAYED_BOUNDS = Bounds(
     owners=1,
@@ -526,6 +566,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "waiting_work_unclaimed",
         claim_ignores_available_at,
         DELAYED_BOUNDS,
+    ),
+    Mutant(
+        "outbox_enqueued_on_failed_commit",
+        "a commit refused for its expired fence still enqueues its outbox batch",
+        "outbox_atomic",
+        outbox_enqueued_on_failed_commit,
+        OUTBOX_BOUNDS,
     ),
 )
 

@@ -338,6 +338,28 @@ PROFILES: tuple[Profile, ...] = (
             }
         ),
     ),
+    Profile(
+        "outbox",
+        Bounds(
+            owners=1,
+            max_incarnation=0,
+            batches=3,
+            inputs=1,
+            max_generation=1,
+            max_claims_per_row=1,
+            max_head_revision=2,
+            ttl_steps=1,
+            exact_claims=0,
+            head_cas=0,
+            turns=0,
+            multi_cancel=0,
+            outbox=1,
+        ),
+        "commits whose outbox enqueues a command, a wake or an after-commit join batch in the "
+        "same transaction (source-key idempotent; nothing enqueued when the commit fails), "
+        "then claimed under their delivery and slot policies",
+        frozenset({"commit_outbox", "claim_work", "claim_command"}),
+    ),
 )
 
 #: Bounds of the seed scenarios as traces (stepped through the model, not explored).

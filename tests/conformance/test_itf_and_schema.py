@@ -121,7 +121,7 @@ def test_schema_vocabulary_matches_the_model() -> None:
     """Actions, parameters, outcome tags and variables are the model's, nothing more."""
     schema = trace_schema()
     model = build_model(
-        Bounds(batches=3, inputs=3, second_session=1, source_replay=1, delayed_work=1)
+        Bounds(batches=3, inputs=3, second_session=1, source_replay=1, delayed_work=1, outbox=1)
     )
     plain = build_model(Bounds(batches=3, inputs=3))
     actions = {a.name: a for a in model.actions}

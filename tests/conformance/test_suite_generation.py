@@ -78,10 +78,10 @@ def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
     kinds = suite.kinds()
     assert kinds["scenario"] == 9
     assert kinds["promoted"] == 4
-    assert kinds["witness"] == len(MUTANTS) == 17
+    assert kinds["witness"] == len(MUTANTS) == 18
     assert kinds["boundary"] == len(suite.boundaries) >= 10
     assert kinds["cover"] > 100
-    assert len(suite.invariants) == 36  # 33, the second session's two, waiting_work_unclaimed
+    assert len(suite.invariants) == 37  # 33, the extensions' four
     targeted = suite.targeted_invariants()
     assert set(targeted) <= set(suite.invariants)
     assert len(targeted) >= 29, f"untargeted: {set(suite.invariants) - set(targeted)}"

@@ -49,6 +49,7 @@ from lashspec.model.kernel_model import (
 from lashspec.model.mutants import (
     DELAYED_BOUNDS,
     MUTANTS,
+    OUTBOX_BOUNDS,
     REPLAY_BOUNDS,
     SESSION_BOUNDS,
     build_mutant,
@@ -118,6 +119,7 @@ MUTANT_BOUNDS: dict[str, Bounds] = {
     "session1_acquire_expires_session0": SESSION_BOUNDS,
     "replayed_input_keeps_rewrite": REPLAY_BOUNDS,
     "claim_ignores_available_at": DELAYED_BOUNDS,
+    "outbox_enqueued_on_failed_commit": OUTBOX_BOUNDS,
 }
 
 
