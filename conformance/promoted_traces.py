@@ -30,6 +30,24 @@ _SMALL = Bounds(
     max_head_revision=1,
 )
 
+#: Two owners and three generations: a claim re-claimed by a later generation while its owner
+#: holds the lease again (outbox commits).
+_OUTBOX_WIDE = Bounds(
+    owners=2,
+    max_incarnation=0,
+    batches=2,
+    inputs=1,
+    max_generation=3,
+    max_claims_per_row=2,
+    max_head_revision=1,
+    ttl_steps=1,
+    exact_claims=0,
+    head_cas=0,
+    turns=0,
+    multi_cancel=0,
+    outbox=1,
+)
+
 PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
     "stale_fence_after_release": (
         "a fence presented after its lease expired, was taken over and then released is "
@@ -125,6 +143,40 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
             _a("expire"),
             _a("s1_acquire", o=0),
             _a("s1_commit", o=0, release=False),
+        ),
+    ),
+    # Outside the outbox profile's bounds (one owner, one generation): a commit with an outbox
+    # refused for a superseded claim, which enqueues nothing.
+    "outbox_commit_superseded_queue_claim": (
+        "a commit whose outbox would enqueue a batch is refused for a queue claim a later "
+        "generation re-claimed (QueuedWorkClaimSuperseded), and its outbox batch stays absent",
+        _OUTBOX_WIDE,
+        (
+            _a("acquire", o=0),
+            _a("enqueue_batch", b=0),
+            _a("claim_command", o=0),
+            _a("expire"),
+            _a("acquire", o=1),
+            _a("claim_command", o=1),
+            _a("release", o=1),
+            _a("acquire", o=0),
+            _a("commit_outbox", o=0, b=1),
+        ),
+    ),
+    "outbox_commit_superseded_input_claim": (
+        "a commit whose outbox would enqueue a batch is refused for an input claim a later "
+        "generation re-claimed (TurnInputClaimSuperseded), and its outbox batch stays absent",
+        _OUTBOX_WIDE,
+        (
+            _a("acquire", o=0),
+            _a("enqueue_input", i=0),
+            _a("claim_next_inputs", o=0),
+            _a("expire"),
+            _a("acquire", o=1),
+            _a("claim_next_inputs", o=1),
+            _a("release", o=1),
+            _a("acquire", o=0),
+            _a("commit_outbox", o=0, b=0),
         ),
     ),
 }
