@@ -82,3 +82,37 @@ def test_promela_names_every_slot_and_keeps_the_initial_state() -> None:
     assert text.count(":: d_step {") == text.count("\n    /* ")  # one option per instance
     assert "assert(INVARIANTS)" not in text
     assert "assert(INVARIANTS)" in render_promela(model, invariants=True)
+
+
+#: Every extension of trace format 3 switched on at once, at the smallest bounds.
+FORMAT_3 = Bounds(
+    owners=1,
+    max_incarnation=0,
+    batches=1,
+    inputs=1,
+    max_generation=1,
+    max_claims_per_row=1,
+    max_head_revision=1,
+    ttl_steps=1,
+    exact_claims=0,
+    head_cas=0,
+    turns=0,
+    multi_cancel=0,
+    second_session=1,
+    source_replay=1,
+    delayed_work=1,
+    outbox=1,
+)
+
+
+@needs_spin
+def test_spin_follows_the_format_3_extensions(tmp_path: Path) -> None:
+    """The second session, source-key replay, delayed work and the outbox translate: SPIN
+    stores the same states and transitions and finds no invariant violation."""
+    model = build_model(FORMAT_3)
+    ours = explore(model)
+    report = run_spin(model, tmp_path, invariants=True)
+    assert "errors: 0" in report
+    assert stored_states(report) == ours.state_count
+    transitions = re.search(r"(\d+) transitions", report)
+    assert transitions is not None and int(transitions.group(1)) == ours.edge_count + 1
