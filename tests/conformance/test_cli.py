@@ -45,6 +45,8 @@ from lashspec.model.mutants import MUTANTS
 from lashspec.model.profiles import PROFILES, MachineProfile, Profile
 
 SMALL = ["--owners", "1", "--batches", "1", "--inputs", "1", "--max-generation", "2"]
+# 4,176 folded nodes: too many for a picture, explored in a second
+SMALLER = [*SMALL[:-1], "1", "--max-incarnation", "0", "--max-claims-per-row", "1"]
 CHECK_STAGE_ORDER = (
     "explore:custom",
     # the turn machine: custom store bounds give one machine profile at those bounds
@@ -168,6 +170,15 @@ def test_machine_stages_fail_on_a_broken_model() -> None:
 
 
 @pytest.fixture(scope="module")
+def lease_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small store suite (the lease profile, no witnesses), written once for the module;
+    a test that changes a file works on a copy."""
+    folder = tmp_path_factory.mktemp("lease-suite")
+    write_suite(generate_suite(PROFILES[:1], boundary_sample=20, witnesses=False), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
 def machine_traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("machine-suite")
     tiny = MachineProfile("machine-tiny", INDUCTION_BOUNDS, "one owner, one turn")
@@ -223,12 +234,11 @@ def test_replay_validate_rejects_a_broken_machine_trace_in_one_line(
 
 
 def test_replay_exits_1_with_the_first_divergence_on_a_broken_kernel(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lease_suite: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_suite(generate_suite(PROFILES[:1], boundary_sample=20, witnesses=False), tmp_path)
-    assert main(["-q", "replay", str(tmp_path)]) == EXIT_OK
+    assert main(["-q", "replay", str(lease_suite)]) == EXIT_OK
     capsys.readouterr()
-    status = main(["-q", "replay", str(tmp_path), "--kernel-variant", "commit_keeps_lease"])
+    status = main(["-q", "replay", str(lease_suite), "--kernel-variant", "commit_keeps_lease"])
     out, _ = capsys.readouterr()
     assert status == EXIT_VIOLATION
     assert "lease_holder differs" in out
@@ -244,7 +254,7 @@ def test_replay_exits_1_with_the_first_divergence_on_a_broken_kernel(
         (["check", "--jobs", "0"], "jobs must be at least 1, not 0"),
         (["replay"], "the following arguments are required"),
         (["explore", "--dot", "g.dot"], "export one graph"),
-        (["explore", *SMALL, "--dot", "g.dot"], "DOT is for pictures of at most 500 nodes"),
+        (["explore", *SMALLER, "--dot", "g.dot"], "DOT is for pictures of at most 500 nodes"),
         (["explore", *SMALL, "--dot-lane", "lease"], "give --dot FILE or --svg FILE"),
         (["frobnicate"], "invalid choice"),
         (["explore", "--max-memory", "lots"], "argument --max-memory: not a byte count"),
@@ -291,11 +301,10 @@ def test_help_explains_every_command(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_replay_validate_rejects_a_file_the_reader_would_accept(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lease_suite: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_suite(generate_suite(PROFILES[:1], boundary_sample=5, witnesses=False), tmp_path)
-    path = next(tmp_path.glob("scenario-command_only.itf.json"))
-    document = json.loads(path.read_text())
+    path = tmp_path / "scenario-command_only.itf.json"
+    document = json.loads((lease_suite / path.name).read_text())
     document["states"][1]["outcome"] = {"tag": "Vacuumed", "removed": 0}  # not enqueue's outcome
     path.write_text(json.dumps(document))
     assert main(["-q", "replay", "--validate", str(path)]) == EXIT_USAGE
@@ -317,10 +326,9 @@ def test_the_summary_table_wraps_long_details_to_the_width() -> None:
 
 @pytest.mark.parametrize("position", ["before", "after"])
 def test_quiet_is_accepted_before_and_after_the_command(
-    position: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    position: str, lease_suite: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_suite(generate_suite(PROFILES[:1], boundary_sample=5, witnesses=False), tmp_path)
-    trace = str(next(tmp_path.glob("scenario-*.itf.json")))
+    trace = str(next(lease_suite.glob("scenario-*.itf.json")))
     argv = ["-q", "replay", trace] if position == "before" else ["replay", trace, "-q"]
     assert main(argv) == EXIT_OK
     _, err = capsys.readouterr()
@@ -377,10 +385,9 @@ def test_explore_draws_one_lane_as_svg(tmp_path: Path) -> None:
 
 
 def test_an_adapter_that_cannot_start_says_what_to_check(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lease_suite: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_suite(generate_suite(PROFILES[:1], boundary_sample=5, witnesses=False), tmp_path)
-    trace = str(next(tmp_path.glob("scenario-*.itf.json")))
+    trace = str(next(lease_suite.glob("scenario-*.itf.json")))
     missing_module = f"{sys.executable} -m lashspec_no_such_adapter"
     status = main(["-q", "replay", trace, "--adapter", missing_module])
     _, err = capsys.readouterr()
