@@ -8,7 +8,13 @@ graph. Two engines share one state encoding and one code generator:
   slots, quantifiers unrolled: the specialisation ``compile_model`` already does), compiled
   once with cffi and the system C compiler, cached by the hash of the source under
   ``$XDG_CACHE_HOME/lashspec``; the BFS keeps packed states in one array and an
-  open-addressing hash table of 32-bit state ids (about 30 bytes a state).
+  open-addressing hash table of 32-bit slots (a state id and a few bits of its hash, so that
+  most probes of other states' slots never read those states), on huge pages where the
+  kernel offers them (about 30 bytes a state). With ``jobs`` > 1 it runs on that many
+  threads inside C (the GIL is released for the call): level-synchronous BFS over one shared
+  table that the threads fill by compare-and-swap, a barrier after each round of at most
+  32,768 states of one level, so counts equal the serial engine's and counterexamples stay
+  shortest.
 * ``"python"``: the same generated code in Python over packed ints (the fallback and the
   reference when cffi or a compiler is missing).
 
@@ -701,7 +707,7 @@ def _generate_canon(
         lines = ["static int canon(uint64_t *t) {"]
         perms = symmetry.permutations()
         lines.append(f"    uint64_t img[{len(perms) + 1}][W];")
-        lines.append("    memcpy(img[0], t, sizeof(uint64_t) * W);")
+        lines.append("    words_copy(img[0], t);")
         moved_any = _permutation_sources(model, symmetry, perms[0]) if perms else []
         masks = [0] * layout.words
         for target, _, _ in moved_any:
@@ -732,11 +738,11 @@ def _generate_canon(
             f"    for (int a = 0; a < {len(perms) + 1}; a++) {{",
             "        int seen = 0;",
             "        for (int b = 0; b < a && !seen; b++)",
-            "            seen = memcmp(img[a], img[b], sizeof(uint64_t) * W) == 0;",
+            "            seen = words_eq(img[a], img[b]);",
             "        if (!seen) distinct++;",
             "        if (words_less(img[a], img[best])) best = a;",
             "    }",
-            "    memcpy(t, img[best], sizeof(uint64_t) * W);",
+            "    words_copy(t, img[best]);",
             "    return distinct;",
             "}",
         ]
@@ -778,15 +784,26 @@ _C_PRELUDE = """
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
 #define W {words}
 #define NB {bindings}
 #define NINV {invariants}
-static int g_err = 0;
-static int g_err_binding = -1;
+/* per thread: the parallel engine runs successors() on several threads at once */
+static _Thread_local int g_err = 0;
+static _Thread_local int g_err_binding = -1;
 static int undefined_value(void) {{ if (!g_err) g_err = 3; return 0; }}
 static inline int words_less(const uint64_t *a, const uint64_t *b) {{
     for (int k = W - 1; k >= 0; k--) if (a[k] != b[k]) return a[k] < b[k];
     return 0;
+}}
+static inline int words_eq(const uint64_t *a, const uint64_t *b) {{
+    for (int k = 0; k < W; k++) if (a[k] != b[k]) return 0;
+    return 1;
+}}
+static inline void words_copy(uint64_t *to, const uint64_t *from) {{
+    for (int k = 0; k < W; k++) to[k] = from[k];
 }}
 """
 
@@ -799,6 +816,16 @@ static inline uint64_t hash_words(const uint64_t *a) {
     return h;
 }
 
+/* The visited table: open addressing over 2^b slots of 32 bits. A slot holds id + 1 in its
+   low b bits (ids stay below 0.7 * 2^b) and, above them, bits 32+b.. of the state's hash as a
+   tag: a probe that meets another state's slot skips it without reading that state (a cache
+   miss) unless the tags agree. The slot index is the hash's low b bits. */
+#define BUSY UINT32_MAX /* a slot being filled by another thread (never a valid entry) */
+
+static inline uint32_t slot_tag(uint64_t h, uint32_t idmask) {
+    return (uint32_t)(h >> 32) & ~idmask;
+}
+
 typedef struct explorer {
     uint64_t *states;
     uint32_t *parents;
@@ -809,22 +836,39 @@ typedef struct explorer {
     int64_t first_bad[NINV > 0 ? NINV : 1];
     uint64_t stop_mask;
     int complete, err, err_binding;
+    int64_t err_state;
     uint64_t buf[(NB > 0 ? NB : 1) * W];
     uint64_t hash_of[NB > 0 ? NB : 1];
     uint8_t orbit_of[NB > 0 ? NB : 1];
 } explorer;
 
+/* Ask for transparent huge pages on a large array: its random accesses (the table, the
+   states a probe reads) then miss the TLB far less often. */
+static void huge_pages(void *start, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+    uintptr_t from = ((uintptr_t)start + 0x1FFFFF) & ~(uintptr_t)0x1FFFFF;
+    uintptr_t to = ((uintptr_t)start + bytes) & ~(uintptr_t)0x1FFFFF;
+    if (to > from) madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+    (void)start; (void)bytes;
+#endif
+}
+
 static int grow_table(explorer *e) {
     int64_t size = (e->tmask + 1) * 2;
+    if (size > ((int64_t)1 << 32)) return -1; /* 32-bit slots: ids end below 2^32 */
     uint32_t *t = calloc((size_t)size, sizeof(uint32_t));
     if (!t) return -1;
+    huge_pages(t, (size_t)size * sizeof(uint32_t));
     free(e->table);
     e->table = t;
     e->tmask = size - 1;
+    uint32_t idmask = (uint32_t)e->tmask;
     for (int64_t i = 0; i < e->n; i++) {
-        uint64_t h = hash_words(e->states + i * W) & (uint64_t)e->tmask;
+        uint64_t full = hash_words(e->states + i * W);
+        uint64_t h = full & (uint64_t)e->tmask;
         while (t[h]) h = (h + 1) & (uint64_t)e->tmask;
-        t[h] = (uint32_t)(i + 1);
+        t[h] = slot_tag(full, idmask) | (uint32_t)(i + 1);
     }
     return 0;
 }
@@ -842,6 +886,8 @@ static int grow_states(explorer *e, int64_t need) {
     if (!o) return -1;
     e->orbits = o;
     e->cap = cap;
+    huge_pages(e->states, (size_t)cap * W * sizeof(uint64_t));
+    huge_pages(e->parents, (size_t)cap * sizeof(uint32_t));
     return 0;
 }
 
@@ -858,67 +904,85 @@ explorer *ex_new(const uint64_t *init, int orbit, int64_t max_states, uint64_t s
     memcpy(e->states, init, W * sizeof(uint64_t));
     e->parents[0] = UINT32_MAX;
     e->orbits[0] = (uint8_t)orbit;
-    uint64_t h = hash_words(init) & (uint64_t)e->tmask;
-    e->table[h] = 1;
+    uint64_t full = hash_words(init);
+    e->table[full & (uint64_t)e->tmask] = slot_tag(full, (uint32_t)e->tmask) | 1u;
     e->n = 1;
     e->level_end = 1;
     e->full_states = orbit;
     e->max_states = max_states > 0 ? max_states : INT64_MAX;
     e->stop_mask = stop_mask;
     e->complete = 1;
+    e->err_state = -1;
     for (int k = 0; k < (NINV > 0 ? NINV : 1); k++) e->first_bad[k] = -1;
     return e;
 }
 
+/* Canonicalise one state's successors, hash them and prefetch their slots, then the states
+   those slots name when the tags agree: the lookups of one state's successors then wait on
+   memory together, not in turn. */
+static inline void prepare(const explorer *e, uint64_t *buf, int count, uint64_t *hash_of,
+                           uint8_t *orbit_of) {
+    uint64_t mask = (uint64_t)e->tmask;
+    uint32_t idmask = (uint32_t)e->tmask;
+    for (int j = 0; j < count; j++) {
+        uint64_t *t = buf + (size_t)j * W;
+        orbit_of[j] = (uint8_t)canon(t);
+        hash_of[j] = hash_words(t);
+        __builtin_prefetch(&e->table[hash_of[j] & mask]);
+    }
+    for (int j = 0; j < count; j++) {
+        uint32_t v = __atomic_load_n(&e->table[hash_of[j] & mask], __ATOMIC_RELAXED);
+        if (v && v != BUSY && (v & ~idmask) == slot_tag(hash_of[j], idmask))
+            __builtin_prefetch(e->states + (int64_t)((v & idmask) - 1) * W);
+    }
+}
+
 int ex_run(explorer *e, int64_t budget) {
     uint64_t cur[W];
+    g_err = 0; /* an earlier exploration's error on this thread is not this one's */
+    g_err_binding = -1;
     while (budget-- > 0) {
         if (e->cursor >= e->n) return 1;
         if (e->cursor == e->level_end) { e->depth++; e->level_end = e->n; }
-        memcpy(cur, e->states + e->cursor * W, sizeof cur);
+        words_copy(cur, e->states + e->cursor * W);
         uint64_t bad = violations(cur);
-        if (g_err) { e->err = g_err; e->err_binding = -1; return -1; }
+        if (g_err) { e->err = g_err; e->err_binding = -1; e->err_state = e->cursor; return -1; }
         if (bad) {
             for (int k = 0; k < NINV; k++)
                 if (((bad >> k) & 1) && e->first_bad[k] < 0) e->first_bad[k] = e->cursor;
             if (bad & e->stop_mask) { e->complete = 0; return 2; }
         }
         int count = successors(cur, e->buf);
-        if (count < 0 || g_err) { e->err = g_err; e->err_binding = g_err_binding; return -1; }
+        if (count < 0 || g_err) {
+            e->err = g_err; e->err_binding = g_err_binding; e->err_state = e->cursor;
+            return -1;
+        }
         if (count == 0) e->deadlocks++;
         e->edges += count;
         e->full_edges += (int64_t)count * e->orbits[e->cursor];
         if (e->n + count > e->cap && grow_states(e, e->n + count)) return -2;
         if ((e->n + count) * 10 > (e->tmask + 1) * 7 && grow_table(e)) return -2;
-        /* hash every successor and prefetch its slot, then the state found there: the
-           lookups of one state's successors then wait on memory together, not in turn */
+        prepare(e, e->buf, count, e->hash_of, e->orbit_of);
         uint64_t mask = (uint64_t)e->tmask;
-        for (int j = 0; j < count; j++) {
-            uint64_t *t = e->buf + (size_t)j * W;
-            e->orbit_of[j] = (uint8_t)canon(t);
-            e->hash_of[j] = hash_words(t) & mask;
-            __builtin_prefetch(&e->table[e->hash_of[j]]);
-        }
-        for (int j = 0; j < count; j++) {
-            uint32_t id = e->table[e->hash_of[j]];
-            if (id) __builtin_prefetch(e->states + (int64_t)(id - 1) * W);
-        }
+        uint32_t idmask = (uint32_t)e->tmask;
         for (int j = 0; j < count; j++) {
             uint64_t *t = e->buf + (size_t)j * W;
             int orbit = e->orbit_of[j];
-            if (memcmp(t, cur, sizeof cur) == 0) continue;
-            uint64_t h = e->hash_of[j];
+            if (words_eq(t, cur)) continue;
+            uint64_t h = e->hash_of[j] & mask;
+            uint32_t tag = slot_tag(e->hash_of[j], idmask);
             int found = 0;
-            for (uint32_t id; (id = e->table[h]) != 0; h = (h + 1) & (uint64_t)e->tmask) {
-                if (memcmp(e->states + (int64_t)(id - 1) * W, t, sizeof cur) == 0) {
+            for (uint32_t v; (v = e->table[h]) != 0; h = (h + 1) & mask) {
+                if ((v & ~idmask) == tag
+                    && words_eq(e->states + (int64_t)((v & idmask) - 1) * W, t)) {
                     found = 1;
                     break;
                 }
             }
             if (found) continue;
             if (e->n >= e->max_states) { e->complete = 0; continue; }
-            e->table[h] = (uint32_t)(e->n + 1);
-            memcpy(e->states + e->n * W, t, sizeof cur);
+            e->table[h] = tag | (uint32_t)(e->n + 1);
+            words_copy(e->states + e->n * W, t);
             e->parents[e->n] = (uint32_t)e->cursor;
             e->orbits[e->n] = (uint8_t)orbit;
             e->full_states += orbit;
@@ -929,13 +993,227 @@ int ex_run(explorer *e, int64_t budget) {
     return 0;
 }
 
+/* ---- the parallel engine: level-synchronous BFS on threads sharing one table ----
+
+   The frontier is processed in rounds of at most ROUND states of one BFS level. Before a
+   round, one thread makes room for every successor the round could add (NB per state), so
+   the arrays and the table never move during a round; the threads then take blocks of
+   BLOCK states and insert successors into the shared table: an empty slot is claimed by a
+   compare-and-swap to BUSY, the state gets the next id (an atomic add), and the slot is
+   published with its id. A round ends at a barrier, so levels never mix: every state of
+   level d is processed before any of level d + 1, and the first violating states found are
+   at the least depth (shortest counterexamples). Counts are sums over states and do not
+   depend on which thread inserted a state first; ids (and which shortest path is reported)
+   may. */
+#define ROUND 32768
+#define BLOCK 32
+#define MAX_JOBS 64
+
+struct par;
+
+typedef struct worker {
+    struct par *p;
+    int tid;
+    int64_t edges, deadlocks, full_states, full_edges;
+    int64_t first_bad[NINV > 0 ? NINV : 1];
+    uint64_t bad_any;
+    int err, err_binding;
+    int64_t err_state;
+    uint64_t buf[(NB > 0 ? NB : 1) * W];
+    uint64_t hash_of[NB > 0 ? NB : 1];
+    uint8_t orbit_of[NB > 0 ? NB : 1];
+} worker;
+
+typedef struct par {
+    explorer *e;
+    pthread_barrier_t barrier;
+    pthread_mutex_t gate;
+    pthread_cond_t opened;
+    int jobs, go, quit, status;
+    int64_t next, round_end, budget, done;
+    worker *workers;
+} par;
+
+static void par_insert(explorer *e, worker *w, const uint64_t *t, uint64_t hash, int orbit,
+                       int64_t parent) {
+    uint64_t mask = (uint64_t)e->tmask;
+    uint32_t idmask = (uint32_t)e->tmask;
+    uint32_t tag = slot_tag(hash, idmask);
+    uint64_t h = hash & mask;
+    for (;;) {
+        uint32_t v = __atomic_load_n(&e->table[h], __ATOMIC_ACQUIRE);
+        if (v == 0) {
+            uint32_t expected = 0;
+            if (!__atomic_compare_exchange_n(&e->table[h], &expected, BUSY, 0,
+                                             __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                continue; /* another thread took the slot: look at it again */
+            int64_t id = __atomic_fetch_add(&e->n, 1, __ATOMIC_RELAXED);
+            words_copy(e->states + id * W, t);
+            e->parents[id] = (uint32_t)parent;
+            e->orbits[id] = (uint8_t)orbit;
+            w->full_states += orbit;
+            __atomic_store_n(&e->table[h], tag | (uint32_t)(id + 1), __ATOMIC_RELEASE);
+            return;
+        }
+        if (v == BUSY) {
+            /* being filled: a handful of stores away, unless its thread was preempted */
+            for (int spin = 0; __atomic_load_n(&e->table[h], __ATOMIC_ACQUIRE) == BUSY; spin++)
+                if (spin > 256) sched_yield(); else __builtin_ia32_pause();
+            continue;
+        }
+        if ((v & ~idmask) == tag && words_eq(e->states + (int64_t)((v & idmask) - 1) * W, t))
+            return;
+        h = (h + 1) & mask;
+    }
+}
+
+static void par_work(par *p, worker *w) {
+    explorer *e = p->e;
+    uint64_t cur[W];
+    for (;;) {
+        int64_t start = __atomic_fetch_add(&p->next, BLOCK, __ATOMIC_RELAXED);
+        if (start >= p->round_end) return;
+        int64_t stop = start + BLOCK < p->round_end ? start + BLOCK : p->round_end;
+        for (int64_t i = start; i < stop; i++) {
+            words_copy(cur, e->states + i * W);
+            uint64_t bad = violations(cur);
+            if (g_err) { w->err = g_err; w->err_binding = -1; w->err_state = i; return; }
+            if (bad) {
+                w->bad_any |= bad;
+                for (int k = 0; k < NINV; k++)
+                    if (((bad >> k) & 1) && (w->first_bad[k] < 0 || i < w->first_bad[k]))
+                        w->first_bad[k] = i;
+            }
+            int count = successors(cur, w->buf);
+            if (count < 0 || g_err) {
+                w->err = g_err; w->err_binding = g_err_binding; w->err_state = i;
+                return;
+            }
+            if (count == 0) w->deadlocks++;
+            w->edges += count;
+            w->full_edges += (int64_t)count * e->orbits[i];
+            prepare(e, w->buf, count, w->hash_of, w->orbit_of);
+            for (int j = 0; j < count; j++) {
+                uint64_t *t = w->buf + (size_t)j * W;
+                if (words_eq(t, cur)) continue;
+                par_insert(e, w, t, w->hash_of[j], w->orbit_of[j], i);
+            }
+        }
+    }
+}
+
+/* One thread, between rounds: fold the workers' counts in, then set up the next round. */
+static void par_merge(par *p) {
+    explorer *e = p->e;
+    uint64_t bad_any = 0;
+    for (int j = 0; j < p->jobs; j++) {
+        worker *w = &p->workers[j];
+        e->edges += w->edges; e->deadlocks += w->deadlocks;
+        e->full_states += w->full_states; e->full_edges += w->full_edges;
+        w->edges = w->deadlocks = w->full_states = w->full_edges = 0;
+        bad_any |= w->bad_any;
+        w->bad_any = 0;
+        if (w->err && !e->err) {
+            e->err = w->err; e->err_binding = w->err_binding; e->err_state = w->err_state;
+        }
+    }
+    for (int k = 0; k < NINV; k++) {
+        int64_t least = -1;
+        for (int j = 0; j < p->jobs; j++) {
+            int64_t at = p->workers[j].first_bad[k];
+            if (at >= 0 && (least < 0 || at < least)) least = at;
+            p->workers[j].first_bad[k] = -1;
+        }
+        if (e->first_bad[k] < 0) e->first_bad[k] = least;
+    }
+    if (e->err) { p->quit = 1; p->status = -1; return; }
+    p->done += p->round_end - e->cursor;
+    e->cursor = p->round_end;
+    if (bad_any & e->stop_mask) { e->complete = 0; p->quit = 1; p->status = 2; }
+}
+
+static void par_setup(par *p) {
+    explorer *e = p->e;
+    if (p->quit) return;
+    if (e->cursor >= e->n) { p->quit = 1; p->status = 1; return; }
+    if (p->done >= p->budget) { p->quit = 1; p->status = 0; return; }
+    if (e->cursor == e->level_end) { e->depth++; e->level_end = e->n; }
+    int64_t end = e->cursor + ROUND < e->level_end ? e->cursor + ROUND : e->level_end;
+    int64_t room = e->n + (end - e->cursor) * (NB > 0 ? NB : 1);
+    if (room > e->cap && grow_states(e, room)) { p->quit = 1; p->status = -2; return; }
+    while (room * 10 > (e->tmask + 1) * 7)
+        if (grow_table(e)) { p->quit = 1; p->status = -2; return; }
+    p->next = e->cursor;
+    p->round_end = end;
+}
+
+static void *par_thread(void *arg) {
+    worker *w = arg;
+    par *p = w->p;
+    pthread_mutex_lock(&p->gate);
+    while (!p->go) pthread_cond_wait(&p->opened, &p->gate);
+    pthread_mutex_unlock(&p->gate);
+    if (w->tid >= p->jobs) return NULL;
+    g_err = 0;
+    g_err_binding = -1;
+    for (;;) {
+        if (w->tid == 0) par_setup(p);
+        pthread_barrier_wait(&p->barrier);
+        if (p->quit) break;
+        par_work(p, w);
+        pthread_barrier_wait(&p->barrier);
+        if (w->tid == 0) par_merge(p);
+    }
+    return NULL;
+}
+
+/* Process about ``budget`` states on ``jobs`` threads (this one included; fewer when threads
+   cannot be created); the result is ex_run's: 0 budget spent, 1 done, 2 stopped at a
+   violation, -1 model error, -2 out of memory. */
+int ex_run_parallel(explorer *e, int jobs, int64_t budget) {
+    if (jobs < 1) jobs = 1;
+    if (jobs > MAX_JOBS) jobs = MAX_JOBS;
+    par p;
+    memset(&p, 0, sizeof p);
+    p.e = e;
+    p.budget = budget;
+    p.workers = calloc((size_t)jobs, sizeof(worker));
+    if (!p.workers) return -2;
+    for (int j = 0; j < jobs; j++) {
+        p.workers[j].p = &p;
+        p.workers[j].tid = j;
+        for (int k = 0; k < (NINV > 0 ? NINV : 1); k++) p.workers[j].first_bad[k] = -1;
+    }
+    pthread_mutex_init(&p.gate, NULL);
+    pthread_cond_init(&p.opened, NULL);
+    pthread_t threads[MAX_JOBS];
+    int started = 1;
+    for (; started < jobs; started++)
+        if (pthread_create(&threads[started], NULL, par_thread, &p.workers[started])) break;
+    /* the threads wait at the gate until the barrier counts exactly those that started */
+    pthread_mutex_lock(&p.gate);
+    p.jobs = started;
+    pthread_barrier_init(&p.barrier, NULL, (unsigned)started);
+    p.go = 1;
+    pthread_cond_broadcast(&p.opened);
+    pthread_mutex_unlock(&p.gate);
+    par_thread(&p.workers[0]);
+    for (int j = 1; j < started; j++) pthread_join(threads[j], NULL);
+    pthread_barrier_destroy(&p.barrier);
+    pthread_cond_destroy(&p.opened);
+    pthread_mutex_destroy(&p.gate);
+    free(p.workers);
+    return p.status;
+}
+
 void ex_stats(explorer *e, int64_t *out) {
     out[0] = e->n; out[1] = e->cursor; out[2] = e->edges; out[3] = e->depth;
     out[4] = e->deadlocks; out[5] = e->full_states; out[6] = e->full_edges;
     out[7] = e->complete; out[8] = e->err; out[9] = e->err_binding;
     out[10] = e->cap * (int64_t)(W * sizeof(uint64_t) + sizeof(uint32_t) + 1)
         + (e->tmask + 1) * (int64_t)sizeof(uint32_t);
-    for (int k = 0; k < NINV; k++) out[11 + k] = e->first_bad[k];
+    out[11] = e->err_state;
+    for (int k = 0; k < NINV; k++) out[12 + k] = e->first_bad[k];
 }
 
 int64_t ex_state(explorer *e, int64_t id, uint64_t *out) {
@@ -953,12 +1231,23 @@ _C_CDEF = """
 typedef struct explorer explorer;
 explorer *ex_new(const uint64_t *init, int orbit, int64_t max_states, uint64_t stop_mask);
 int ex_run(explorer *e, int64_t budget);
+int ex_run_parallel(explorer *e, int jobs, int64_t budget);
 void ex_stats(explorer *e, int64_t *out);
 int64_t ex_state(explorer *e, int64_t id, uint64_t *out);
 void ex_free(explorer *e);
 """
 
-_STATS = 11  # fixed entries of ex_stats before the per-invariant first violations
+_STATS = 12  # fixed entries of ex_stats before the per-invariant first violations
+_PARALLEL_BUDGET = 1 << 17  # states per ex_run_parallel call (between progress checks)
+_MAX_JOBS = 64  # MAX_JOBS of the C driver
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def cache_dir() -> Path:
@@ -982,17 +1271,24 @@ _loaded: dict[str, Any] = {}
 DEFAULT_OPTIMISATION = "-O1"
 
 
-def _optimisation() -> str:
-    """``$LASHSPEC_C_OPT`` (tests use -O0: they compare results, and compile 3x faster)."""
-    return os.environ.get("LASHSPEC_C_OPT", DEFAULT_OPTIMISATION)
+# -O2 for the full profile: about 1.3x the states per CPU second of -O1 there, for some 12 s
+# more of compiling (once: the module is cached)
+FULL_OPTIMISATION = "-O2"
 
 
-def build_c(source: str) -> Any:
+def _optimisation(wanted: str | None = None) -> str:
+    """``$LASHSPEC_C_OPT`` (tests use -O0: they compare results, and compile 3x faster), else
+    ``wanted``, else ``DEFAULT_OPTIMISATION``."""
+    return os.environ.get("LASHSPEC_C_OPT") or wanted or DEFAULT_OPTIMISATION
+
+
+def build_c(source: str, optimisation: str | None = None) -> Any:
     """Compile ``source`` with cffi (API mode) once per hash; returns the module's ``lib``.
 
-    Raises ``CompilerUnavailableError`` when cffi or a working C compiler is missing.
+    ``optimisation`` is the compiler's -O flag (``$LASHSPEC_C_OPT`` overrides it). Raises
+    ``CompilerUnavailableError`` when cffi or a working C compiler is missing.
     """
-    optimisation = _optimisation()
+    optimisation = _optimisation(optimisation)
     digest = hashlib.sha256(
         "\0".join([source, _C_CDEF, sys.version, sys.platform, optimisation]).encode()
     ).hexdigest()[:20]
@@ -1011,7 +1307,12 @@ def build_c(source: str) -> Any:
         directory.mkdir(parents=True, exist_ok=True)
         ffi = cffi.FFI()
         ffi.cdef(_C_CDEF)
-        ffi.set_source(name, source, extra_compile_args=[optimisation, "-w"])
+        ffi.set_source(
+            name,
+            source,
+            extra_compile_args=[optimisation, "-w", "-pthread"],
+            extra_link_args=["-pthread"],
+        )
         with tempfile.TemporaryDirectory(dir=directory) as tmp:
             try:
                 built = ffi.compile(tmpdir=tmp, verbose=False)
@@ -1071,6 +1372,8 @@ class FastExplorationResult:
     store_bytes: int
     fallback_reason: str | None = None
     first_bad: dict[str, int] = field(default_factory=dict)
+    jobs: int = 1
+    """Threads the exploration ran on (``cpu_seconds`` is the CPU time of all of them)."""
 
     @property
     def states_per_second(self) -> float:
@@ -1091,13 +1394,24 @@ def fast_explore(
     progress: ProgressCallback | None = None,
     progress_interval: float = 2.0,
     max_memory_bytes: int | None = None,
+    jobs: int = 1,
+    optimisation: str | None = None,
 ) -> FastExplorationResult:
     """Explore ``model`` breadth first with the C engine (or packed Python, the fallback).
 
     Same semantics as ``explore.explore`` (same state and edge counts, same BFS order without
     symmetry, so the same shortest counterexamples); ``engine`` forces one engine ("c"
     raises ``CompilerUnavailableError`` when it cannot be built).
+
+    ``jobs`` > 1 runs the C engine on that many threads sharing one visited table, level by
+    level: the same counts, depth, deadlocks and verdicts, counterexamples still shortest,
+    but state ids and which shortest counterexample is reported may differ from run to run.
+    An exploration that can stop early (``max_states``, ``stop_on_violation``, ``stop_at``)
+    stays on one thread, since where it stops depends on the order; so does the Python
+    fallback. ``optimisation`` is the C compiler's -O flag (``build_c``).
     """
+    if jobs < 1:
+        raise ExplorationError("jobs must be at least 1")
     if max_states is not None and max_states < 1:
         raise ExplorationError("max_states must be at least 1")
     known = {inv.name for inv in model.invariants}
@@ -1119,6 +1433,8 @@ def fast_explore(
                 progress,
                 progress_interval,
                 max_memory_bytes,
+                jobs if max_states is None and stop_mask == 0 else 1,
+                optimisation,
             )
         except (CompilerUnavailableError, UnsupportedModelError) as failure:
             if engine == "c":
@@ -1143,10 +1459,13 @@ def _explore_c(
     progress: ProgressCallback | None,
     progress_interval: float,
     max_memory_bytes: int | None,
+    jobs: int = 1,
+    optimisation: str | None = None,
 ) -> FastExplorationResult:
+    jobs = min(jobs, _MAX_JOBS)
     compile_started = time.perf_counter()
     layout = PackedLayout(model)
-    lib_module = build_c(render_c(model, symmetry))
+    lib_module = build_c(render_c(model, symmetry), optimisation)
     ffi, lib = lib_module.ffi, lib_module.lib
     canon_py = _python_canon(model, layout, symmetry)
     compile_seconds = time.perf_counter() - compile_started
@@ -1168,7 +1487,10 @@ def _explore_c(
     )
     try:
         while True:
-            status = lib.ex_run(handle, 1 << 15)
+            if jobs > 1:  # cffi releases the GIL for the call; the threads live in C
+                status = lib.ex_run_parallel(handle, jobs, _PARALLEL_BUDGET)
+            else:
+                status = lib.ex_run(handle, 1 << 15)
             lib.ex_stats(handle, stats)
             if status == 0:
                 watch.check(stats[1], stats[0], stats[2], stats[3])
@@ -1176,7 +1498,7 @@ def _explore_c(
             if status == -2:
                 raise MemoryError("the C explorer could not grow its tables")
             if status == -1:
-                _raise_model_error(model, layout, _fetch_state(ffi, lib, handle, layout, stats[1]))
+                _raise_model_error(model, layout, _fetch_state(ffi, lib, handle, layout, stats[11]))
             break
         n, processed, edges, depth, deadlocks, full_states, full_edges, complete = (
             int(stats[k]) for k in range(8)
@@ -1211,6 +1533,7 @@ def _explore_c(
         compile_seconds=compile_seconds,
         store_bytes=store_bytes,
         first_bad=first_bad,
+        jobs=jobs,
     )
 
 
@@ -1464,11 +1787,13 @@ def fast_check(
     engine: Engine = "auto",
     max_memory_bytes: int | None = None,
     progress: ProgressCallback | None = None,
+    jobs: int | None = None,
+    optimisation: str | None = None,
 ) -> CheckResult:
     """``fast_explore`` summarised as a ``check.CheckResult`` (orbit counts in ``extra``).
 
     ``states``/``edges`` are those of the unreduced graph; under a symmetry ``deadlocks``
-    counts deadlocked orbits.
+    counts deadlocked orbits. ``jobs`` threads explore (default: ``default_jobs()``).
     """
     result = fast_explore(
         model,
@@ -1476,6 +1801,8 @@ def fast_check(
         symmetry=symmetry,
         max_memory_bytes=max_memory_bytes,
         progress=progress,
+        jobs=default_jobs() if jobs is None else jobs,
+        optimisation=optimisation,
     )
     statuses = [
         InvariantStatus(
@@ -1494,6 +1821,7 @@ def fast_check(
         "orbit_edges": result.edge_count,
         "cpu_seconds": round(result.cpu_seconds, 3),
         "store_bytes": result.store_bytes,
+        "jobs": result.jobs if result.engine == "c" else 1,
     }
     if result.fallback_reason:
         extra["fallback_reason"] = result.fallback_reason

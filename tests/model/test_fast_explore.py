@@ -7,7 +7,20 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 from lashspec.model import fastexplore
-from lashspec.model.dsl import FlatState, Model, SortError, compile_model
+from lashspec.model.dsl import (
+    TRUE,
+    Action,
+    Case,
+    FlatState,
+    IntSort,
+    Invariant,
+    Model,
+    Outcome,
+    SortError,
+    Var,
+    Variable,
+    compile_model,
+)
 from lashspec.model.explore import (
     ExplorationError,
     ExplorationResult,
@@ -135,6 +148,22 @@ def lengths(violations: Mapping[str, Violation]) -> dict[str, int]:
     return {name: len(v.path) for name, v in violations.items()}
 
 
+def counts(result: fastexplore.FastExplorationResult) -> tuple[object, ...]:
+    """What must not depend on the number of threads: every count, verdict and the length of
+    each counterexample (which shortest one is found may differ)."""
+    return (
+        result.state_count,
+        result.edge_count,
+        result.full_state_count,
+        result.full_edge_count,
+        result.max_depth,
+        result.deadlocks,
+        result.complete,
+        result.invariant_status(),
+        lengths(result.violations),
+    )
+
+
 def test_packed_layout_round_trips_every_state() -> None:
     result = explore(build_model(TINY))
     layout = PackedLayout(result.model)
@@ -192,6 +221,72 @@ def test_symmetry_keeps_verdicts_and_full_counts_on_every_check_profile(name: st
         assert reduced.state_count == ref.state_count
 
 
+@pytest.mark.usefixtures("c_engine")
+@pytest.mark.parametrize("name", [p.name for p in PROFILES])
+def test_parallel_c_engine_counts_equal_the_serial_one_on_every_check_profile(name: str) -> None:
+    model = build_model(profile(name).bounds)
+    for symmetry in (None, owner_symmetry(model)):
+        serial = fast_explore(model, engine="c", symmetry=symmetry)
+        for jobs in (2, 3):  # more threads than this machine's cores is fine too
+            parallel = fast_explore(model, engine="c", symmetry=symmetry, jobs=jobs)
+            assert parallel.jobs == jobs and serial.jobs == 1
+            assert counts(parallel) == counts(serial)
+
+
+@pytest.mark.usefixtures("c_engine")
+def test_parallel_counterexamples_are_real_shortest_paths() -> None:
+    model = build_mutant("release_ignores_fence", SEEDED_BUG_BOUNDS)
+    ref = explore(model)
+    parallel = fast_explore(model, engine="c", symmetry=owner_symmetry(model), jobs=2)
+    assert ref.violations and lengths(parallel.violations) == lengths(ref.violations)
+    compiled = compile_model(model)
+    for violation in parallel.violations.values():
+        state = model.initial_state()
+        for step in violation.path:  # each step is a transition of the unreduced model
+            state = next(
+                t
+                for b, outcome, t in compiled.successors(state)
+                if (compiled.bindings[b].action, compiled.bindings[b].params, outcome)
+                == (step.action, step.params, step.outcome)
+            )
+        broken = {model.invariants[k].name for k in compiled.violations(state)}
+        assert violation.invariant in broken
+
+
+@pytest.mark.usefixtures("c_engine")
+def test_explorations_that_stop_early_stay_on_one_thread() -> None:
+    model = build_mutant("release_ignores_fence", SEEDED_BUG_BOUNDS)
+    serial = fast_explore(model, engine="c", stop_on_violation=True)
+    parallel = fast_explore(model, engine="c", stop_on_violation=True, jobs=2)
+    assert parallel.jobs == 1 and not parallel.complete
+    assert counts(parallel) == counts(serial)
+    limited = fast_explore(model, engine="c", max_states=500, jobs=2)
+    assert (limited.jobs, limited.state_count, limited.complete) == (1, 500, False)
+
+
+def _overflowing_counter() -> Model:
+    x = Var("x")
+    return Model(
+        name="overflow",
+        variables=(Variable("x", IntSort(0, 3)),),
+        init={"x": 0},
+        actions=(Action("inc", {}, TRUE, [Case(TRUE, {"x": x + 1}, Outcome("Ok"))]),),
+        invariants=(Invariant("small", "x stays small", "test", x <= 3),),
+    )
+
+
+@pytest.mark.usefixtures("c_engine")
+def test_parallel_engine_reports_the_state_that_leaves_its_sort() -> None:
+    model = _overflowing_counter()
+    with pytest.raises(SortError) as serial:
+        fast_explore(model, engine="c")
+    with pytest.raises(SortError) as parallel:
+        fast_explore(model, engine="c", jobs=2)
+    assert str(parallel.value) == str(serial.value)
+    with pytest.raises(ExplorationError, match="jobs"):
+        fast_explore(model, engine="c", jobs=0)
+
+
 # Under symmetry, the seeded bugs whose counterexamples involve both owners (a takeover, a
 # foreign release, a stale commit); the other bugs are compared without it, to keep CI short.
 SYMMETRY_BUGS = ("renew_bumps_fencing_token", "release_ignores_fence", "commit_keeps_lease")
@@ -217,12 +312,16 @@ def test_seeded_bugs_same_verdicts_and_counterexamples_on_both_engines(bug: str)
     assert {n: v.path for n, v in fast.violations.items()} == {
         n: v.path for n, v in ref.violations.items()
     }
+    # two threads: the same counts and verdicts, counterexamples just as short
+    assert counts(fast_explore(model, engine="c", jobs=2)) == counts(fast)
     if bug in SYMMETRY_BUGS:
         reduced = fast_explore(model, engine="c", symmetry=owner_symmetry(model))
         assert ref.violations
         assert reduced.invariant_status() == ref.invariant_status()
         assert lengths(reduced.violations) == lengths(ref.violations)
         assert reduced.full_state_count == ref.state_count > reduced.state_count
+        parallel = fast_explore(model, engine="c", symmetry=owner_symmetry(model), jobs=2)
+        assert counts(parallel) == counts(reduced)
 
 
 def test_packed_python_engine_with_symmetry_finds_the_same_bugs() -> None:
@@ -272,7 +371,7 @@ def test_c_engine_reports_progress_and_stops_at_the_memory_cap() -> None:
 def test_auto_engine_falls_back_to_python_without_a_compiler(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def no_compiler(source: str) -> None:
+    def no_compiler(source: str, optimisation: str | None = None) -> None:
         raise CompilerUnavailableError("no compiler in this test")
 
     monkeypatch.setattr(fastexplore, "build_c", no_compiler)
