@@ -166,13 +166,16 @@ def _explore_stage(
     return stage, summary, result
 
 
-def _full_stage(progress: Progress, max_memory_bytes: int | None = None) -> CheckStage:
-    """``DEFAULT_BOUNDS`` exhaustively: the C engine (``fast_check``) under owner symmetry.
+def _full_stage(
+    progress: Progress, max_memory_bytes: int | None = None, jobs: int | None = None
+) -> CheckStage:
+    """``DEFAULT_BOUNDS`` exhaustively: the C engine (``fast_check``) under owner symmetry, on
+    ``jobs`` threads (default: the CPUs this process may use).
 
-    Measured: about 18 CPU minutes and 3.7 GiB; without a C compiler the pure-Python
-    fallback cannot finish it (the progress lines and the detail say which engine ran).
+    Measured: see FULL_PROFILE_HELP in cli.py; without a C compiler the pure-Python fallback
+    cannot finish it (the progress lines and the detail say which engine ran).
     """
-    from ..model.fastexplore import fast_check, full_profile, owner_symmetry
+    from ..model.fastexplore import FULL_OPTIMISATION, fast_check, full_profile, owner_symmetry
 
     started, cpu = time.perf_counter(), time.process_time()
     prof = full_profile()
@@ -184,6 +187,8 @@ def _full_stage(progress: Progress, max_memory_bytes: int | None = None) -> Chec
             symmetry=owner_symmetry(model),
             max_memory_bytes=max_memory_bytes,
             progress=lambda p: progress(f"explore {prof.name}: {p.describe()}"),
+            jobs=jobs,
+            optimisation=FULL_OPTIMISATION,
         )
     except MemoryCapExceededError as error:
         raise _memory_cap_error(error) from None
@@ -194,6 +199,9 @@ def _full_stage(progress: Progress, max_memory_bytes: int | None = None) -> Chec
         f"{len(summary.invariants) - len(failed)}/{len(summary.invariants)} invariants hold, "
         f"engine {summary.extra['engine']}"
     )
+    if summary.extra["engine"] == "c":
+        threads = summary.extra["jobs"]
+        detail += f" on {threads} thread{'s' if threads > 1 else ''}"
     if "fallback_reason" in summary.extra:
         detail += f" (C engine unavailable: {summary.extra['fallback_reason']})"
     if failed:
@@ -797,7 +805,7 @@ def run_check(
         if profile == FULL_PROFILE:
             if bounds:
                 raise JobError("--profile and the bound options both choose what to explore")
-            return CheckReport([_full_stage(progress, max_memory_bytes)])
+            return CheckReport([_full_stage(progress, max_memory_bytes, jobs)])
         (chosen,) = profiles_for(bounds or {}, profile)
         return CheckReport([_explore_stage(chosen, progress, max_memory_bytes)[0]])
     profiles = profiles_for(bounds or {})
@@ -959,11 +967,14 @@ def run_explore(
     progress: Progress = _quiet,
     profile: str | None = None,
     max_memory_bytes: int | None = None,
+    jobs: int | None = None,
 ) -> ExploreSummary:
     """Explore each profile (or the given bounds); export the graph or a picture when asked.
 
     The picture (``dot``/``svg``) folds parallel transitions into one edge and, with ``lane``,
-    projects every state onto that lane's variables (``model.export.LANES``).
+    projects every state onto that lane's variables (``model.export.LANES``). ``jobs`` is the
+    number of threads of the full profile's C explorer (default: the CPUs this process may
+    use); the other explorations run in this process's one thread.
     """
     from ..model.export import ExportError, fold_graph, render_dot, to_dot, write_graphml
 
@@ -973,7 +984,7 @@ def run_explore(
             raise JobError("--graphml/--dot/--svg cannot export the full profile: give bounds")
         if bounds:
             raise JobError("--profile and the bound options both choose what to explore")
-        stage = _full_stage(progress, max_memory_bytes)
+        stage = _full_stage(progress, max_memory_bytes, jobs)
         return ExploreSummary([(FULL_PROFILE, stage.detail)], stage.ok)
     profiles = profiles_for(bounds or {}, profile)
     if (graphml or picture) and len(profiles) > 1:

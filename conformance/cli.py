@@ -180,8 +180,13 @@ def _byte_size(text: str) -> int:
 
 FULL_PROFILE_HELP = (
     "full explores DEFAULT_BOUNDS exhaustively (every invariant on every state) with the C "
-    "engine under owner symmetry: about 18 CPU minutes and 3.7 GiB (measured); it needs a C "
-    "compiler (without one it falls back to the pure-Python engine, which cannot finish it)"
+    "engine under owner symmetry, on --jobs threads (its measured cost: README, Benchmarks); "
+    "it needs a C compiler (without one it falls back to the pure-Python engine, which cannot "
+    "finish it)"
+)
+JOBS_HELP = (
+    "threads of the C explorer for --profile full (default: the CPUs this process may use; "
+    "1 is the serial engine); the other explorations run on one"
 )
 
 
@@ -217,6 +222,31 @@ def _bounds_overrides(args: argparse.Namespace) -> dict[str, int]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+def _check_description() -> str:
+    """What ``check`` runs, with the counts read from the registries that define them."""
+    from ..model.machine_mutants import MACHINE_MUTANTS
+    from ..model.mutants import MUTANTS
+    from ..model.profiles import MACHINE_PROFILES
+
+    return (
+        f"Run every check on the embedded defaults: explicit-state exploration of the model at "
+        f"the {len(PROFILES)} check profiles (every invariant on every state), the phase-order "
+        f"automaton, the {len(MUTANTS)} seeded model bugs (each must be caught), z3 "
+        "inductiveness proofs of every invariant (at the default bounds and with the counter "
+        "bounds symbolic), bounded model checking, generation of the conformance trace suite "
+        "and its replay against the kernel on every backend; then the same for the turn "
+        f"machine composed with the store: exploration of the {len(MACHINE_PROFILES)} machine "
+        f"profiles (every invariant, deadlocks, rule coverage), its {len(MACHINE_MUTANTS)} "
+        "seeded bugs, z3 induction and BMC, and the machine trace suite replayed on every "
+        "backend. With two CPUs or more, the stages that need no exploration (phase order, "
+        "seeded bugs, z3) run in a worker process beside the rest (--jobs). Bounds given on "
+        "the command line replace the store profiles by one configuration and the machine "
+        "profiles by one machine configuration at those bounds with one turn. Progress goes to "
+        "stderr, a summary table to stdout. Exits 1 on any violation or divergence, 2 on a "
+        "bad argument."
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lashspec",
@@ -236,24 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[global_options],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help="prove invariants, explore the model, generate and replay the conformance suite",
-        description=textwrap.fill(
-            "Run every check on the embedded defaults: explicit-state exploration of the "
-            "model at the four check profiles (every invariant on every state), the phase-order "
-            "automaton, the ten seeded model bugs (each must be caught), z3 inductiveness proofs "
-            "of every invariant (at the default bounds and with the counter bounds symbolic), "
-            "bounded model checking, generation of the conformance trace suite and its replay "
-            "against the kernel on every backend; then the same for the turn machine composed "
-            "with the store: exploration of the three machine profiles (every invariant, "
-            "deadlocks, rule coverage), its nine seeded bugs, z3 induction and BMC, and the "
-            "machine trace suite replayed on every backend. Bounds given on the command line "
-            "replace the store profiles by one configuration and the machine profiles by one "
-            "machine configuration at those bounds with one turn. Progress goes to stderr, a "
-            "summary table to stdout. Exits 1 on any violation or divergence, 2 on a bad "
-            "argument.",
-            88,
-        )
-        + "\n\n"
-        + CHECK_DURATIONS,
+        description=textwrap.fill(_check_description(), 88) + "\n\n" + CHECK_DURATIONS,
     )
     _add_bounds_arguments(check)
     _add_exploration_arguments(check, only=" and nothing else (no z3, suite or replay)")
@@ -282,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="processes to run the stages in (default: the CPUs this process may use); the "
-        "z3 proofs and seeded bugs run beside the explorations, suite and replays",
+        "z3 proofs and seeded bugs run beside the explorations, suite and replays; with "
+        "--profile full, the threads of the C explorer",
     )
     check.add_argument("--report", type=Path, help="write a JSON report to this file")
     check.add_argument("--out", type=Path, help="keep the generated trace suite in this directory")
@@ -296,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_bounds_arguments(explore)
     _add_exploration_arguments(explore, only="")
+    explore.add_argument("--jobs", type=_positive_int, default=None, help=JOBS_HELP)
     explore.add_argument("--graphml", type=Path, help="write the state graph as GraphML")
     explore.add_argument(
         "--dot",
@@ -507,6 +522,7 @@ def _cmd_explore(args: argparse.Namespace, progress: Progress) -> int:
         progress=progress,
         profile=args.profile,
         max_memory_bytes=args.max_memory,
+        jobs=args.jobs,
     )
     _print_table(result.summary_rows(), ("measure", "value"))
     return EXIT_OK if result.ok else EXIT_VIOLATION

@@ -468,3 +468,13 @@ def test_check_profile_full_runs_the_fast_engine_alone(
     assert states == explore(build_model(tiny)).state_count
     assert orbits < states, "owner symmetry folds states into orbits"
     assert "replay:" not in out and "suite" not in out
+    # explore --profile full --jobs N: the same row on one thread and on two
+    rows = []
+    for jobs in ("1", "2"):
+        assert main(["-q", "explore", "--profile", "full", "--jobs", jobs]) == EXIT_OK
+        text = " ".join(capsys.readouterr().out.split())  # the table may wrap the row
+        assert f"engine c on {jobs} thread{'s' if jobs == '2' else ''}" in text
+        found = re.search(r"full ([\d,]+ states \([\d,]+ orbits\), [\d,]+ edges, depth \d+)", text)
+        assert found is not None, text
+        rows.append(found.group(1))
+    assert rows[0] == rows[1] and rows[0].startswith(f"{states:,} states ({orbits:,} orbits)")
