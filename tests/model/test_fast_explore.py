@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 
 import pytest
 from lashspec.model import fastexplore
@@ -109,6 +110,15 @@ SEEDED_BUG_BOUNDS = Bounds(
     max_claims_per_row=1,
     max_head_revision=1,
 )
+
+
+# A bug that switches an extension on at any bounds: one generation and no commit keep its
+# whole space (the engines explore it all) at 44,074 states instead of 3.4 million.
+SEEDED_BUG_BOUNDS_OF = {
+    "session1_acquire_expires_session0": replace(
+        SEEDED_BUG_BOUNDS, max_generation=1, max_head_revision=0
+    ),
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -295,7 +305,7 @@ SYMMETRY_BUGS = ("renew_bumps_fencing_token", "release_ignores_fence", "commit_k
 @pytest.mark.usefixtures("c_engine")
 @pytest.mark.parametrize("bug", [m.name for m in MUTANTS])
 def test_seeded_bugs_same_verdicts_and_counterexamples_on_both_engines(bug: str) -> None:
-    model = build_mutant(bug, SEEDED_BUG_BOUNDS)
+    model = build_mutant(bug, SEEDED_BUG_BOUNDS_OF.get(bug, SEEDED_BUG_BOUNDS))
     try:
         fast = fast_explore(model, engine="c")
     except SortError:
