@@ -32,29 +32,24 @@ from .checking import FULL_PROFILE, JobError, Progress
 from .protocol import AdapterError
 
 # One measured run (the stage seconds of its --report), so the user knows which stage waits.
-# The machine rows are CPU seconds (time.process_time, in the report as cpu_seconds).
 CHECK_DURATIONS = """\
-Rough cost of each stage, from one run on a shared 2-core machine under heavy load (17
-minutes in all, 3.8 minutes of CPU time, about what it takes on an idle machine):
-  explore:<profile>        3-10 s each (the four profiles: about 20 s)
+Cost of each stage, from one run on an otherwise idle 2-core machine (CI, --jobs 2: 3.6
+minutes of wall time, 6.1 minutes of CPU time; the model stages run beside the rest):
+  explore:<profile>        1-6 s each (the fifteen store profiles: about 35 s)
+  explore:machine-<profile>  5-6 s each; machine:rules about a second
   explore:phase-order      instant
-  seeded-bugs              about 40 s (ten explorations, each to its first violation)
-  z3:induction             about 10 s; z3:induction-unbounded about 5 s
-  z3:bmc                   the longest: about 2 minutes of CPU at depth 8 (the default;
-                           depth 10 took 3.4), each depth slower than the last
-                           (--bmc-depth 5: about 35 s; --skip-z3 skips z3)
-  suite                    1-3 minutes (generating and writing about a thousand traces)
-  replay:memory            about 10 s
-  replay:sqlite            1-3 minutes (one durable transaction per store call)
-The turn machine composed with the store (CPU seconds, measured on the same machine):
-  explore:machine-<profile>  6-9 s each (three profiles, edges kept: about 22 s)
-  machine:rules            about a second (rule rows and cycle outcomes the profiles take)
-  machine:seeded-bugs      about 40 s (nine explorations to the first violation, each
-                           with z3 BMC over its last two steps)
-  machine:z3-induction     about 3 s; machine:z3-bmc about 15 s (depth 6, one owner)
-  machine:suite            about 2 s (cover walks of the explored profiles, 77 traces)
-  replay:machine-memory    under a second; replay:machine-sqlite about 1 s (10 s of wall
-                           time: durable transactions)
+  seeded-bugs              about 35 s (each bug explored to its first violation)
+  z3:induction             about 2 s; z3:induction-unbounded about 2 s
+  z3:bmc                   the longest model stage: about 90 s at depth 8 (the default;
+                           each depth slower than the last; --skip-z3 skips z3)
+  machine:seeded-bugs      about 30 s (each explored, then z3 BMC over its last steps)
+  machine:z3-induction     about 2 s; machine:z3-bmc about 7 s (depth 6, one owner)
+  suite                    the longest stage: about 2 minutes (generating and writing about
+                           1,650 traces, witnesses of the seeded bugs included)
+  replay:memory            about 2 s; replay:sqlite about 25 s (a durable transaction per
+                           store call, a new file per trace)
+  machine:suite and its replays  a second or two
+  replay:postgres          (--backend all) about a minute on a local throwaway server
 Progress lines on stderr show each phase; a silent phase prints a line every 10 s."""
 
 CHECK_BACKENDS = {
