@@ -20,52 +20,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from lashspec.kernel.clock import FakeProcessTable, ManualClock
 from lashspec.kernel.sqlite import SqliteStore
 from lashspec.kernel.store import Store
-from lashspec.kernel.types import (
-    Acquired,
-    ClaimBoundary,
-    DeliveryPolicy,
-    LeaseOwnerIdentity,
-    ProcessWake,
-    ProcessWakeDelivery,
-    QueuedWorkBatchDraft,
-    RuntimeCommit,
-    SessionCheckpoint,
-)
-
-SESSION = "bench"
-WHO = LeaseOwnerIdentity.opaque("bench")
-
-
-def draft(index: int) -> QueuedWorkBatchDraft:
-    wake = ProcessWakeDelivery(
-        f"wake-{index}", SESSION, "bench", index, f"work {index}", f"dedupe-{index}"
-    )
-    return QueuedWorkBatchDraft(
-        SESSION, (ProcessWake(wake),), delivery_policy=DeliveryPolicy.EARLIEST_SAFE_BOUNDARY
-    )
-
-
-def cycle(store: Store, index: int) -> None:
-    store.enqueue_queued_work(draft(index))
-    outcome = store.try_claim_session_execution_lease(SESSION, WHO, 60_000)
-    assert isinstance(outcome, Acquired), outcome
-    lease = outcome.lease
-    claim = store.claim_ready_queued_work(SESSION, lease.fence(), WHO, ClaimBoundary.IDLE, 1)
-    assert claim is not None, "the queue ran dry"
-    store.commit_runtime_state(
-        RuntimeCommit(
-            SESSION,
-            SessionCheckpoint(index, {"turn": index}),
-            session_execution_lease=lease.fence(),
-            release_session_execution_lease=lease.completion(),
-            completed_queue_claims=(claim.completion(),),
-        )
-    )
+from store_cycle import RecordingConnection, cycle
 
 
 def time_cycles(store: Store, cycles: int) -> float:
@@ -73,21 +32,6 @@ def time_cycles(store: Store, cycles: int) -> float:
     for index in range(cycles):
         cycle(store, index)
     return cycles / (time.perf_counter() - started)
-
-
-class RecordingConnection:
-    """Forwards to a psycopg connection and records every (query, params) it executes."""
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-        self.log: list[tuple[str, Any]] = []
-
-    def execute(self, query: str, params: Any = None) -> Any:
-        self.log.append((query, params))
-        return self._connection.execute(query, params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
 
 
 def main() -> int:
@@ -125,11 +69,12 @@ def main() -> int:
         raw_store.erase_all_rows()
         raw_store.close()
         swapped = [
-            (query.replace('"lashspec_bench"', '"lashspec_raw"'), params)
-            for query, params in statements
+            (query.replace('"lashspec_bench"', '"lashspec_raw"'), arguments)
+            for query, arguments in statements
         ]
         swapped = [
-            (query.replace("lashspec_bench.", "lashspec_raw."), params) for query, params in swapped
+            (query.replace("lashspec_bench.", "lashspec_raw."), arguments)
+            for query, arguments in swapped
         ]
         # the write-lock key names the schema; take the raw schema's own
         with psycopg.connect(dsn, autocommit=True) as connection:
@@ -140,13 +85,13 @@ def main() -> int:
                 ).fetchall()
             )
             swapped = [
-                (query.replace(str(oids["lashspec_bench"]), str(oids["lashspec_raw"])), params)
-                for query, params in swapped
+                (query.replace(str(oids["lashspec_bench"]), str(oids["lashspec_raw"])), arguments)
+                for query, arguments in swapped
             ]
             connection.execute("SET lock_timeout = 30000")
             started = time.perf_counter()
-            for query, params in swapped:
-                connection.execute(query, params)
+            for query, arguments in swapped:
+                connection.execute(query, *arguments)
             raw_rate = cycles / (time.perf_counter() - started)
             left = connection.execute("SELECT count(*) FROM lashspec_raw.queued_batches").fetchone()
             assert left == (0,), f"the raw replay did not do the same work: {left} batches left"

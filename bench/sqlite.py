@@ -25,67 +25,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from lashspec.kernel.clock import FakeProcessTable, ManualClock
 from lashspec.kernel.sqlite import SqliteStore
-from lashspec.kernel.store import Store
-from lashspec.kernel.types import (
-    Acquired,
-    ClaimBoundary,
-    DeliveryPolicy,
-    LeaseOwnerIdentity,
-    ProcessWake,
-    ProcessWakeDelivery,
-    QueuedWorkBatchDraft,
-    RuntimeCommit,
-    SessionCheckpoint,
-)
-
-SESSION = "bench"
-WHO = LeaseOwnerIdentity.opaque("bench")
-
-
-def draft(index: int) -> QueuedWorkBatchDraft:
-    wake = ProcessWakeDelivery(
-        f"wake-{index}", SESSION, "bench", index, f"work {index}", f"dedupe-{index}"
-    )
-    return QueuedWorkBatchDraft(
-        SESSION, (ProcessWake(wake),), delivery_policy=DeliveryPolicy.EARLIEST_SAFE_BOUNDARY
-    )
-
-
-def cycle(store: Store, index: int) -> None:
-    store.enqueue_queued_work(draft(index))
-    outcome = store.try_claim_session_execution_lease(SESSION, WHO, 60_000)
-    assert isinstance(outcome, Acquired), outcome
-    lease = outcome.lease
-    claim = store.claim_ready_queued_work(SESSION, lease.fence(), WHO, ClaimBoundary.IDLE, 1)
-    assert claim is not None, "the queue ran dry"
-    store.commit_runtime_state(
-        RuntimeCommit(
-            SESSION,
-            SessionCheckpoint(index, {"turn": index}),
-            session_execution_lease=lease.fence(),
-            release_session_execution_lease=lease.completion(),
-            completed_queue_claims=(claim.completion(),),
-        )
-    )
-
-
-class RecordingConnection:
-    """Forwards to a sqlite3 connection and records every (statement, parameters) executed."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection = connection
-        self.log: list[tuple[str, tuple[Any, ...]]] = []
-
-    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        self.log.append((sql, parameters))
-        return self._connection.execute(sql, parameters)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
+from store_cycle import RecordingConnection, Statement, cycle
 
 
 def filesystem(path: Path) -> str:
@@ -107,7 +50,7 @@ def filesystem(path: Path) -> str:
     return kind
 
 
-def record(folder: Path, cycles: int) -> list[tuple[str, tuple[Any, ...]]]:
+def record(folder: Path, cycles: int) -> list[Statement]:
     """The statements ``cycles`` cycles send through a new SqliteStore (untimed; the clock
     is manual, so every run sends exactly these)."""
     store = SqliteStore(folder / "recorded.sqlite", ManualClock(), FakeProcessTable())
@@ -136,7 +79,7 @@ def store_round(folder: Path, cycles: int) -> Timing:
         store.close()
 
 
-def raw_round(folder: Path, statements: list[tuple[str, tuple[Any, ...]]]) -> Timing:
+def raw_round(folder: Path, statements: list[Statement]) -> Timing:
     """Seconds for ``statements`` on a new store file through a plain sqlite3 connection."""
     path = folder / "raw.sqlite"
     SqliteStore(path, ManualClock(), FakeProcessTable()).close()  # the same schema, WAL
@@ -146,8 +89,8 @@ def raw_round(folder: Path, statements: list[tuple[str, tuple[Any, ...]]]) -> Ti
         connection.execute("PRAGMA synchronous = NORMAL")
         execute = connection.execute
         started, cpu_started = time.perf_counter(), time.process_time()
-        for sql, parameters in statements:
-            execute(sql, parameters).fetchall()
+        for sql, arguments in statements:
+            execute(sql, *arguments).fetchall()
         elapsed = time.perf_counter() - started, time.process_time() - cpu_started
         left = connection.execute("SELECT count(*) FROM queued_batches").fetchone()
         assert left == (0,), f"the raw replay did not do the same work: {left} batches left"
