@@ -9,9 +9,10 @@ outcomes and states still come from the model (:func:`~lashspec.conformance.mode
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from ..model.kernel_model import Bounds
+from ..model.kernel_model import SMALLEST_BOUNDS, Bounds
 
 Steps = tuple[tuple[str, dict[str, Any]], ...]
 
@@ -32,20 +33,8 @@ _SMALL = Bounds(
 
 #: Two owners and three generations: a claim re-claimed by a later generation while its owner
 #: holds the lease again (outbox commits).
-_OUTBOX_WIDE = Bounds(
-    owners=2,
-    max_incarnation=0,
-    batches=2,
-    inputs=1,
-    max_generation=3,
-    max_claims_per_row=2,
-    max_head_revision=1,
-    ttl_steps=1,
-    exact_claims=0,
-    head_cas=0,
-    turns=0,
-    multi_cancel=0,
-    outbox=1,
+_OUTBOX_WIDE = replace(
+    SMALLEST_BOUNDS, owners=2, batches=2, max_generation=3, max_claims_per_row=2, outbox=1
 )
 
 PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
@@ -91,21 +80,7 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
     "session_binding_refuses_every_commit_kind": (
         "once session-1's commit binds the store's one head, session-0's plain, CAS and "
         "stamped commits are all refused with SessionBindingMismatch before the fence check",
-        Bounds(
-            owners=1,
-            max_incarnation=0,
-            batches=1,
-            inputs=1,
-            max_generation=1,
-            max_claims_per_row=1,
-            max_head_revision=1,
-            ttl_steps=1,
-            exact_claims=0,
-            head_cas=1,
-            turns=1,
-            multi_cancel=0,
-            second_session=1,
-        ),
+        replace(SMALLEST_BOUNDS, head_cas=1, turns=1, second_session=1),
         (
             _a("s1_acquire", o=0),
             _a("s1_commit", o=0, release=False),
@@ -118,20 +93,8 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
     "session1_stale_claim_superseded": (
         "a session-1 claim re-claimed by a later generation of session-1's lease no longer "
         "completes: its owner, holding session-1's lease again, gets QueuedWorkClaimSuperseded",
-        Bounds(
-            owners=2,
-            max_incarnation=0,
-            batches=1,
-            inputs=1,
-            max_generation=3,
-            max_claims_per_row=2,
-            max_head_revision=1,
-            ttl_steps=1,
-            exact_claims=0,
-            head_cas=0,
-            turns=0,
-            multi_cancel=0,
-            second_session=1,
+        replace(
+            SMALLEST_BOUNDS, owners=2, max_generation=3, max_claims_per_row=2, second_session=1
         ),
         (
             _a("s1_enqueue"),

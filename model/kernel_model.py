@@ -263,6 +263,24 @@ class Bounds:
 
 DEFAULT_BOUNDS = Bounds()
 
+SMALLEST_BOUNDS = Bounds(
+    owners=1,
+    max_incarnation=0,
+    batches=1,
+    inputs=1,
+    max_generation=1,
+    max_claims_per_row=1,
+    max_head_revision=1,
+    ttl_steps=1,
+    exact_claims=0,
+    head_cas=0,
+    turns=0,
+    multi_cancel=0,
+)
+"""One of everything and every extension off: the base that the check profiles, the seeded
+bugs' own bounds and the promoted traces widen with ``dataclasses.replace``, so each names
+only what it is about."""
+
 
 # --------------------------------------------------------------------------------------------
 # Variables

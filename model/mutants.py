@@ -32,7 +32,7 @@ from .dsl import (
     replace_all,
     transform,
 )
-from .kernel_model import DEFAULT_BOUNDS, Bounds, KernelBuilder, build_model
+from .kernel_model import DEFAULT_BOUNDS, SMALLEST_BOUNDS, Bounds, KernelBuilder, build_model
 
 
 class MutationError(IllFormedModelError):
@@ -378,75 +378,19 @@ def outbox_enqueued_on_failed_commit(bounds: Bounds) -> Model:
 
 
 #: Bounds of the outbox bug: one owner, two batch slots, a commit to spend.
-OUTBOX_BOUNDS = Bounds(
-    owners=1,
-    max_incarnation=0,
-    batches=2,
-    inputs=1,
-    max_generation=1,
-    max_claims_per_row=1,
-    max_head_revision=1,
-    ttl_steps=1,
-    exact_claims=0,
-    head_cas=0,
-    turns=0,
-    multi_cancel=0,
-    outbox=1,
-)
+OUTBOX_BOUNDS = replace(SMALLEST_BOUNDS, batches=2, outbox=1)
 
 
 #: Bounds of the delayed-work bug: one owner, a TTL of two clock steps.
-DELAYED_BOUNDS = Bounds(
-    owners=1,
-    max_incarnation=0,
-    batches=2,
-    inputs=1,
-    max_generation=1,
-    max_claims_per_row=1,
-    max_head_revision=1,
-    ttl_steps=2,
-    exact_claims=0,
-    head_cas=0,
-    turns=0,
-    multi_cancel=0,
-    delayed_work=1,
-)
+DELAYED_BOUNDS = replace(SMALLEST_BOUNDS, batches=2, ttl_steps=2, delayed_work=1)
 
 
 #: Bounds of the source-key replay bug: an active-turn input deferred, cancelled, vacuumed.
-REPLAY_BOUNDS = Bounds(
-    owners=1,
-    max_incarnation=0,
-    batches=1,
-    inputs=2,
-    max_generation=1,
-    max_claims_per_row=1,
-    max_head_revision=1,
-    ttl_steps=1,
-    exact_claims=0,
-    head_cas=0,
-    turns=0,
-    multi_cancel=0,
-    source_replay=1,
-)
+REPLAY_BOUNDS = replace(SMALLEST_BOUNDS, inputs=2, source_replay=1)
 
 
 #: Bounds of the session-isolation bug: one owner and a second session.
-SESSION_BOUNDS = Bounds(
-    owners=1,
-    max_incarnation=0,
-    batches=1,
-    inputs=1,
-    max_generation=1,
-    max_claims_per_row=1,
-    max_head_revision=0,
-    ttl_steps=1,
-    exact_claims=0,
-    head_cas=0,
-    turns=0,
-    multi_cancel=0,
-    second_session=1,
-)
+SESSION_BOUNDS = replace(SMALLEST_BOUNDS, max_head_revision=0, second_session=1)
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
