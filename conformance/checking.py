@@ -674,6 +674,11 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _stage_label(runner: StageRunner) -> str:
+    """The name a runner's stage takes in the report when it produced none (it failed)."""
+    return runner.__name__.strip("_").removesuffix("_runner")
+
+
 def _model_stage_worker(
     indices: Sequence[int], options: CheckOptions, messages: Any
 ) -> None:  # pragma: no cover - runs in a spawned process (its results are tested)
@@ -689,7 +694,7 @@ def _model_stage_worker(
             messages.put(("progress", None, traceback.format_exc().rstrip()))
             stages = [
                 CheckStage(
-                    runner.__name__.strip("_").removesuffix("_runner"),
+                    _stage_label(runner),
                     False,
                     f"the stage raised {type(error).__name__}: {error}",
                 )
@@ -765,10 +770,9 @@ class _ModelStagesInWorkers:
                 stages.extend(self._results[index])
                 continue
             worker = self._processes[self._worker_of[index]]
-            name = MODEL_STAGES[index].__name__.strip("_").removesuffix("_runner")
             stages.append(
                 CheckStage(
-                    name,
+                    _stage_label(MODEL_STAGES[index]),
                     False,
                     f"its worker process exited with status {worker.exitcode} before "
                     "reporting (killed or out of memory?)",
@@ -810,19 +814,24 @@ def run_check(
         return CheckReport([_explore_stage(chosen, progress, max_memory_bytes)[0]])
     profiles = profiles_for(bounds or {})
     machine_profiles = machine_profiles_for(bounds or {})
+    options = CheckOptions(bmc_depth=bmc_depth, skip_z3=skip_z3)
     with contextlib.ExitStack() as cleanup:
         if "postgres" in backends:
             dsn = cleanup.enter_context(_postgres_server(dsn, progress))
-        return _run_all_stages(
+        workers = None
+        if jobs > 1:
+            workers = _ModelStagesInWorkers(options, progress, jobs - 1)
+            cleanup.callback(workers.stop)
+        return _run_pipeline(
             profiles,
             machine_profiles,
             backends,
             out_dir,
             progress,
             max_memory_bytes,
-            jobs,
             dsn,
-            CheckOptions(bmc_depth=bmc_depth, skip_z3=skip_z3),
+            options,
+            workers,
         )
 
 
@@ -859,35 +868,6 @@ def _postgres_server(dsn: str | None, progress: Progress) -> Iterator[str]:
         yield cluster.dsn()
     finally:
         cluster.stop()
-
-
-def _run_all_stages(
-    profiles: Sequence[Profile],
-    machine_profiles: Sequence[MachineProfile],
-    backends: Sequence[str],
-    out_dir: Path | None,
-    progress: Progress,
-    max_memory_bytes: int | None,
-    jobs: int,
-    dsn: str | None,
-    options: CheckOptions,
-) -> CheckReport:
-    workers = _ModelStagesInWorkers(options, progress, jobs - 1) if jobs > 1 else None
-    try:
-        return _run_pipeline(
-            profiles,
-            machine_profiles,
-            backends,
-            out_dir,
-            progress,
-            max_memory_bytes,
-            dsn,
-            options,
-            workers,
-        )
-    finally:
-        if workers is not None:
-            workers.stop()
 
 
 def _run_pipeline(
