@@ -20,6 +20,7 @@ from ..model.check import CheckResult, check_explicit, check_phase_order
 from ..model.dsl import Model
 from ..model.explore import ExplorationResult, MemoryCapExceededError, explore
 from ..model.explore import Progress as ExploreReport
+from ..model.fastexplore import EXHAUSTIVE_PROFILES
 from ..model.kernel_model import DEFAULT_BOUNDS, Bounds, BoundsError, build_model
 from ..model.machine_model import MachineBounds, build_machine_model
 from ..model.mutants import MUTANTS
@@ -56,19 +57,16 @@ class JobError(Exception):
     """A job cannot run as asked (bad bounds, unreadable traces); the CLI exits 2."""
 
 
-FULL_PROFILE = "full"
-"""``--profile full``: ``DEFAULT_BOUNDS`` explored by the C engine under owner symmetry."""
-
-
 def profiles_for(bounds: Mapping[str, int], profile: str | None = None) -> tuple[Profile, ...]:
     """The check profiles, the one named ``profile``, or one custom profile when bounds are
-    given on the command line (``full`` is not a check profile: see ``_full_stage``)."""
+    given on the command line (``core`` and ``full`` are not check profiles: see
+    ``_exhaustive_stage``)."""
     if profile is not None:
         if bounds:
             raise JobError("--profile and the bound options both choose what to explore: give one")
         chosen = tuple(p for p in PROFILES if p.name == profile)
         if not chosen:
-            known = ", ".join([p.name for p in PROFILES] + [FULL_PROFILE])
+            known = ", ".join([p.name for p in PROFILES] + list(EXHAUSTIVE_PROFILES))
             raise JobError(f"no profile {profile!r} (profiles: {known})")
         return chosen
     if not bounds:
@@ -166,19 +164,28 @@ def _explore_stage(
     return stage, summary, result
 
 
-def _full_stage(
-    progress: Progress, max_memory_bytes: int | None = None, jobs: int | None = None
+def _exhaustive_stage(
+    name: str,
+    progress: Progress,
+    max_memory_bytes: int | None = None,
+    jobs: int | None = None,
 ) -> CheckStage:
-    """``DEFAULT_BOUNDS`` exhaustively: the C engine (``fast_check``) under owner symmetry, on
-    ``jobs`` threads (default: the CPUs this process may use).
+    """The exhaustive profile ``name`` (``core``: ``CORE_BOUNDS``, ``full``:
+    ``DEFAULT_BOUNDS``): the C engine (``fast_check``) under owner symmetry, on ``jobs``
+    threads (default: the CPUs this process may use).
 
-    Measured: see FULL_PROFILE_HELP in cli.py; without a C compiler the pure-Python fallback
-    cannot finish it (the progress lines and the detail say which engine ran).
+    Measured: see EXHAUSTIVE_PROFILE_HELP in cli.py; without a C compiler the pure-Python
+    fallback cannot finish it (the progress lines and the detail say which engine ran).
     """
-    from ..model.fastexplore import FULL_OPTIMISATION, fast_check, full_profile, owner_symmetry
+    from ..model.fastexplore import (
+        FULL_OPTIMISATION,
+        exhaustive_profile,
+        fast_check,
+        owner_symmetry,
+    )
 
     started, cpu = time.perf_counter(), time.process_time()
-    prof = full_profile()
+    prof = exhaustive_profile(name)
     progress(f"explore {prof.name}: {prof.purpose}")
     model = build_model(prof.bounds)
     try:
@@ -806,10 +813,10 @@ def run_check(
     if jobs < 1:
         raise JobError(f"jobs must be at least 1, not {jobs}")
     if profile is not None:
-        if profile == FULL_PROFILE:
+        if profile in EXHAUSTIVE_PROFILES:
             if bounds:
                 raise JobError("--profile and the bound options both choose what to explore")
-            return CheckReport([_full_stage(progress, max_memory_bytes, jobs)])
+            return CheckReport([_exhaustive_stage(profile, progress, max_memory_bytes, jobs)])
         (chosen,) = profiles_for(bounds or {}, profile)
         return CheckReport([_explore_stage(chosen, progress, max_memory_bytes)[0]])
     profiles = profiles_for(bounds or {})
@@ -953,19 +960,21 @@ def run_explore(
 
     The picture (``dot``/``svg``) folds parallel transitions into one edge and, with ``lane``,
     projects every state onto that lane's variables (``model.export.LANES``). ``jobs`` is the
-    number of threads of the full profile's C explorer (default: the CPUs this process may
-    use); the other explorations run in this process's one thread.
+    number of threads of an exhaustive profile's (core, full) C explorer (default: the CPUs
+    this process may use); the other explorations run in this process's one thread.
     """
     from ..model.export import ExportError, fold_graph, render_dot, to_dot, write_graphml
 
     picture = dot is not None or svg is not None
-    if profile == FULL_PROFILE:
+    if profile in EXHAUSTIVE_PROFILES:
         if graphml or picture:
-            raise JobError("--graphml/--dot/--svg cannot export the full profile: give bounds")
+            raise JobError(
+                f"--graphml/--dot/--svg cannot export the {profile} profile: give bounds"
+            )
         if bounds:
             raise JobError("--profile and the bound options both choose what to explore")
-        stage = _full_stage(progress, max_memory_bytes, jobs)
-        return ExploreSummary([(FULL_PROFILE, stage.detail)], stage.ok)
+        stage = _exhaustive_stage(profile, progress, max_memory_bytes, jobs)
+        return ExploreSummary([(profile, stage.detail)], stage.ok)
     profiles = profiles_for(bounds or {}, profile)
     if (graphml or picture) and len(profiles) > 1:
         raise JobError("--graphml/--dot/--svg export one graph: give bounds (e.g. --owners 1)")

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -1778,6 +1778,39 @@ def full_profile() -> Profile:
         DEFAULT_BOUNDS,
         "every bound at its default: explored by the C engine under owner symmetry",
     )
+
+
+CORE_BOUNDS = replace(
+    DEFAULT_BOUNDS, ttl_steps=1, exact_claims=0, head_cas=0, turns=0, multi_cancel=0
+)
+"""The seven bounds of the core store (owners, incarnations, batch and input slots,
+generations, claims per row, commits) at their defaults, and the five that trace format 2
+added (time, exact claims, head CAS, turn stamps, multi-target cancel) at their smallest:
+about 250 million states, which two threads explore in minutes where ``full`` needs tens of
+gigabytes."""
+
+
+def core_profile() -> Profile:
+    """The ``core`` profile: ``CORE_BOUNDS``, explored like ``full``."""
+    return Profile(
+        "core",
+        CORE_BOUNDS,
+        "the core store's bounds at their defaults, trace-format-2 extensions at their "
+        "smallest: explored by the C engine under owner symmetry",
+    )
+
+
+EXHAUSTIVE_PROFILES = ("core", "full")
+"""The profiles only the C engine can finish; ``exhaustive_profile`` builds them."""
+
+
+def exhaustive_profile(name: str) -> Profile:
+    """The exhaustive profile called ``name`` (one of ``EXHAUSTIVE_PROFILES``)."""
+    if name == "full":
+        return full_profile()
+    if name == "core":
+        return core_profile()
+    raise ValueError(f"no exhaustive profile {name!r} (profiles: {', '.join(EXHAUSTIVE_PROFILES)})")
 
 
 def fast_check(

@@ -262,6 +262,8 @@ def test_replay_exits_1_with_the_first_divergence_on_a_broken_kernel(
         (["explore", "--profile", "nope"], "invalid choice"),
         (["explore", "--profile", "lease", "--owners", "1"], "--profile and the bound options"),
         (["explore", "--profile", "full", "--graphml", "g.xml"], "cannot export the full"),
+        (["explore", "--profile", "core", "--dot", "g.dot"], "cannot export the core"),
+        (["check", "--profile", "core", "--owners", "1"], "--profile and the bound options"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_saying_what_is_wrong(
@@ -440,10 +442,11 @@ def test_explore_one_profile_reports_its_state_count(capsys: pytest.CaptureFixtu
     assert f"explore lease: {states:,} states (" in err and "memory" in err
 
 
-def test_check_profile_full_runs_the_fast_engine_alone(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("name", ["full", "core"])
+def test_check_exhaustive_profile_runs_the_fast_engine_alone(
+    name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # `full` itself takes about 18 CPU minutes: the same path on small bounds.
+    # `core` takes minutes and `full` far longer: the same path on small bounds.
     tiny = Bounds(
         owners=2,
         batches=1,
@@ -458,23 +461,25 @@ def test_check_profile_full_runs_the_fast_engine_alone(
         turns=0,
         multi_cancel=0,
     )
-    monkeypatch.setattr(fastexplore, "full_profile", lambda: Profile("full", tiny, "tiny"))
-    assert main(["-q", "check", "--profile", "full"]) == EXIT_OK
+    monkeypatch.setattr(fastexplore, f"{name}_profile", lambda: Profile(name, tiny, "tiny"))
+    assert main(["-q", "check", "--profile", name]) == EXIT_OK
     out, _ = capsys.readouterr()
-    (row,) = [line for line in out.splitlines() if line.startswith("explore:full")]
+    (row,) = [line for line in out.splitlines() if line.startswith(f"explore:{name}")]
     match = re.search(r"ok +([\d,]+) states \(([\d,]+) orbits\)", row)
     assert match is not None, out
     states, orbits = (int(g.replace(",", "")) for g in match.groups())
     assert states == explore(build_model(tiny)).state_count
     assert orbits < states, "owner symmetry folds states into orbits"
     assert "replay:" not in out and "suite" not in out
-    # explore --profile full --jobs N: the same row on one thread and on two
+    # explore --profile NAME --jobs N: the same row on one thread and on two
     rows = []
     for jobs in ("1", "2"):
-        assert main(["-q", "explore", "--profile", "full", "--jobs", jobs]) == EXIT_OK
+        assert main(["-q", "explore", "--profile", name, "--jobs", jobs]) == EXIT_OK
         text = " ".join(capsys.readouterr().out.split())  # the table may wrap the row
         assert f"engine c on {jobs} thread{'s' if jobs == '2' else ''}" in text
-        found = re.search(r"full ([\d,]+ states \([\d,]+ orbits\), [\d,]+ edges, depth \d+)", text)
+        found = re.search(
+            name + r" ([\d,]+ states \([\d,]+ orbits\), [\d,]+ edges, depth \d+)", text
+        )
         assert found is not None, text
         rows.append(found.group(1))
     assert rows[0] == rows[1] and rows[0].startswith(f"{states:,} states ({orbits:,} orbits)")

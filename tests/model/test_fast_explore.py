@@ -32,9 +32,12 @@ from lashspec.model.explore import (
     parse_bytes,
 )
 from lashspec.model.fastexplore import (
+    CORE_BOUNDS,
+    EXHAUSTIVE_PROFILES,
     CompilerUnavailableError,
     PackedLayout,
     c_engine_available,
+    exhaustive_profile,
     fast_check,
     fast_explore,
     full_profile,
@@ -42,7 +45,7 @@ from lashspec.model.fastexplore import (
     owner_symmetry,
     render_c,
 )
-from lashspec.model.kernel_model import DEFAULT_BOUNDS, Bounds, build_model
+from lashspec.model.kernel_model import DEFAULT_BOUNDS, SMALLEST_BOUNDS, Bounds, build_model
 from lashspec.model.mutants import MUTANTS, build_mutant
 from lashspec.model.profiles import PROFILES, profile
 
@@ -407,3 +410,16 @@ def test_fast_check_summarises_like_the_checking_api() -> None:
     assert summary.states == explore(model).state_count
     assert summary.extra["engine"] == "c"
     assert full_profile().bounds == DEFAULT_BOUNDS
+
+
+def test_the_exhaustive_profiles_are_the_defaults_and_the_core_store_at_its_defaults() -> None:
+    assert [exhaustive_profile(name).name for name in EXHAUSTIVE_PROFILES] == ["core", "full"]
+    assert exhaustive_profile("full").bounds == DEFAULT_BOUNDS
+    core = exhaustive_profile("core").bounds
+    assert core == CORE_BOUNDS
+    differing = {k for k, v in core.as_dict().items() if DEFAULT_BOUNDS.as_dict()[k] != v}
+    # only the five bounds trace format 2 added, each at its smallest
+    assert differing == {"ttl_steps", "exact_claims", "head_cas", "turns", "multi_cancel"}
+    assert all(getattr(core, k) == getattr(SMALLEST_BOUNDS, k) for k in differing)
+    with pytest.raises(ValueError, match="no exhaustive profile 'huge'"):
+        exhaustive_profile("huge")
