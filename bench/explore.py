@@ -1,6 +1,7 @@
 """Exploration throughput and memory per engine: reference, packed Python, C, C with symmetry.
 
-    python bench/explore.py [--quick] [--full] [--full-only] [--repeat N] [--jobs N]
+    python bench/explore.py [--quick] [--exhaustive core|full] [--exhaustive-only core|full]
+                            [--repeat N] [--jobs N]
 
 Every (configuration, engine) runs in a fresh child process, ``--repeat`` times (default 3),
 so that its peak resident memory (``ru_maxrss``) is its own. States/s are distinct states per
@@ -12,10 +13,11 @@ and table, capacity included). ``x ref`` is the ratio to the reference explorer
 measured in this run. ``c+sym/jN`` is the C engine with symmetry on N threads (``--jobs``,
 default: the CPUs this process may use).
 
-``--full`` adds DEFAULT_BOUNDS (the ``full`` profile: C engine, owner symmetry, -O2) once
-serially and once on ``--jobs`` threads, one run each (``--full-only``: nothing else), and
-prints for each its wall and CPU time, its peak resident memory (VmHWM of the whole child
-process) and the load average around it, then the parallel/serial speedup of the two runs.
+``--exhaustive NAME`` adds an exhaustive profile (``core``: CORE_BOUNDS, ``full``:
+DEFAULT_BOUNDS; C engine, owner symmetry, -O2) once on ``--jobs`` threads and once serially,
+one run each (``--exhaustive-only NAME``: nothing else), and prints for each its wall and CPU
+time, its peak resident memory (VmHWM of the whole child process) and the load average around
+it, then the parallel/serial speedup of the two runs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import asdict
 from typing import Any
 
 ENGINES = ("reference", "python", "c", "c+sym", "c+sym/j")
+EXHAUSTIVE = ("core", "full")  # fastexplore.EXHAUSTIVE_PROFILES (not imported at start-up)
 
 
 def _reset_peak() -> int:
@@ -122,9 +125,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the check profiles")
     parser.add_argument(
-        "--full", action="store_true", help="add DEFAULT_BOUNDS: serial and parallel, one run each"
+        "--exhaustive",
+        choices=EXHAUSTIVE,
+        help="add this exhaustive profile: parallel and serial, one run each",
     )
-    parser.add_argument("--full-only", action="store_true", help="only DEFAULT_BOUNDS")
+    parser.add_argument(
+        "--exhaustive-only", choices=EXHAUSTIVE, help="only this exhaustive profile"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines")
     parser.add_argument("--jobs", type=int, default=None, help="threads of c+sym/j (default: CPUs)")
@@ -138,8 +145,8 @@ def main() -> int:
     if args.child:
         _child(args.child, args.engine, jobs, args.optimisation)
         return 0
-    if args.full_only:
-        return _full(jobs)
+    if args.exhaustive_only:
+        return _exhaustive(args.exhaustive_only, jobs)
     from lashspec.model.kernel_model import Bounds
     from lashspec.model.profiles import PROFILES
 
@@ -183,19 +190,21 @@ def main() -> int:
                 f"{median:>10,.0f} {ratio} {grown:>11.0f} {store:>10}",
                 flush=True,
             )
-    if args.full:
+    if args.exhaustive:
         print()
-        return _full(jobs)
+        return _exhaustive(args.exhaustive, jobs)
     return 0
 
 
-def _full(jobs: int) -> int:
-    """DEFAULT_BOUNDS serially, then on ``jobs`` threads: one run each, and the speedup."""
-    from lashspec.model.fastexplore import FULL_OPTIMISATION
-    from lashspec.model.kernel_model import DEFAULT_BOUNDS
+def _exhaustive(name: str, jobs: int) -> int:
+    """The exhaustive profile ``name`` on ``jobs`` threads, then serially: one run each, and
+    the speedup."""
+    from lashspec.model.fastexplore import FULL_OPTIMISATION, exhaustive_profile
+
+    bounds = exhaustive_profile(name).bounds
 
     header = (
-        f"{'full profile':14} {'orbits':>12} {'states':>12} {'edges':>14} {'wall s':>8} "
+        f"{name + ' profile':14} {'orbits':>12} {'states':>12} {'edges':>14} {'wall s':>8} "
         f"{'cpu s':>8} {'peak GiB':>8} {'load before/after':>17}"
     )
     print(header)
@@ -203,7 +212,7 @@ def _full(jobs: int) -> int:
     rows: dict[int, dict[str, Any]] = {}
     for threads in dict.fromkeys((jobs, 1)):  # the parallel run first
         started = time.perf_counter()
-        row = _run(DEFAULT_BOUNDS, "c+sym/j", threads, FULL_OPTIMISATION)
+        row = _run(bounds, "c+sym/j", threads, FULL_OPTIMISATION)
         rows[threads] = row
         label = "serial" if threads == 1 else f"{threads} threads"
         print(
