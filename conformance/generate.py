@@ -200,7 +200,9 @@ class GoalContext:
             self._held.append(-1)
             if binding.action in SESSION1_LANE:
                 self._turn.append(-1)
-                self._lane.append(other_session + session0)
+                # a session-1 cancel naming a session-0 input: every state of that input
+                inputs = self._inputs if binding.action == "s1_cancel_input" else ()
+                self._lane.append(other_session + session0 + inputs)
                 continue
             turn = binding.params.get("turn")
             stamped = binding.action == "commit_turn" and turn is not None

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = "lashspec-trace/3"
+FORMAT_VERSION = "lashspec-trace/4"
 MAX_SAFE_INT = 2**53 - 1
 
 #: Every parameter name any action uses, in the order picks are written.
@@ -49,6 +49,8 @@ PICK_NAMES: tuple[str, ...] = (
     "content",
     "j",
 )
+#: Parameters only machine traces use (docs/machine-traces.md), written after the store ones.
+MACHINE_PICK_NAMES: tuple[str, ...] = ("at",)
 
 #: Outcome fields whose values are sets of slot indices.
 SET_VALUED_OUTCOME_FIELDS = frozenset({"rows", "input_rows", "queue_rows"})
@@ -350,7 +352,7 @@ def _picks_json(picks: Mapping[str, Any]) -> dict[str, Any]:
     """
     return {
         name: {"tag": "Some", "value": encode_value(picks[name])}
-        for name in PICK_NAMES
+        for name in (*PICK_NAMES, *MACHINE_PICK_NAMES)
         if name in picks
     }
 

@@ -57,6 +57,7 @@ from ..kernel.types import (
     SessionCheckpoint,
     SessionCommand,
     SessionExecutionLease,
+    SessionExecutionLeaseFence,
     SlotPolicy,
     TurnInput,
     TurnInputCheckpointBoundary,
@@ -107,9 +108,10 @@ def batch_draft(slot: int) -> QueuedWorkBatchDraft:
 
 
 def session1_batch_draft() -> QueuedWorkBatchDraft:
-    """Session-1's one batch (trace-format.md §1): a wake, source key ``batch:s1b0``."""
+    """Session-1's one batch (trace-format.md §1): a wake under source key ``batch:b0``,
+    session-0 slot b0's key, since source keys are deduplicated per session."""
     delivery = ProcessWakeDelivery("wake:s1b0", SESSION1, "process:s1b0", 1, "s1b0", "wake:s1b0:1")
-    return QueuedWorkBatchDraft(SESSION1, (ProcessWake(delivery),), source_key="batch:s1b0")
+    return QueuedWorkBatchDraft(SESSION1, (ProcessWake(delivery),), source_key="batch:b0")
 
 
 def input_ingress(slot: int) -> TurnInputIngress:
@@ -777,6 +779,30 @@ class KernelAdapter:
             raise BadActionParams(f"batch slot b{b} was never enqueued")
         cancelled = self.world.store.cancel_queued_work_batch(SESSION1, batch_id)
         return {"tag": "Cancelled" if cancelled is not None else "NotCancelled"}
+
+    def _do_s1_cancel_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        outcome = self.world.store.cancel_pending_turn_input(SESSION1, self._input_id(picks))
+        return {"tag": _cancel_tag(outcome)}
+
+    def _do_cancel_s1_batch(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        batch_id = self.world.s1_batch_id
+        if batch_id is None:
+            raise BadActionParams("session-1's batch was never enqueued")
+        cancelled = self.world.store.cancel_queued_work_batch(SESSION, batch_id)
+        return {"tag": "Cancelled" if cancelled is not None else "NotCancelled"}
+
+    def _do_reclaim_observing_s1(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        row = self.world.store.inspect_session(SESSION1).lease_row
+        if row is None or row.owner is None or row.lease_token is None:
+            raise BadActionParams("session-1's lease row has no holder to observe")
+        observed = SessionExecutionLeaseFence(
+            SESSION1, row.owner, row.lease_token, row.fencing_token
+        )
+        outcome = self.world.store.reclaim_session_execution_lease(
+            SESSION, self._identity(o, memory), observed, TTL_MS
+        )
+        return self._lease_outcome(o, memory, outcome)
 
     def observe_session1(self) -> dict[str, Any]:
         """Session-1's variables of §2 (second_session): its lease row, batch and head, and

@@ -37,6 +37,9 @@ _OUTBOX_WIDE = replace(
     SMALLEST_BOUNDS, owners=2, batches=2, max_generation=3, max_claims_per_row=2, outbox=1
 )
 
+#: The sessions profile's bounds (model/profiles.py).
+_SESSIONS = replace(SMALLEST_BOUNDS, owners=2, second_session=1)
+
 PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
     "stale_fence_after_release": (
         "a fence presented after its lease expired, was taken over and then released is "
@@ -107,6 +110,34 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
             _a("s1_acquire", o=0),
             _a("s1_commit", o=0, release=False),
         ),
+    ),
+    # Session ids compared for equality, not order: the mutation campaign found a store whose
+    # per-session lookups used <= or >= on session ids survive every edge-cover trace (the
+    # goals do not pin which session's row came first, nor a dead holder whose generation
+    # equals the other session's).
+    "session1_key_and_calls_across_sessions": (
+        "session-1's batch under session-0 slot b0's source key, then session-0's own b0 (a "
+        "new row: keys are per session); session-0's reclaim naming session-1's holder stays "
+        "Busy although session-0's holder is dead at the same generation; session-0's cancel "
+        "of session-1's batch and session-1's cancel of session-0's input find nothing",
+        _SESSIONS,
+        (
+            _a("s1_enqueue"),
+            _a("enqueue_batch", b=0),
+            _a("enqueue_input", i=0),
+            _a("acquire", o=1),
+            _a("s1_acquire", o=0),
+            _a("crash", o=1),
+            _a("reclaim_observing_s1", o=0),
+            _a("cancel_s1_batch"),
+            _a("s1_cancel_input", i=0),
+        ),
+    ),
+    "session0_key_then_session1": (
+        "session-0's b0 first, then session-1's batch under the same source key: a new "
+        "session-1 row, not session-0's deduplicated",
+        _SESSIONS,
+        (_a("enqueue_batch", b=0), _a("s1_enqueue")),
     ),
     # Outside the outbox profile's bounds (one owner, one generation): a commit with an outbox
     # refused for a superseded claim, which enqueues nothing.

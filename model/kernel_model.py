@@ -38,7 +38,10 @@ system; ``store.md`` gives the semantics) into a finite transition system:
   do not exist): ``session-1`` has its own lease row (``s1_lease_*``; no reclaim, renew or
   release), one batch slot (``s1_batch_*``) and the owners' memory of it (``owner_s1_fence``,
   ``owner_s1_claim``); ``s1_acquire``, ``s1_enqueue``, ``s1_claim``, ``s1_commit`` work on it
-  and ``s1_cancel_batch`` aims session-1's cancel at a session-0 batch. Processes and the clock
+  (session-1's batch has session-0 slot b0's source key: keys are per session),
+  ``s1_cancel_batch`` and ``s1_cancel_input`` aim session-1's cancels at session-0's rows, and
+  ``cancel_s1_batch`` and ``reclaim_observing_s1`` aim session-0's cancel at session-1's batch
+  and its reclaim at session-1's holder (``CROSS_SESSION_ACTIONS``). Processes and the clock
   are shared (``crash``, ``expire``, ``advance`` touch both sessions). The store has one head
   (``head_revision``), bound by its first applied commit to that commit's session
   (``head_session``); a commit of the other session answers ``SessionBindingMismatch`` first.
@@ -371,7 +374,13 @@ SESSION1_ACTIONS: tuple[str, ...] = (
     "s1_claim",
     "s1_commit",
     "s1_cancel_batch",
+    "s1_cancel_input",
 )
+
+#: Session-0 calls that name session-1's rows (bound ``second_session``): they work on
+#: session-0 and must find nothing of session-1 there, so they are session-0 actions for
+#: ``session_isolation``.
+CROSS_SESSION_ACTIONS: tuple[str, ...] = ("cancel_s1_batch", "reclaim_observing_s1")
 
 #: Actions of the whole store rather than of one session: processes and the clock.
 SHARED_ACTIONS: tuple[str, ...] = ("crash", "restart", "expire", "advance")
@@ -2174,8 +2183,9 @@ class KernelBuilder:
             {},
             s1_batch_status.eq("absent"),
             [Case(TRUE, {"s1_batch_status": Const("queued")}, Outcome("Enqueued"))],
-            doc="enqueue_queued_work of session-1's draft (a ProcessWake, source key "
-            "batch:s1b0: the same key as no session-0 slot, in another session)",
+            doc="enqueue_queued_work of session-1's draft (a ProcessWake) under source key "
+            "batch:b0, session-0 slot b0's key: source keys are deduplicated per session, so "
+            "either session's row leaves the other's enqueue a new row",
         )
 
     def s1_claim(self) -> Action:
@@ -2277,6 +2287,52 @@ class KernelBuilder:
             "another session is not found, so nothing is cancelled",
         )
 
+    def s1_cancel_input(self) -> Action:
+        i = Param("i")
+        return Action(
+            "s1_cancel_input",
+            {"i": self.s.input},
+            input_state[i].ne("absent"),
+            [Case(TRUE, {}, Outcome("NotFound"))],
+            doc="cancel_pending_turn_input(session-1, id of session-0's input slot i): an input "
+            "of another session is not found, whatever its state",
+        )
+
+    def cancel_s1_batch(self) -> Action:
+        return Action(
+            "cancel_s1_batch",
+            {},
+            s1_batch_status.ne("absent"),
+            [Case(TRUE, {}, Outcome("NotCancelled"))],
+            doc="cancel_queued_work_batch(session-0, id of session-1's batch): a batch of "
+            "another session is not found, so nothing is cancelled",
+        )
+
+    def reclaim_observing_s1(self) -> Action:
+        o = Param("o")
+        return Action(
+            "reclaim_observing_s1",
+            {"o": self.s.owner},
+            all_of(
+                self.alive(o),
+                s1_lease_holder >= 0,
+                any_of(lease_gen < self.bounds.max_generation, lease_live),
+            ),
+            [
+                Case(
+                    ~lease_live,
+                    {**self._fresh_acquisition(o), **self.full_ttl()},
+                    Outcome("Acquired", {"gen": lease_gen + 1}),
+                ),
+                Case(TRUE, {}, Outcome("Busy", {"holder": lease_holder, "gen": lease_gen})),
+            ],
+            doc="reclaim_session_execution_lease on session-0 naming as observed holder "
+            "session-1's lease row (its holder, token and generation): an observation of "
+            "another session is never current, so a live lease stays Busy even when its "
+            "generation equals the observation's and its holder is dead; a lapsed one is "
+            "acquired as by any reclaim",
+        )
+
     def session1_actions(self) -> list[Action]:
         if not self.bounds.second_session:
             return []
@@ -2286,6 +2342,9 @@ class KernelBuilder:
             self.s1_claim(),
             self.s1_commit(),
             self.s1_cancel_batch(),
+            self.s1_cancel_input(),
+            self.cancel_s1_batch(),
+            self.reclaim_observing_s1(),
         ]
 
     def bind_head_to_session0(self, action: Action) -> Action:
@@ -2531,6 +2590,11 @@ class KernelBuilder:
             ActionIs("renew"),
             ActionIs("acquire"),
             all_of(ActionIs("reclaim"), Next("lease_gen").ne(lease_gen)),
+            *(
+                [all_of(ActionIs("reclaim_observing_s1"), Next("lease_gen").ne(lease_gen))]
+                if self.bounds.second_session
+                else []
+            ),
         )
         extension_ok = all_of(
             extends,

@@ -103,8 +103,9 @@ PROFILES: tuple[Profile, ...] = (
         "sessions",
         replace(SMALLEST_BOUNDS, owners=2, second_session=1),
         "a second session beside session-0: its own lease and batch, claimed and committed "
-        "while session-0 works (isolation both ways, a cross-session cancel, the store's one "
-        "head bound to the first committing session)",
+        "while session-0 works (isolation both ways, cancels and a reclaim naming the other "
+        "session's rows, one source key in both sessions, the store's one head bound to the "
+        "first committing session)",
         frozenset(
             {
                 "s1_acquire",
@@ -112,6 +113,10 @@ PROFILES: tuple[Profile, ...] = (
                 "s1_claim",
                 "s1_commit",
                 "s1_cancel_batch",
+                "s1_cancel_input",
+                "cancel_s1_batch",
+                "reclaim_observing_s1",
+                "enqueue_input",
                 "acquire",
                 "release",
                 "enqueue_batch",

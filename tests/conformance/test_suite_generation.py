@@ -320,7 +320,9 @@ def test_suite_works_two_sessions_side_by_side(suite: Suite) -> None:
     pairs: set[tuple[str, str]] = set()
     beside = set()
     for pre, step in _steps_with_pre(suite):
-        if step.action.startswith("s1_") or step.outcome["tag"] == "SessionBindingMismatch":
+        across = step.action in ("cancel_s1_batch", "reclaim_observing_s1")
+        binding = step.outcome["tag"] == "SessionBindingMismatch"
+        if step.action.startswith("s1_") or across or binding:
             pairs.add((step.action, str(step.outcome["tag"])))
         elif "s1_batch_status" in pre and pre["s1_batch_status"] == "queued":
             beside.add((step.action, str(step.outcome["tag"])))
@@ -336,6 +338,10 @@ def test_suite_works_two_sessions_side_by_side(suite: Suite) -> None:
         ("s1_commit", "SessionBindingMismatch"),
         ("s1_commit", "SessionExecutionLeaseExpired"),
         ("s1_cancel_batch", "NotCancelled"),
+        ("s1_cancel_input", "NotFound"),
+        ("cancel_s1_batch", "NotCancelled"),
+        ("reclaim_observing_s1", "Acquired"),
+        ("reclaim_observing_s1", "Busy"),
         ("commit", "SessionBindingMismatch"),
         ("commit_stale", "SessionBindingMismatch"),
         ("commit_cas", "SessionBindingMismatch"),

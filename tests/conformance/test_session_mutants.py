@@ -1,0 +1,88 @@
+"""The second session's promoted traces kill the Cosmic Ray survivors they were written for.
+
+The mutation campaign (docs/mutation.md) found kernels that compare session ids with ``<=``,
+``>=`` or ``<`` instead of ``==`` surviving every edge-cover trace: with one session, or with
+a session-1 that never shares a source key, an input id or a generation with session-0, the
+order of two session ids never mattered. Each case below is one such surviving mutant,
+applied by hand to a copy of ``kernel/``; replaying the sessions profile's promoted traces
+(conformance/promoted_traces.py) through the campaign's own replay command must fail for it
+and pass for the kernel itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lashspec.conformance.itf import write_trace
+from lashspec.conformance.modeltrace import ModelRunner, trace_of
+from lashspec.conformance.promoted_traces import PROMOTED_TRACES
+
+REPO = Path(__file__).resolve().parents[2]
+REPLAY = REPO / "tools" / "mutation" / "replay_suite.py"
+SUBPROCESS_GUARD_S = 300  # a hang guard, not a timing assertion
+SESSION_TRACES = ("session1_key_and_calls_across_sessions", "session0_key_then_session1")
+
+#: (kernel file, original code, mutated code): the survivors of the last measurement.
+SURVIVORS: dict[str, tuple[str, str, str]] = {
+    "batch_by_source_key >=": (
+        "memory.py",
+        "if r.batch.session_id == session_id and r.batch.source_key == source_key:",
+        "if r.batch.session_id >= session_id and r.batch.source_key == source_key:",
+    ),
+    "batch_by_source_key <=": (
+        "memory.py",
+        "if r.batch.session_id == session_id and r.batch.source_key == source_key:",
+        "if r.batch.session_id <= session_id and r.batch.source_key == source_key:",
+    ),
+    "_resolve <=": (
+        "engine.py",
+        "return record if record is not None and record.row.session_id == session_id else None",
+        "return record if record is not None and record.row.session_id <= session_id else None",
+    ),
+    "cancel_queued_work_batch <": (
+        "engine.py",
+        "if record is None or record.batch.session_id != session_id:",
+        "if record is None or record.batch.session_id < session_id:",
+    ),
+    "reclaim observation and->or": (
+        "engine.py",
+        "and row.fencing_token == observed_holder.fencing_token",
+        "or row.fencing_token == observed_holder.fencing_token",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("session-suite")
+    for name in SESSION_TRACES:
+        _, bounds, steps = PROMOTED_TRACES[name]
+        trace = trace_of(ModelRunner(bounds), list(steps), f"promoted-{name}")
+        write_trace(trace, out / f"promoted-{name}.itf.json")
+    return out
+
+
+def _replay(suite: Path, kernel_dir: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(REPLAY), "--suite", str(suite), "--kernel-dir", str(kernel_dir)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=SUBPROCESS_GUARD_S)
+
+
+def test_the_kernel_passes_the_session_traces(suite: Path) -> None:
+    result = _replay(suite, REPO / "kernel")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("survivor", SURVIVORS)
+def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
+    file, original, mutated = SURVIVORS[survivor]
+    copy = tmp_path / "kernel"
+    shutil.copytree(REPO / "kernel", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (copy / file).read_text(encoding="utf-8")
+    assert source.count(original) == 1, f"kernel/{file} no longer holds {original!r} once"
+    (copy / file).write_text(source.replace(original, mutated), encoding="utf-8")
+    result = _replay(suite, copy)
+    assert result.returncode == 1, result.stdout + result.stderr
