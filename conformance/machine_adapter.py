@@ -1,26 +1,30 @@
 """Apply the machine-trace actions of docs/machine-traces.md to our turn machine and store.
 
 :class:`MachineAdapter` runs one :class:`~lashspec.kernel.machine.TurnMachine` per owner (each
-inside a :class:`~lashspec.kernel.driver.TurnDriver`) against one store, in *micro-steps*: a
-host event is one ``machine.handle`` call, and the one store effect a machine waits for stays
-outstanding until the trace says ``store_step`` (the store performs it) or ``store_fail`` (the
-call fails with a backend error).  Effects that expect no answer (``ReleaseLease``,
-``AbandonClaims``) run at once, through the driver.  So the trace, not the adapter, decides how
-the owners' store calls interleave with each other and with the environment.
+inside a :class:`~lashspec.kernel.driver.TurnDriver`) against one store, in *micro-steps*:
+every event reaches the machine through the driver's own effect loop
+(:meth:`TurnDriver.feed`, through the driver's host helpers ``start``, ``reach_checkpoint``,
+``finish_turn``, ``interrupt``, ``reset`` and its renewal timer ``renew_if_due``), but the one
+store effect a machine waits for stays outstanding until the trace says ``store_step`` (the
+store performs it) or ``store_fail`` (the call fails with a backend error).  Effects that
+expect no answer (``ReleaseLease``, ``AbandonClaims``) run at once, through the driver.  So
+the trace, not the adapter, decides how the owners' store calls interleave with each other
+and with the environment.
 
 The world (store, manual clock, fake process table, owner identities, slot catalogues, claim
 names) and the environment actions are those of
 :class:`~lashspec.conformance.kernel_adapter.KernelAdapter`, which this adapter drives for
 them; the store projection in :meth:`MachineAdapter.observe` is its projection too.  Nothing
 here decides semantics: the machine decides what to do, the driver maps store results and
-errors to reply events, the store decides what happens.
+errors to reply events and decides when a renewal is due, the store decides what happens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from ..kernel.clock import ManualClock
 from ..kernel.driver import TurnDriver
 from ..kernel.errors import BackendFailure, TurnMachineError
 from ..kernel.machine import (
@@ -29,8 +33,11 @@ from ..kernel.machine import (
     CommandClaimed,
     Effect,
     Event,
+    HostEffect,
     InputsClaimed,
     Interrupt,
+    LeaseAcquired,
+    LeaseRenewed,
     RenewDue,
     Reset,
     Start,
@@ -74,8 +81,18 @@ HOST_ACTIONS = frozenset(
     }
 )
 
-#: Renewals are fed by the trace (``host_renew_due``), never by the driver's timer; each
-#: driver's timings are ``LeaseTimings.from_ttl(TTL_MS)`` (renew interval: a third of the TTL).
+#: Each driver's timings are ``LeaseTimings.from_ttl(TTL_MS)``: the renew interval is a third
+#: of the TTL, as lash derives it (``LeaseTimings::from_ttl``).
+RENEW_INTERVAL_MS = TTL_MS // 3
+
+#: ``host_timer``'s instants, as offsets from when the store granted or last renewed the
+#: lease (docs/machine-traces.md): just before the renew interval has passed, exactly when it
+#: has, and the last instant of the lease's TTL (a timer that fires late).
+TIMER_OFFSETS_MS: dict[str, int] = {
+    "early": RENEW_INTERVAL_MS - 1,
+    "due": RENEW_INTERVAL_MS,
+    "late": TTL_MS - 1,
+}
 
 #: Variables of the store-trace vocabulary that machine traces leave out (claims live in the
 #: machines instead, see ``machine_qclaims``/``machine_iclaims``).
@@ -111,6 +128,24 @@ class _FailingStore:
         return fail
 
 
+class _TraceDriver(TurnDriver):
+    """A :class:`TurnDriver` whose effect loop leaves an awaited store effect outstanding
+    (for the trace's ``store_step``/``store_fail``) instead of performing it at once; effects
+    that expect no answer it performs as the driver does."""
+
+    outstanding: StoreEffect | None = None
+
+    def execute(self, effect: StoreEffect) -> Event | None:
+        if effect.replies:
+            self.outstanding = effect
+            return None
+        return super().execute(effect)
+
+    def perform(self, effect: StoreEffect) -> Event | None:
+        """The driver's own execution of ``effect`` (store call and reply mapping)."""
+        return super().execute(effect)
+
+
 class MachineAdapter:
     """Runs machine-trace actions against our turn machines and a fresh store."""
 
@@ -124,8 +159,9 @@ class MachineAdapter:
         self._env = KernelAdapter(store_factory, check_reads=check_reads)
         #: tests swap in deliberately broken machines to see replay catch them
         self._machine_class = machine_class
-        self._drivers: list[TurnDriver | None] = []
-        self._outstanding: list[StoreEffect | None] = []
+        self._drivers: list[_TraceDriver | None] = []
+        #: per owner, when the store granted or last renewed the lease its machine holds
+        self._granted_at: list[int] = []
         self._session_turns = 0
         self._bounds: dict[str, int] = {}
 
@@ -136,19 +172,19 @@ class MachineAdapter:
         self._bounds = {k: int(v) for k, v in bounds.items()}
         owners = len(self._env.world.owners)
         self._drivers = [self._new_driver(o) for o in range(owners)]
-        self._outstanding = [None] * owners
+        self._granted_at = [0] * owners
         self._session_turns = 0
 
     def close(self) -> None:
         self._env.close()
-        self._drivers, self._outstanding = [], []
+        self._drivers, self._granted_at = [], []
 
-    def _new_driver(self, o: int) -> TurnDriver:
+    def _new_driver(self, o: int) -> _TraceDriver:
         world = self._env.world
         owner = identity(o, world.owners[o].incarnation)
         max_inputs, max_batches = self._bounds.get("inputs", 2), self._bounds.get("batches", 2)
         timings = LeaseTimings.from_ttl(TTL_MS)
-        driver = TurnDriver(
+        driver = _TraceDriver(
             world.store,
             SESSION,
             owner,
@@ -183,6 +219,8 @@ class MachineAdapter:
         if action in HOST_ACTIONS:
             o, driver = self._live_owner(picks)
             return self._host_event(o, driver, self._host_event_for(action, o, driver, picks))
+        if action == "host_timer":
+            return self._host_timer(*self._live_owner(picks), picks)
         if action == "store_step":
             return self._store_step(*self._live_owner(picks), fail=False)
         if action == "store_fail":
@@ -199,7 +237,7 @@ class MachineAdapter:
             )
         return value
 
-    def _live_owner(self, picks: Mapping[str, Any]) -> tuple[int, TurnDriver]:
+    def _live_owner(self, picks: Mapping[str, Any]) -> tuple[int, _TraceDriver]:
         o = self._owner_index(picks)
         driver = self._drivers[o]
         if driver is None:
@@ -210,7 +248,7 @@ class MachineAdapter:
         if action == "crash":
             o = self._live_owner(picks)[0]
             outcome = self._env.apply(action, picks)
-            self._drivers[o], self._outstanding[o] = None, None
+            self._drivers[o] = None
             return outcome
         if action == "restart":
             o = self._owner_index(picks)
@@ -245,52 +283,89 @@ class MachineAdapter:
             return RenewDue()
         return Reset()
 
-    def _host_event(self, o: int, driver: TurnDriver, event: Event) -> dict[str, Any]:
+    def _host_event(self, o: int, driver: _TraceDriver, event: Event) -> dict[str, Any]:
         machine = driver.machine
         if not machine.accepts(type(event)):
             raise ActionNotEnabled(
                 f"owner {o}'s machine in {machine.state.value} does not accept "
                 f"{type(event).__name__}"
             )
-        effects = self._handle(o, driver, event)
+        outcome = self._through_driver(o, driver, event, lambda: self._feed_host(driver, event))
         if isinstance(event, Start):
             self._session_turns += 1
-        return self._outcome(event, effects)
+        return outcome
 
-    def _store_step(self, o: int, driver: TurnDriver, *, fail: bool) -> dict[str, Any]:
-        effect = self._outstanding[o]
+    @staticmethod
+    def _feed_host(driver: _TraceDriver, event: Event) -> list[HostEffect]:
+        """Feed a host event through the driver's host helper for it."""
+        match event:
+            case Start():
+                return driver.start(event.turn_id)
+            case CheckpointReached():
+                return driver.reach_checkpoint(event.turn_index, event.kind)
+            case TurnFinished():
+                return driver.finish_turn(event.turn_index)
+            case Interrupt():
+                return driver.interrupt()
+            case Reset():
+                return driver.reset()
+        return driver.feed(event)
+
+    def _host_timer(self, o: int, driver: _TraceDriver, picks: Mapping[str, Any]) -> dict[str, Any]:
+        at = picks.get("at")
+        if not isinstance(at, str) or at not in TIMER_OFFSETS_MS:
+            raise BadActionParams(f"at must be early|due|late, got {at!r}")
+        if driver.lease is None:
+            raise ActionNotEnabled(f"owner {o}'s machine holds no lease: no renewal timer runs")
+        # the driver reads the timer's instant; the store's clock does not move
+        driver.clock = ManualClock(self._granted_at[o] + TIMER_OFFSETS_MS[at])
+        try:
+            return self._through_driver(o, driver, RenewDue(), driver.renew_if_due)
+        finally:
+            driver.clock = self._env.world.clock
+
+    def _store_step(self, o: int, driver: _TraceDriver, *, fail: bool) -> dict[str, Any]:
+        effect = driver.outstanding
         if effect is None:
             raise ActionNotEnabled(f"owner {o}'s machine has no store operation outstanding")
-        self._outstanding[o] = None
+        driver.outstanding = None
         reply = self._execute(driver, effect, fail=fail)
         if reply is None:
             raise AssertionError(f"{type(effect).__name__} expects an answer and got none")
         self._name_claims(reply)
-        return self._outcome(reply, self._handle(o, driver, reply))
+        if isinstance(reply, LeaseAcquired | LeaseRenewed):
+            self._granted_at[o] = self._env.world.clock.now_ms()
+        return self._through_driver(o, driver, reply, lambda: driver.feed(reply))
 
-    def _execute(self, driver: TurnDriver, effect: StoreEffect, *, fail: bool) -> Event | None:
+    def _through_driver(
+        self,
+        o: int,
+        driver: _TraceDriver,
+        event: Event,
+        run: Callable[[], list[HostEffect]],
+    ) -> dict[str, Any]:
+        """Run the driver's loop; the outcome is what its log says the machine handled
+        (``NotDue`` when the driver fed nothing: its timer found no renewal due)."""
+        handled = len(driver.log)
+        try:
+            run()
+        except TurnMachineError as error:
+            raise ActionNotEnabled(f"owner {o}'s machine rejected the event: {error}") from None
+        if len(driver.log) == handled:
+            return {"tag": "NotDue" if isinstance(event, RenewDue) else "", "effects": []}
+        first, effects = driver.log[handled]
+        return self._outcome(first, list(effects))
+
+    @staticmethod
+    def _execute(driver: _TraceDriver, effect: StoreEffect, *, fail: bool) -> Event | None:
         if not fail:
-            return driver.execute(effect)
+            return driver.perform(effect)
         healthy = driver.store
         driver.store = cast(Store, _FailingStore())
         try:
-            return driver.execute(effect)
+            return driver.perform(effect)
         finally:
             driver.store = healthy
-
-    def _handle(self, o: int, driver: TurnDriver, event: Event) -> list[Effect]:
-        try:
-            effects = driver.machine.handle(event)
-        except TurnMachineError as error:
-            raise ActionNotEnabled(f"owner {o}'s machine rejected the event: {error}") from None
-        for effect in effects:
-            if not isinstance(effect, StoreEffect):
-                continue  # host notifications: the trace's host actions play the host
-            if effect.replies:
-                self._outstanding[o] = effect
-            else:
-                driver.execute(effect)  # fire and forget; an error is the driver's to record
-        return effects
 
     def _name_claims(self, reply: Event) -> None:
         """Give the claims a reply carries their abstract ids, so rows project by name."""
@@ -328,9 +403,14 @@ class MachineAdapter:
         )  # fmt: skip
         names = self._env.world.claim_names
         for o in range(len(owners)):
-            machine = self.machine(o) or TurnMachine(SESSION, identity(o, owners[o].incarnation))
-            lease = machine.lease
-            fence[o] = lease.fencing_token if machine.holds_lease and lease is not None else 0
+            driver = self._drivers[o]
+            machine = (
+                driver.machine
+                if driver is not None
+                else TurnMachine(SESSION, identity(o, owners[o].incarnation))
+            )
+            lease = driver.lease if driver is not None else None  # the lease the machine holds
+            fence[o] = lease.fencing_token if lease is not None else 0
             phase[o] = machine.state.value
             awaiting[o] = machine.awaiting.__name__ if machine.awaiting is not None else ""
             turn[o] = self._turn_number(machine)

@@ -8,6 +8,9 @@ breadth first with
 (action with its picks) together with its outcome tag and, for host events and store steps,
 the effects the machine returned: the suite takes every goal the profile reaches at least once,
 so every rule of the machine that the bounds can reach runs, with every effect list it emits.
+A goal of the renewal timer (``host_timer``) also names the phase its owner's machine is in,
+since the driver's decision depends on it: the timer's early, due and late instants are
+covered in every phase the timer fires in, the turn's (where it renews) included.
 The cover is the nearest-neighbour heuristic of :func:`lashspec.conformance.generate.edge_cover`
 (whose goals know no effects): a trace repeatedly takes the nearest uncovered goal found by a
 small breadth-first search from where it stands, and when none is near (or the trace is long
@@ -38,8 +41,8 @@ from ..model.profiles import MACHINE_PROFILES, MachineProfile
 from .itf import SUITE_INDEX_FILE, Trace, TraceStep, dumps_canonical, file_sha256, trace_to_json
 
 Progress = Callable[[str], None]
-#: (binding index, outcome tag, effects returned)
-Goal = tuple[int, str, tuple[str, ...]]
+#: (binding index, outcome tag, effects returned, the owner's phase for the renewal timer)
+Goal = tuple[int, str, tuple[str, ...], str]
 #: One model transition: (binding index, outcome, post-state)
 Move = tuple[int, Any, FlatState]
 
@@ -47,30 +50,49 @@ TRACE_PREFIX = "machine-"
 INIT_OUTCOME: dict[str, Any] = {"tag": "Ok"}
 
 
-def _goal(binding: int, outcome: Any) -> Goal:
-    tag, fields = outcome
-    effects = dict(fields).get("effects", ())
-    return (binding, tag, tuple(effects))
+#: Actions whose goals also name the phase of the owner they act on.
+PHASED_ACTIONS = frozenset({"host_timer"})
+
+
+class _Goals:
+    """Computes the goal of a move from the state it leaves."""
+
+    def __init__(self, compiled: CompiledModel) -> None:
+        phase_at = compiled.model.slot_offsets()["machine_phase"]
+        #: binding -> slot of its owner's phase, for the phased actions
+        self._phase_slot = {
+            index: phase_at + int(binding.params["o"])
+            for index, binding in enumerate(compiled.bindings)
+            if binding.action in PHASED_ACTIONS
+        }
+
+    def of(self, binding: int, outcome: Any, source: FlatState) -> Goal:
+        tag, fields = outcome
+        effects = tuple(dict(fields).get("effects", ()))
+        slot = self._phase_slot.get(binding)
+        return (binding, tag, effects, "" if slot is None else str(source[slot]))
 
 
 def first_enabled(result: ExplorationResult) -> dict[Goal, int]:
     """Goal -> the shallowest explored state where it is enabled (BFS order)."""
+    goals = _Goals(result.compiled)
+    states = result.states
+    first: dict[Goal, int] = {}
     if result.edges is not None:  # kept by the exploration: no second pass over successors
-        goal_of_label = [_goal(binding, outcome) for binding, outcome in result.labels]
-        first: dict[Goal, int] = {}
+        labels = result.labels
         for source, _, label in result.edges:  # edges are recorded in BFS order of source
-            first.setdefault(goal_of_label[label], source)
+            binding, outcome = labels[label]
+            first.setdefault(goals.of(binding, outcome, states[source]), source)
         return first
     successors = result.compiled.successors
-    first = {}
-    for sid, state in enumerate(result.states):
+    for sid, state in enumerate(states):
         for binding, outcome, _ in successors(state):
-            first.setdefault(_goal(binding, outcome), sid)
+            first.setdefault(goals.of(binding, outcome, state), sid)
     return first
 
 
 def _nearest_uncovered(
-    compiled: CompiledModel, start: FlatState, uncovered: set[Goal], depth: int
+    compiled: CompiledModel, goals: _Goals, start: FlatState, uncovered: set[Goal], depth: int
 ) -> list[Move] | None:
     """The shortest walk from ``start`` whose last move takes an uncovered goal (or None)."""
     frontier: deque[tuple[FlatState, list[Move]]] = deque([(start, [])])
@@ -79,7 +101,7 @@ def _nearest_uncovered(
         state, path = frontier.popleft()
         moves = compiled.successors(state)
         for binding, outcome, target in moves:
-            if _goal(binding, outcome) in uncovered:
+            if goals.of(binding, outcome, state) in uncovered:
                 return [*path, (binding, outcome, target)]
         if len(path) + 1 >= depth:
             continue
@@ -107,6 +129,7 @@ def machine_cover(
 ) -> tuple[list[list[Move]], set[Goal]]:
     """Walks that together take every goal reachable in ``result``; and those goals."""
     compiled = result.compiled
+    goals = _Goals(compiled)
     first = first_enabled(result)
     depth = [0] * len(result.states)
     for sid in range(1, len(result.states)):
@@ -120,7 +143,7 @@ def machine_cover(
     while uncovered:
         walk = None
         if current and len(current) < max_trace_length:
-            walk = _nearest_uncovered(compiled, state, uncovered, local_depth)
+            walk = _nearest_uncovered(compiled, goals, state, uncovered, local_depth)
         if walk is None:
             if current:
                 walks.append(current)
@@ -130,13 +153,13 @@ def machine_cover(
             source = first[goal]
             state = result.states[source]
             finish = next(
-                (b, o, t) for b, o, t in compiled.successors(state) if _goal(b, o) == goal
+                (b, o, t) for b, o, t in compiled.successors(state) if goals.of(b, o, state) == goal
             )
             walk = [*_path_to(result, source), finish]
             current = []
         for binding, outcome, target in walk:
             current.append((binding, outcome, target))
-            uncovered.discard(_goal(binding, outcome))
+            uncovered.discard(goals.of(binding, outcome, state))
             state = target
     if current:
         walks.append(current)
@@ -235,8 +258,8 @@ def generate_machine_suite(
         for number, walk in enumerate(walks):
             trace_id = f"{_machine_name(profile.name)}-cover-{number:03d}"
             suite.traces.append(trace_of_walk(compiled, walk, trace_id, meta))
-            for binding, outcome, _ in walk:
-                _, tag, effects = _goal(binding, outcome)
+            for binding, (tag, fields), _ in walk:
+                effects = tuple(dict(fields).get("effects", ()))
                 suite.covered.add((compiled.bindings[binding].action, tag, effects))
         steps = sum(len(w) for w in walks)
         suite.cover.append(

@@ -24,6 +24,7 @@ from .explore import ExplorationResult, Step, explore
 from .machine_model import (
     CYCLE_OUTCOMES,
     HOST_AND_STORE_ACTIONS,
+    NOT_DUE,
     RULES,
     MachineBounds,
     build_machine_lemmas,
@@ -95,8 +96,8 @@ def taken_rules(result: ExplorationResult) -> set[tuple[str, str, str]]:
     for src, dst, label in result.edges:
         binding_index, outcome = result.labels[label]
         binding = result.compiled.bindings[binding_index]
-        if binding.action not in HOST_AND_STORE_ACTIONS:
-            continue
+        if binding.action not in HOST_AND_STORE_ACTIONS or outcome[0] == NOT_DUE:
+            continue  # a timer that found nothing due fed the machine nothing
         owner = int(binding.params["o"])
         before = result.states[src][phase_at + owner]
         after = result.states[dst][phase_at + owner]

@@ -192,6 +192,12 @@ PHASE = EnumSort("TurnState", PHASES)
 CYCLE_OUTCOME = EnumSort("CycleOutcome", CYCLE_OUTCOMES)
 CHECKPOINT_OR_NONE = EnumSort("CheckpointKindOrNone", ("", "after_work", "before_completion"))
 CHECKPOINT = EnumSort("CheckpointKind", ("after_work", "before_completion"))
+#: When the host's renewal timer fires (``host_timer``), relative to the instant ``g`` the
+#: store granted or last renewed the lease: ``early`` at ``g + renew - 1``, ``due`` at
+#: ``g + renew``, ``late`` at ``g + ttl - 1`` (renew: a third of the TTL, as lash derives it).
+TIMER_INSTANT = EnumSort("TimerInstant", ("early", "due", "late"))
+#: The outcome tag of a ``host_timer`` that finds no renewal due (no event reaches the machine).
+NOT_DUE = "NotDue"
 
 HOST_EVENTS: dict[str, str] = {
     "host_start": "Start",
@@ -1209,6 +1215,41 @@ class MachineBuilder:
             guard = all_of(guard, session_turns < self.bounds.max_turns)
         return Action(action, params, guard, cases, doc=f"the host feeds {event}")
 
+    def host_timer(self) -> Action:
+        """The host's renewal timer fires at ``at``; the driver renews only once the renew
+        interval has passed since the lease was granted or renewed and the machine takes
+        ``RenewDue``; otherwise nothing happens (``NotDue``)."""
+        o, at = Param("o"), Param("at")
+        renewing = [
+            self.case_for(
+                r,
+                o,
+                all_of(at.ne("early"), machine_phase[o].eq(r.phase), self.guard(r.guard, o, {})),
+                {},
+                None,
+                None,
+                is_reply=False,
+            )
+            for r in self.rules
+            if r.event == "RenewDue"
+        ]
+        not_due = Case(
+            TRUE,
+            {},
+            Outcome(
+                NOT_DUE,
+                {"effects": list_of("qe", IntSort(0, 0), lambda _: FALSE, lambda _: "")},
+            ),
+        )
+        return Action(
+            "host_timer",
+            {"o": self.s.owner, "at": TIMER_INSTANT},
+            # the timer runs while the machine holds a lease (lash: a renewal task per lease)
+            all_of(owner_alive[o], owner_fence[o].ne(0)),
+            [*renewing, not_due],
+            doc="o's renewal timer fires; the driver decides whether a renewal is due",
+        )
+
     def _reply_cases(
         self,
         o: Expr,
@@ -1366,6 +1407,7 @@ class MachineBuilder:
         k = self.k
         return [
             *[self.host_action(name) for name in HOST_EVENTS],
+            self.host_timer(),
             self.store_step(),
             self.store_fail(),
             self._with_tick(k.enqueue_batch(), "batch_tick", "b"),
@@ -1740,7 +1782,12 @@ MACHINE_TRACE_VARIABLES: tuple[str, ...] = (
     "machine_outcome",
     "session_turns",
 )
-HOST_AND_STORE_ACTIONS: tuple[str, ...] = (*HOST_EVENTS, "store_step", "store_fail")
+HOST_AND_STORE_ACTIONS: tuple[str, ...] = (
+    *HOST_EVENTS,
+    "host_timer",
+    "store_step",
+    "store_fail",
+)
 
 
 def machine_trace_state(model: Model, state: FlatState) -> dict[str, Any]:

@@ -91,8 +91,9 @@ class Step:
 
 def host(action: str, o: int, tag: str, effects: list[str], **expect: Any) -> Step:
     picks: dict[str, Any] = {"o": o}
-    if "checkpoint" in expect:
-        picks["checkpoint"] = expect.pop("checkpoint")
+    for pick in ("checkpoint", "at"):
+        if pick in expect:
+            picks[pick] = expect.pop(pick)
     return Step(action, picks, {"tag": tag, "effects": effects}, _per_owner(o, expect))
 
 
@@ -269,6 +270,22 @@ SCRIPTS: dict[str, list[Step]] = {
         ),
         host("host_reset", 0, "Reset", [], phase="Idle", outcome="failed"),
     ],
+    # The renewal timer: nothing is due while the machine waits for the store or before a
+    # third of the TTL has passed since the grant; at that instant, and late in the TTL, the
+    # driver renews; the renewal answers and the turn goes on.
+    "renewal_timer": [
+        env("enqueue_input", "Enqueued", i=0),
+        host("host_start", 0, "Start", ["AcquireLease"]),
+        step(0, "LeaseAcquired", ["InspectPendingWork"], fence=1),
+        host("host_timer", 0, "NotDue", [], at="due", phase="InspectingQueue"),
+        step(0, "PendingWorkInspected", ["ClaimNextTurnInputs"]),
+        step(0, "InputsClaimed", ["RunTurn"], phase="ActiveTurn"),
+        host("host_timer", 0, "NotDue", [], at="early", phase="ActiveTurn", awaiting=""),
+        host("host_timer", 0, "RenewDue", ["RenewLease"], at="due", phase="RenewingLease"),
+        step(0, "LeaseRenewed", [], phase="ActiveTurn", awaiting="", fence=1),
+        host("host_timer", 0, "RenewDue", ["RenewLease"], at="late", awaiting="RenewLease"),
+        step(0, "LeaseRenewed", [], phase="ActiveTurn", lease_live=True),
+    ],
     # Lease lost during a turn (a renewal after expiry): the turn stops and its claims are
     # handed back at once.
     "renewal_after_expiry": [
@@ -424,6 +441,7 @@ def adapter() -> Iterator[MachineAdapter]:
         ([("crash", {"o": 0})], "host_start", {"o": 0}, "owner 0 is crashed"),
         ([("crash", {"o": 0})], "crash", {"o": 0}, "owner 0 is crashed"),
         ([], "restart", {"o": 1}, "owner 1 is alive"),
+        ([], "host_timer", {"o": 0, "at": "due"}, "holds no lease: no renewal timer runs"),
     ],
 )
 def test_actions_that_are_not_enabled_are_refused_and_change_nothing(
@@ -453,6 +471,8 @@ def test_unknown_actions_and_bad_picks_are_refused(adapter: MachineAdapter) -> N
     assert adapter.observe()["machine_phase"][0] == "ActiveTurn"
     with pytest.raises(BadActionParams, match="checkpoint must be"):
         adapter.apply("host_checkpoint", {"o": 0, "checkpoint": "sometime"})
+    with pytest.raises(BadActionParams, match="at must be"):
+        adapter.apply("host_timer", {"o": 0, "at": "now"})
 
 
 def test_a_refused_step_is_a_divergence_in_field_error(scripted_traces: list[Trace]) -> None:
@@ -655,6 +675,9 @@ def test_the_machine_suite_covers_every_profile_and_both_host_and_store_steps(
     actions = {action for action, _, _ in machine_suite.covered}
     assert {"host_start", "host_checkpoint", "host_finish", "host_interrupt"} <= actions
     assert {"host_renew_due", "host_reset", "store_step", "store_fail", "crash"} <= actions
+    assert {("host_timer", "NotDue", ()), ("host_timer", "RenewDue", ("RenewLease",))} <= {
+        goal for goal in machine_suite.covered if goal[0] == "host_timer"
+    }
     tags = {tag for _, tag, _ in machine_suite.covered}
     assert {
         "LeaseBusy",

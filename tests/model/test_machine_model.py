@@ -182,6 +182,38 @@ def test_stale_reclaim_ends_the_cycle_busy() -> None:
     assert state["machine_awaiting"][1] == ""
 
 
+def test_the_renewal_timer_renews_only_in_the_turn_once_due() -> None:
+    model = build_machine_model(replace(SMALL_PROFILE, owners=1))
+    state = model.decode(model.initial_state())
+    timer = model.action("host_timer")
+    assert interpret_step(model, state, timer, {"o": 0, "at": "due"}) is None  # no lease
+    script: list[tuple[str, dict[str, object], str]] = [
+        ("enqueue_input", {"i": 0}, "Enqueued"),
+        ("host_start", {"o": 0}, "Start"),
+        ("store_step", {"o": 0}, "LeaseAcquired"),
+        ("host_timer", {"o": 0, "at": "late"}, "NotDue"),  # waiting for the store
+        ("store_step", {"o": 0}, "PendingWorkInspected"),
+        ("store_step", {"o": 0}, "InputsClaimed"),
+        ("host_timer", {"o": 0, "at": "early"}, "NotDue"),
+        ("host_timer", {"o": 0, "at": "due"}, "RenewDue"),
+        ("store_step", {"o": 0}, "LeaseRenewed"),
+        ("host_timer", {"o": 0, "at": "late"}, "RenewDue"),
+    ]
+    for action, params, tag in script:
+        before = state
+        taken = interpret_step(model, state, model.action(action), params)
+        assert taken is not None and taken.outcome[0] == tag, action
+        state = taken.state
+        if tag == "NotDue":
+            assert state == before
+            assert machine_trace_outcome(model, action, taken.outcome) == {
+                "tag": "NotDue",
+                "effects": [],
+            }
+    assert state["machine_phase"][0] == "RenewingLease"
+    assert state["machine_awaiting"][0] == "RenewLease"
+
+
 # -- seeded bugs -----------------------------------------------------------------------------------
 
 
