@@ -16,6 +16,15 @@ The cover is the nearest-neighbour heuristic of :func:`lashspec.conformance.gene
 small breadth-first search from where it stands, and when none is near (or the trace is long
 enough) the next trace starts with the shortest path to the shallowest uncovered goal.
 
+Besides the cover, each profile has a few **promoted walks** (:data:`PROMOTED_WALKS`):
+scripted action sequences, run on the profile's model step by step, for situations the
+cover reaches but not in the state that tells a wrong implementation apart (the cover takes
+each goal once, in the first state it finds): which pending row goes first when a session
+command and next-turn input are both waiting, a timer after the clock passed a TTL, a
+checkpoint in a later turn. Their outcomes and states come from the model like the
+cover's; a walk the model does not allow is an error. They are written as
+``<profile>-promoted-<name>.itf.json`` (``kind`` ``promoted``).
+
 Traces are built from the exact model transitions the cover walked, projected with
 :func:`~lashspec.model.machine_model.machine_trace_state` and
 :func:`~lashspec.model.machine_model.machine_trace_outcome`, and written as
@@ -186,6 +195,123 @@ def trace_of_walk(
     return Trace(trace_id, tuple(steps), meta)
 
 
+@dataclass(frozen=True)
+class PromotedWalk:
+    """A scripted walk on one machine profile's model: actions with their picks."""
+
+    name: str
+    profile: str
+    purpose: str
+    actions: tuple[tuple[str, Mapping[str, Any]], ...]
+
+
+def _start_and_claim_inputs(o: int = 0) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """host_start through the inputs claim: lease, inspection, claim (the turn runs)."""
+    return (("host_start", {"o": o}), *(("store_step", {"o": o}),) * 3)
+
+
+#: Slots of the catalogue (docs/trace-format.md §1) the walks use.
+COMMAND_BATCH, NEXT_TURN_INPUT, ACTIVE_TURN_INPUT = 0, 0, 1
+
+PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
+    PromotedWalk(
+        "input-before-command",
+        "machine-turn",
+        "next-turn input enqueued before a session command: the input goes first",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            ("enqueue_batch", {"b": COMMAND_BATCH}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: ClaimNextTurnInputs
+        ),
+    ),
+    PromotedWalk(
+        "command-before-input",
+        "machine-turn",
+        "a session command enqueued before next-turn input: the command goes first",
+        (
+            ("enqueue_batch", {"b": COMMAND_BATCH}),
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: ClaimLeadingCommand
+        ),
+    ),
+    PromotedWalk(
+        "active-input-not-next-turn",
+        "machine-turns",
+        "after a turn, an active-turn input for it enqueued before a session command is not "
+        "next-turn input: the command goes first",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            *_start_and_claim_inputs(),
+            ("host_finish", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("enqueue_input", {"i": ACTIVE_TURN_INPUT}),
+            ("enqueue_batch", {"b": COMMAND_BATCH}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: ClaimLeadingCommand
+        ),
+    ),
+    PromotedWalk(
+        "timer-after-a-ttl",
+        "machine-lease",
+        "the renewal timer of a lease granted after the clock passed a whole TTL: owner 1 "
+        "takes over the session from owner 0, whose lease expired",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("expire", {}),
+            *_start_and_claim_inputs(1),
+            ("host_timer", {"o": 1, "at": "early"}),
+            ("host_timer", {"o": 1, "at": "due"}),
+        ),
+    ),
+    PromotedWalk(
+        "checkpoint-in-second-turn",
+        "machine-turns",
+        "a checkpoint of the session's second turn (turn index 1, above the first turn's)",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            *_start_and_claim_inputs(),
+            ("enqueue_input", {"i": ACTIVE_TURN_INPUT}),
+            ("host_finish", {"o": 0}),
+            ("store_step", {"o": 0}),  # the commit hands the active input to the next turn
+            *_start_and_claim_inputs(),
+            ("host_checkpoint", {"o": 0, "checkpoint": "after_work"}),
+            ("store_step", {"o": 0}),
+        ),
+    ),
+)
+
+
+def promoted_walk(compiled: CompiledModel, walk: PromotedWalk) -> list[Move]:
+    """The model's moves for ``walk``'s actions from the initial state; ValueError if the
+    model does not allow one of them."""
+    state = compiled.model.initial_state()
+    moves: list[Move] = []
+    for number, (action, picks) in enumerate(walk.actions, start=1):
+        move = next(
+            (
+                (binding, outcome, target)
+                for binding, outcome, target in compiled.successors(state)
+                if compiled.bindings[binding].action == action
+                and dict(compiled.bindings[binding].params) == dict(picks)
+            ),
+            None,
+        )
+        if move is None:
+            raise ValueError(
+                f"promoted walk {walk.name}: step {number} {action}{dict(picks)} is not enabled"
+            )
+        moves.append(move)
+        state = move[2]
+    return moves
+
+
 @dataclass
 class MachineCover:
     """What the cover of one profile reached and what it cost."""
@@ -261,6 +387,13 @@ def generate_machine_suite(
             for binding, (tag, fields), _ in walk:
                 effects = tuple(dict(fields).get("effects", ()))
                 suite.covered.add((compiled.bindings[binding].action, tag, effects))
+        for promoted in PROMOTED_WALKS:
+            if promoted.profile != profile.name:
+                continue
+            trace_id = f"{_machine_name(profile.name)}-promoted-{promoted.name}"
+            promoted_meta = {**meta, "kind": "promoted", "purpose": promoted.purpose}
+            moves = promoted_walk(compiled, promoted)
+            suite.traces.append(trace_of_walk(compiled, moves, trace_id, promoted_meta))
         steps = sum(len(w) for w in walks)
         suite.cover.append(
             MachineCover(

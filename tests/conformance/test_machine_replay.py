@@ -40,8 +40,11 @@ from lashspec.conformance.machine_adapter import (
     UnsupportedSystem,
 )
 from lashspec.conformance.machine_suite import (
+    PROMOTED_WALKS,
     MachineSuite,
+    PromotedWalk,
     generate_machine_suite,
+    promoted_walk,
     write_machine_suite,
 )
 from lashspec.conformance.replay import (
@@ -60,6 +63,8 @@ from lashspec.kernel.machine import (
     ReleaseLease,
     TurnMachine,
 )
+from lashspec.model.dsl import compile_model
+from lashspec.model.machine_model import build_machine_model
 from lashspec.model.profiles import MACHINE_PROFILES
 
 BOUNDS = {
@@ -688,7 +693,37 @@ def test_the_machine_suite_covers_every_profile_and_both_host_and_store_steps(
     } <= tags
     assert all(t.meta["system"] == "machine" for t in machine_suite.traces)
     assert all(t.trace_id.startswith("machine-") for t in machine_suite.traces)
-    assert all("-cover-" in t.trace_id for t in machine_suite.traces)
+    kinds = {t.trace_id: t.meta["kind"] for t in machine_suite.traces}
+    assert all(("-cover-" in name) == (kind == "cover") for name, kind in kinds.items())
+    promoted = [name for name, kind in kinds.items() if kind == "promoted"]
+    assert len(promoted) == len(PROMOTED_WALKS)
+
+
+#: The last step of each promoted walk: the outcome it was written to pin.
+PROMOTED_ENDINGS = {
+    "input-before-command": ("PendingWorkInspected", ["ClaimNextTurnInputs"]),
+    "command-before-input": ("PendingWorkInspected", ["ClaimLeadingCommand"]),
+    "active-input-not-next-turn": ("PendingWorkInspected", ["ClaimLeadingCommand"]),
+    "timer-after-a-ttl": ("RenewDue", ["RenewLease"]),
+    "checkpoint-in-second-turn": ("CommitSucceeded", ["ClaimCheckpointWork"]),
+}
+
+
+def test_promoted_walks_end_in_the_outcome_they_pin(machine_suite: MachineSuite) -> None:
+    assert set(PROMOTED_ENDINGS) == {w.name for w in PROMOTED_WALKS}
+    by_name = {t.trace_id.split("-promoted-")[-1]: t for t in machine_suite.traces}
+    for name, (tag, effects) in PROMOTED_ENDINGS.items():
+        assert by_name[name].steps[-1].outcome == {"tag": tag, "effects": effects}, name
+    timer = by_name["timer-after-a-ttl"].steps
+    assert timer[-2].outcome == {"tag": "NotDue", "effects": []}  # early: not yet
+
+
+def test_a_promoted_walk_the_model_does_not_allow_is_an_error() -> None:
+    profile = next(p for p in MACHINE_PROFILES if p.name == "machine-turn")
+    compiled = compile_model(build_machine_model(profile.bounds))
+    walk = PromotedWalk("finish-in-idle", "machine-turn", "", (("host_finish", {"o": 0}),))
+    with pytest.raises(ValueError, match="step 1 host_finish"):
+        promoted_walk(compiled, walk)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
