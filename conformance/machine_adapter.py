@@ -128,6 +128,18 @@ class _FailingStore:
         return fail
 
 
+class _TimerClock:
+    """The clock a driver reads for its renewal decision: the store's clock, except while a
+    ``host_timer`` step holds it at the timer's instant."""
+
+    def __init__(self, store_clock: ManualClock) -> None:
+        self._store_clock = store_clock
+        self.instant: int | None = None
+
+    def now_ms(self) -> int:
+        return self._store_clock.now_ms() if self.instant is None else self.instant
+
+
 class _TraceDriver(TurnDriver):
     """A :class:`TurnDriver` whose effect loop leaves an awaited store effect outstanding
     (for the trace's ``store_step``/``store_fail``) instead of performing it at once; effects
@@ -162,6 +174,8 @@ class MachineAdapter:
         self._drivers: list[_TraceDriver | None] = []
         #: per owner, when the store granted or last renewed the lease its machine holds
         self._granted_at: list[int] = []
+        #: per owner, the clock its driver reads for the renewal decision
+        self._timers: dict[int, _TimerClock] = {}
         self._session_turns = 0
         self._bounds: dict[str, int] = {}
 
@@ -182,13 +196,14 @@ class MachineAdapter:
     def _new_driver(self, o: int) -> _TraceDriver:
         world = self._env.world
         owner = identity(o, world.owners[o].incarnation)
+        self._timers[o] = timer = _TimerClock(world.clock)
         max_inputs, max_batches = self._bounds.get("inputs", 2), self._bounds.get("batches", 2)
         timings = LeaseTimings.from_ttl(TTL_MS)
         driver = _TraceDriver(
             world.store,
             SESSION,
             owner,
-            clock=world.clock,
+            clock=timer,
             liveness=world.processes,
             timings=timings,
             max_inputs=max_inputs,
@@ -317,12 +332,14 @@ class MachineAdapter:
             raise BadActionParams(f"at must be early|due|late, got {at!r}")
         if driver.lease is None:
             raise ActionNotEnabled(f"owner {o}'s machine holds no lease: no renewal timer runs")
-        # the driver reads the timer's instant; the store's clock does not move
-        driver.clock = ManualClock(self._granted_at[o] + TIMER_OFFSETS_MS[at])
+        # the driver reads the timer's instant from the clock it was built with; the store's
+        # clock does not move
+        timer = self._timers[o]
+        timer.instant = self._granted_at[o] + TIMER_OFFSETS_MS[at]
         try:
             return self._through_driver(o, driver, RenewDue(), driver.renew_if_due)
         finally:
-            driver.clock = self._env.world.clock
+            timer.instant = None
 
     def _store_step(self, o: int, driver: _TraceDriver, *, fail: bool) -> dict[str, Any]:
         effect = driver.outstanding
