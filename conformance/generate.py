@@ -128,7 +128,9 @@ INPUT_LANE = frozenset(
         "vacuum",
     }
 )
-LEASE_LANE = frozenset({"acquire", "reclaim", "renew", "release", "expire", "advance"})
+LEASE_LANE = frozenset(
+    {"acquire", "reclaim", "renew", "release", "expire", "advance", "renew_stale", "release_stale"}
+)
 BOTH_LANES = frozenset(
     {"commit", "commit_stale", "commit_cas", "commit_outbox", "claim_checkpoint_work"}
 )

@@ -382,6 +382,22 @@ class KernelAdapter:
         memory.fence = None
         return {"tag": "Ok"}
 
+    def _do_renew_stale(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        fence = self._fence(memory).fence()
+        self.world.store.renew_session_execution_lease(
+            replace(fence, lease_token=fence.lease_token + ":stale"), TTL_MS
+        )
+        return {"tag": "Ok"}  # the store answered with a renewed lease: a divergence
+
+    def _do_release_stale(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        completion = self._fence(memory).completion()
+        self.world.store.release_session_execution_lease(
+            replace(completion, lease_token=completion.lease_token + ":stale")
+        )
+        return {"tag": "Ok"}
+
     def _do_expire(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         self.world.clock.advance(TTL_MS)
         return {"tag": "Ok"}

@@ -111,6 +111,20 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
             _a("s1_commit", o=0, release=False),
         ),
     ),
+    # A lease token the store never handed out, presented with the holder's own identity and
+    # generation: only the token tells it from the live lease (StoreEngine._release and
+    # _validate_fence compare it; a comparison turned to <= or `or` went unnoticed).
+    "stale_lease_token_renews_and_releases_nothing": (
+        "the holder's fence and completion with ':stale' appended to the lease token: the "
+        "renewal is refused and the release leaves the row held, so the holder still commits",
+        SMALLEST_BOUNDS,
+        (
+            _a("acquire", o=0),
+            _a("renew_stale", o=0),
+            _a("release_stale", o=0),
+            _a("commit", o=0, release=True, defer=False),
+        ),
+    ),
     # Session ids compared for equality, not order: the mutation campaign found a store whose
     # per-session lookups used <= or >= on session ids survive every edge-cover trace (the
     # goals do not pin which session's row came first, nor a dead holder whose generation

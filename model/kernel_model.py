@@ -2130,6 +2130,33 @@ class KernelBuilder:
             "recorded result, only the release applies; other content -> conflict)",
         )
 
+    # -- tokens the store never handed out -----------------------------------------------------
+
+    def renew_stale(self) -> Action:
+        o = Param("o")
+        return Action(
+            "renew_stale",
+            {"o": self.s.owner},
+            all_of(self.alive(o), owner_fence[o].ne(0)),
+            [Case(TRUE, {}, Outcome("SessionExecutionLeaseExpired"))],
+            doc="renew_session_execution_lease with o's fence whose lease token has ':stale' "
+            "appended: the token matches no lease, so the renewal is refused whatever the row "
+            "holds (same holder, incarnation and generation) and o keeps its fence",
+        )
+
+    def release_stale(self) -> Action:
+        o = Param("o")
+        return Action(
+            "release_stale",
+            {"o": self.s.owner},
+            all_of(self.alive(o), owner_fence[o].ne(0)),
+            [Case(TRUE, {}, Outcome("Ok"))],
+            doc="release_session_execution_lease with o's completion whose lease token has "
+            "':stale' appended: the release is a CAS on holder, incarnation, token and "
+            "generation, so a token the store never handed out leaves the row held (a silent "
+            "no-op) and o keeps its fence",
+        )
+
     # -- session-1 (bound second_session) -----------------------------------------------------
 
     @staticmethod
@@ -2395,6 +2422,8 @@ class KernelBuilder:
             self.bind_head_to_session0(self.commit_stale()),
             self.bind_head_to_session0(self.commit_cas()),
             self.bind_head_to_session0(self.commit_turn()),
+            self.renew_stale(),
+            self.release_stale(),
             *self.session1_actions(),
             *self.delayed_actions(),
             *self.outbox_actions(),

@@ -1,12 +1,17 @@
-"""The second session's promoted traces kill the Cosmic Ray survivors they were written for.
+"""Promoted traces kill the Cosmic Ray survivors they were written for.
 
-The mutation campaign (docs/mutation.md) found kernels that compare session ids with ``<=``,
-``>=`` or ``<`` instead of ``==`` surviving every edge-cover trace: with one session, or with
-a session-1 that never shares a source key, an input id or a generation with session-0, the
-order of two session ids never mattered. Each case below is one such surviving mutant,
-applied by hand to a copy of ``kernel/``; replaying the sessions profile's promoted traces
-(conformance/promoted_traces.py) through the campaign's own replay command must fail for it
-and pass for the kernel itself.
+The mutation campaign (docs/mutation.md) found kernels surviving every edge-cover trace that
+
+* compare session ids with ``<=``, ``>=`` or ``<`` instead of ``==``: with a session-1 that
+  never shares a source key, an input id or a generation with session-0, the order of two
+  session ids never mattered;
+* compare a presented lease token with ``<=``/``>`` or join its check with ``or``: every
+  token a trace presented was one the store handed out, so the holder, incarnation and
+  generation already decided.
+
+Each case below is one such surviving mutant, applied by hand to a copy of ``kernel/``;
+replaying the promoted traces written for them (conformance/promoted_traces.py) through the
+campaign's own replay command must fail for it and pass for the kernel itself.
 """
 
 from __future__ import annotations
@@ -24,7 +29,11 @@ from lashspec.conformance.promoted_traces import PROMOTED_TRACES
 REPO = Path(__file__).resolve().parents[2]
 REPLAY = REPO / "tools" / "mutation" / "replay_suite.py"
 SUBPROCESS_GUARD_S = 300  # a hang guard, not a timing assertion
-SESSION_TRACES = ("session1_key_and_calls_across_sessions", "session0_key_then_session1")
+TRACES = (
+    "session1_key_and_calls_across_sessions",
+    "session0_key_then_session1",
+    "stale_lease_token_renews_and_releases_nothing",
+)
 
 #: (kernel file, original code, mutated code): the survivors of the last measurement.
 SURVIVORS: dict[str, tuple[str, str, str]] = {
@@ -53,13 +62,33 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
         "and row.fencing_token == observed_holder.fencing_token",
         "or row.fencing_token == observed_holder.fencing_token",
     ),
+    "_release token and->or": (
+        "engine.py",
+        "and row.lease_token == completion.lease_token",
+        "or row.lease_token == completion.lease_token",
+    ),
+    "_release token <=": (
+        "engine.py",
+        "and row.lease_token == completion.lease_token",
+        "and row.lease_token <= completion.lease_token",
+    ),
+    "_release fencing and->or": (
+        "engine.py",
+        "and row.fencing_token == completion.fencing_token",
+        "or row.fencing_token == completion.fencing_token",
+    ),
+    "_validate_fence token >": (
+        "engine.py",
+        "if row.lease_token != fence.lease_token:",
+        "if row.lease_token > fence.lease_token:",
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("session-suite")
-    for name in SESSION_TRACES:
+    out = tmp_path_factory.mktemp("promoted-suite")
+    for name in TRACES:
         _, bounds, steps = PROMOTED_TRACES[name]
         trace = trace_of(ModelRunner(bounds), list(steps), f"promoted-{name}")
         write_trace(trace, out / f"promoted-{name}.itf.json")
@@ -71,7 +100,7 @@ def _replay(suite: Path, kernel_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=SUBPROCESS_GUARD_S)
 
 
-def test_the_kernel_passes_the_session_traces(suite: Path) -> None:
+def test_the_kernel_passes_the_promoted_traces(suite: Path) -> None:
     result = _replay(suite, REPO / "kernel")
     assert result.returncode == 0, result.stdout + result.stderr
 
