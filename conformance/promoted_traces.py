@@ -125,6 +125,36 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
             _a("commit", o=0, release=True, defer=False),
         ),
     ),
+    # Outside the exact-queue and delayed profiles' bounds (each has one extension): a by-ids
+    # claim listing a row whose available_at is still ahead of the clock.
+    "by_ids_claim_waits_for_available_at": (
+        "a claim by ids listing delayed work claims nothing until the clock reaches its "
+        "available_at, and then claims it (by-ids claims check availability as a ready scan does)",
+        replace(SMALLEST_BOUNDS, batches=2, ttl_steps=2, exact_claims=1, delayed_work=1),
+        (
+            _a("enqueue_batch", b=0),
+            _a("enqueue_batch_later", b=1),
+            _a("acquire", o=0),
+            _a("claim_work_by_ids", o=0, b=1, last=1, boundary="idle"),
+            _a("advance"),
+            _a("claim_work_by_ids", o=0, b=1, last=1, boundary="idle"),
+        ),
+    ),
+    "queue_claim_id_names_its_head": (
+        "a join run claimed by ids over rows with different claim fencing tokens takes its id "
+        "and fencing token from the head row: qwc:b2:2, not the follower's qwc:b2:1",
+        replace(SMALLEST_BOUNDS, batches=4, max_claims_per_row=2, exact_claims=1),
+        (
+            _a("enqueue_batch", b=0),
+            _a("enqueue_batch", b=1),
+            _a("enqueue_batch", b=2),
+            _a("acquire", o=0),
+            _a("claim_work_by_ids", o=0, b=2, last=2, boundary="idle"),
+            _a("abandon_work", o=0),
+            _a("enqueue_batch", b=3),
+            _a("claim_work_by_ids", o=0, b=2, last=3, boundary="idle"),
+        ),
+    ),
     # Session ids compared for equality, not order: the mutation campaign found a store whose
     # per-session lookups used <= or >= on session ids survive every edge-cover trace (the
     # goals do not pin which session's row came first, nor a dead holder whose generation

@@ -7,7 +7,10 @@ The mutation campaign (docs/mutation.md) found kernels surviving every edge-cove
   session ids never mattered;
 * compare a presented lease token with ``<=``/``>`` or join its check with ``or``: every
   token a trace presented was one the store handed out, so the holder, incarnation and
-  generation already decided.
+  generation already decided;
+* ignore ``available_at`` in a claim by ids (no profile has by-ids claims and delayed work
+  together), or take a queue claim's id from the last row of a join run (every run the edge
+  cover claims has rows with equal claim fencing tokens).
 
 Each case below is one such surviving mutant, applied by hand to a copy of ``kernel/``;
 replaying the promoted traces written for them (conformance/promoted_traces.py) through the
@@ -33,6 +36,13 @@ TRACES = (
     "session1_key_and_calls_across_sessions",
     "session0_key_then_session1",
     "stale_lease_token_renews_and_releases_nothing",
+    "by_ids_claim_waits_for_available_at",
+    "queue_claim_id_names_its_head",
+)
+
+#: What follows the head in _stamp_batches (the input claim's twin begins alike).
+_QUEUE_CLAIM_ID = (
+    '\n        fencing = head.claim.claim_fencing_token + 1\n        claim_id = f"qwc:'
 )
 
 #: (kernel file, original code, mutated code): the survivors of the last measurement.
@@ -76,6 +86,26 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
         "engine.py",
         "and row.fencing_token == completion.fencing_token",
         "or row.fencing_token == completion.fencing_token",
+    ),
+    "by-ids available_at or->and": (
+        "engine.py",
+        "or record.batch.available_at_ms > now",
+        "and record.batch.available_at_ms > now",
+    ),
+    "by-ids available_at ==": (
+        "engine.py",
+        "or record.batch.available_at_ms > now",
+        "or record.batch.available_at_ms == now",
+    ),
+    "by-ids available_at is": (
+        "engine.py",
+        "or record.batch.available_at_ms > now",
+        "or record.batch.available_at_ms is now",
+    ),
+    "_stamp_batches head from the last row": (
+        "engine.py",
+        "head = selected[0]" + _QUEUE_CLAIM_ID,
+        "head = selected[-1]" + _QUEUE_CLAIM_ID,
     ),
     "_validate_fence token >": (
         "engine.py",
