@@ -415,8 +415,8 @@ class MachineAdapter:
         owners = self._env.world.owners
         state["owner_alive"] = {o: memory.alive for o, memory in enumerate(owners)}
         state["owner_inc"] = {o: memory.incarnation for o, memory in enumerate(owners)}
-        fence, phase, awaiting, turn, interrupted, qclaims, iclaims, outcome = (
-            {}, {}, {}, {}, {}, {}, {}, {}
+        fence, phase, awaiting, turn, interrupted, qclaims, iclaims, outcome, committed = (
+            {}, {}, {}, {}, {}, {}, {}, {}, {}
         )  # fmt: skip
         names = self._env.world.claim_names
         for o in range(len(owners)):
@@ -439,6 +439,7 @@ class MachineAdapter:
             iclaims[o] = sorted(names.get(c.claim_id, "") for c in machine.input_claims)
             last = machine.last_outcome
             outcome[o] = last.value if last is not None else ""
+            committed[o] = machine.committed_checkpoint.turn_index
         state.update(
             owner_fence=fence,
             machine_phase=phase,
@@ -448,6 +449,7 @@ class MachineAdapter:
             machine_qclaims=qclaims,
             machine_iclaims=iclaims,
             machine_outcome=outcome,
+            machine_committed_checkpoint=committed,
             session_turns=self._session_turns,
         )
         return state

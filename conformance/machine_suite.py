@@ -21,8 +21,8 @@ scripted action sequences, run on the profile's model step by step, for situatio
 cover reaches but not in the state that tells a wrong implementation apart (the cover takes
 each goal once, in the first state it finds): which pending row goes first when a session
 command and next-turn input are both waiting, a timer after the clock passed a TTL, a
-checkpoint in a later turn. Their outcomes and states come from the model like the
-cover's; a walk the model does not allow is an error. They are written as
+checkpoint in a later turn, written or failed. Their outcomes and states come from the model
+like the cover's; a walk the model does not allow is an error. They are written as
 ``<profile>-promoted-<name>.itf.json`` (``kind`` ``promoted``).
 
 Traces are built from the exact model transitions the cover walked, projected with
@@ -283,6 +283,25 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
             *_start_and_claim_inputs(),
             ("host_checkpoint", {"o": 0, "checkpoint": "after_work"}),
             ("store_step", {"o": 0}),
+        ),
+    ),
+    PromotedWalk(
+        "failed-checkpoint-in-second-turn",
+        "machine-turns",
+        "the second turn's checkpoint write fails (the committed checkpoint stays the first "
+        "turn's), then the turn finishes and its commit carries the second turn's checkpoint",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            *_start_and_claim_inputs(),
+            ("enqueue_input", {"i": ACTIVE_TURN_INPUT}),
+            ("host_finish", {"o": 0}),
+            ("store_step", {"o": 0}),
+            *_start_and_claim_inputs(),
+            ("host_checkpoint", {"o": 0, "checkpoint": "after_work"}),
+            ("store_fail", {"o": 0}),  # CommitFailed: the turn goes on
+            ("store_step", {"o": 0}),  # CheckpointWorkClaimed (nothing new)
+            ("host_finish", {"o": 0}),
+            ("store_step", {"o": 0}),  # CommitSucceeded
         ),
     ),
 )

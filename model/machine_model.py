@@ -440,6 +440,9 @@ machine_turn = Var("machine_turn")
 machine_interrupted = Var("machine_interrupted")
 machine_outcome = Var("machine_outcome")
 machine_checkpoint = Var("machine_checkpoint")
+machine_committed_checkpoint = Var("machine_committed_checkpoint")
+machine_turn_checkpoint = Var("machine_turn_checkpoint")
+session_checkpoint = Var("session_checkpoint")
 machine_observed = Var("machine_observed")
 machine_qheld = Var("machine_qheld")
 machine_iheld = Var("machine_iheld")
@@ -541,6 +544,8 @@ class MachineBuilder:
         self.rules = rules
         self.tick = IntSort(0, bounds.batches + bounds.inputs)
         self.turn = IntSort(-1, bounds.max_turns - 1)
+        #: turn index of a checkpoint (a session without one is at index 0)
+        self.turn_index = IntSort(0, bounds.max_turns - 1)
         self.awaitable = awaitable_effects(rules)
         for rule in rules:
             if rule.phase not in PHASES or rule.target not in PHASES:
@@ -963,6 +968,7 @@ class MachineBuilder:
             "machine_checkpoint": machine_checkpoint.set(o, ""),
             "machine_observed": machine_observed.set(o, 0),
             "owner_fence": owner_fence.set(o, 0),
+            "machine_turn_checkpoint": machine_turn_checkpoint.set(o, FALSE),
         }
         recipes: dict[str, Callable[[], dict[str, Expr]]] = {
             "none": dict,
@@ -1077,6 +1083,7 @@ class MachineBuilder:
             updates["machine_awaiting"] = machine_awaiting.set(o, issued)
         if rule.outcome:
             updates["machine_outcome"] = machine_outcome.set(o, rule.outcome)
+        updates.update(self.checkpoint_updates(rule, o))
         updates.update(self.ghost_updates(rule, o, emitted, state, gq, gi, is_reply))
         effects_expr = list_of(
             "qe",
@@ -1085,6 +1092,40 @@ class MachineBuilder:
             lambda p: _ite_names(p, [n for n, _ in emitted]),
         )
         return Case(condition, updates, Outcome(rule.event, {"effects": effects_expr}))
+
+    def checkpoint_updates(self, rule: Rule, o: Expr) -> dict[str, Expr]:
+        """The checkpoints a row settles (kernel/machine.py's committed_checkpoint, as a turn
+        index): a checkpoint or the finish gives the running turn a checkpoint of its index;
+        a successful checkpoint write commits it; a turn commit commits the turn's
+        checkpoint when it has one; every applied commit writes its checkpoint to the store
+        (``session_checkpoint``, which a restarted machine starts from)."""
+        turn_index = ite(machine_turn[o] < 0, 0, machine_turn[o])  # always >= 0 in a turn
+        out: dict[str, Expr] = {}
+        if rule.phase == "ActiveTurn" and rule.event in ("CheckpointReached", "TurnFinished"):
+            out["machine_turn_checkpoint"] = machine_turn_checkpoint.set(o, TRUE)
+        if rule.event != "CommitSucceeded":
+            return out
+        written: Expr
+        if rule.phase in ("WritingCheckpoint", "Interrupting"):  # the checkpoint write
+            written = turn_index
+        elif rule.phase == "Committing":  # the turn commit
+            written = ite(machine_turn_checkpoint[o], turn_index, machine_committed_checkpoint[o])
+        else:  # a session command's commit carries the committed checkpoint
+            return {**out, "session_checkpoint": machine_committed_checkpoint[o]}
+        out["machine_committed_checkpoint"] = machine_committed_checkpoint.set(o, written)
+        out["session_checkpoint"] = written
+        return out
+
+    def restart(self) -> Action:
+        """The store model's restart; the owner's new machine starts from the checkpoint the
+        store holds."""
+        action = self.k.restart()
+        o = Param("o")
+        start = {
+            "machine_committed_checkpoint": machine_committed_checkpoint.set(o, session_checkpoint)
+        }
+        cases = [Case(c.condition, {**c.update_map(), **start}, c.outcome) for c in action.cases]
+        return action.replace(cases=cases)
 
     def ghost_updates(
         self,
@@ -1385,6 +1426,8 @@ class MachineBuilder:
             "machine_interrupted": machine_interrupted.set(o, FALSE),
             "machine_outcome": machine_outcome.set(o, ""),
             "machine_checkpoint": machine_checkpoint.set(o, ""),
+            "machine_committed_checkpoint": machine_committed_checkpoint.set(o, 0),
+            "machine_turn_checkpoint": machine_turn_checkpoint.set(o, FALSE),
             "machine_observed": machine_observed.set(o, 0),
             "machine_qheld": machine_qheld.set(o, zero_b),
             "machine_iheld": machine_iheld.set(o, zero_i),
@@ -1416,7 +1459,7 @@ class MachineBuilder:
             k.cancel_input(),
             k.expire(),
             self.crash(),
-            k.restart(),
+            self.restart(),
         ]
 
     # -- monitors and invariants ----------------------------------------------------------------
@@ -1693,6 +1736,19 @@ def _variables(b: MachineBuilder) -> tuple[Variable, ...]:
             "machine_checkpoint", MapSort(so, CHECKPOINT_OR_NONE), "checkpoint kind being claimed"
         ),
         Variable("machine_observed", MapSort(so, s.gen), "busy holder generation to reclaim"),
+        Variable(
+            "machine_committed_checkpoint",
+            MapSort(so, b.turn_index),
+            "turn index of the last checkpoint the machine knows committed",
+        ),
+        Variable(
+            "machine_turn_checkpoint",
+            MapSort(so, BoolSort()),
+            "the running turn has a checkpoint (reached or finished): its commit carries it",
+        ),
+        Variable(
+            "session_checkpoint", b.turn_index, "turn index of the checkpoint the store holds"
+        ),
         Variable("machine_qheld", MapSort(so, MapSort(sb, s.qcode)), "code under which b is held"),
         Variable("machine_iheld", MapSort(so, MapSort(si, s.icode)), "code under which i is held"),
         Variable("session_turns", IntSort(0, b.bounds.max_turns), "turns started in the session"),
@@ -1730,6 +1786,8 @@ def _initial(b: MachineBuilder) -> dict[str, Value]:
         "machine_outcome": "",
         "machine_checkpoint": "",
         "machine_observed": 0,
+        "machine_committed_checkpoint": 0,
+        "machine_turn_checkpoint": False,
         "cycle_leased": False,
         "cycle_reclaimed": False,
         "cycle_released": False,
@@ -1744,6 +1802,7 @@ def _initial(b: MachineBuilder) -> dict[str, Value]:
     init["batch_tick"] = {x: 0 for x in batches}
     init["input_tick"] = {x: 0 for x in inputs}
     init["session_turns"] = 0
+    init["session_checkpoint"] = 0
     for name, _ in MACHINE_FLAGS:
         init[name] = False
     return init
@@ -1780,6 +1839,7 @@ MACHINE_TRACE_VARIABLES: tuple[str, ...] = (
     "machine_qclaims",
     "machine_iclaims",
     "machine_outcome",
+    "machine_committed_checkpoint",
     "session_turns",
 )
 HOST_AND_STORE_ACTIONS: tuple[str, ...] = (
@@ -1804,6 +1864,7 @@ def machine_trace_state(model: Model, state: FlatState) -> dict[str, Any]:
     for name in ("machine_phase", "machine_awaiting", "machine_turn", "machine_interrupted"):
         result[name] = decoded[name]
     result["machine_outcome"] = decoded["machine_outcome"]
+    result["machine_committed_checkpoint"] = decoded["machine_committed_checkpoint"]
     result["machine_qclaims"] = {
         o: sorted({claim_id("qwc", c, bounds) for c in rows.values() if c})
         for o, rows in decoded["machine_qheld"].items()

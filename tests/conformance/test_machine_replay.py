@@ -706,6 +706,7 @@ PROMOTED_ENDINGS = {
     "active-input-not-next-turn": ("PendingWorkInspected", ["ClaimLeadingCommand"]),
     "timer-after-a-ttl": ("RenewDue", ["RenewLease"]),
     "checkpoint-in-second-turn": ("CommitSucceeded", ["ClaimCheckpointWork"]),
+    "failed-checkpoint-in-second-turn": ("CommitSucceeded", []),
 }
 
 
@@ -716,6 +717,12 @@ def test_promoted_walks_end_in_the_outcome_they_pin(machine_suite: MachineSuite)
         assert by_name[name].steps[-1].outcome == {"tag": tag, "effects": effects}, name
     timer = by_name["timer-after-a-ttl"].steps
     assert timer[-2].outcome == {"tag": "NotDue", "effects": []}  # early: not yet
+    written = by_name["checkpoint-in-second-turn"].steps[-1].state
+    assert written["machine_committed_checkpoint"] == {0: 1}
+    failed = by_name["failed-checkpoint-in-second-turn"].steps
+    assert failed[-4].outcome["tag"] == "CommitFailed"
+    assert failed[-4].state["machine_committed_checkpoint"] == {0: 0}  # not written
+    assert failed[-1].state["machine_committed_checkpoint"] == {0: 1}  # the turn's commit
 
 
 def test_a_promoted_walk_the_model_does_not_allow_is_an_error() -> None:
