@@ -45,6 +45,7 @@ from lashspec.conformance.machine_suite import (
     PromotedWalk,
     generate_machine_suite,
     promoted_walk,
+    trace_of_walk,
     write_machine_suite,
 )
 from lashspec.conformance.replay import (
@@ -723,6 +724,27 @@ def test_promoted_walks_end_in_the_outcome_they_pin(machine_suite: MachineSuite)
     assert failed[-4].outcome["tag"] == "CommitFailed"
     assert failed[-4].state["machine_committed_checkpoint"] == {0: 0}  # not written
     assert failed[-1].state["machine_committed_checkpoint"] == {0: 1}  # the turn's commit
+
+
+def test_a_restarted_machine_starts_from_the_checkpoint_the_store_holds(tmp_path: Path) -> None:
+    """No check profile restarts an owner: a walk at bounds that do, replayed on our kernel."""
+    bounds = replace(
+        next(p for p in MACHINE_PROFILES if p.name == "machine-turns").bounds, max_incarnation=1
+    )
+    compiled = compile_model(build_machine_model(bounds))
+    second_turn_checkpoint = next(
+        w for w in PROMOTED_WALKS if w.name == "checkpoint-in-second-turn"
+    )
+    actions = (*second_turn_checkpoint.actions, ("crash", {"o": 0}), ("restart", {"o": 0}))
+    walk = PromotedWalk("restart", "custom", "", actions)
+    meta = {"system": "machine", "bounds": bounds.as_dict(), "kind": "promoted"}
+    trace = trace_of_walk(compiled, promoted_walk(compiled, walk), "machine-restart", meta)
+    assert trace.steps[-2].state["machine_committed_checkpoint"] == {0: 0}  # crashed: no machine
+    assert trace.steps[-1].state["machine_committed_checkpoint"] == {0: 1}  # the store's
+    for backend in BACKENDS:
+        (tmp_path / backend).mkdir()
+        result = replay_trace(trace, kernel_target(backend, tmp_path / backend))
+        assert result.ok, result
 
 
 def test_a_promoted_walk_the_model_does_not_allow_is_an_error() -> None:
