@@ -614,6 +614,11 @@ class KernelAdapter:
 
     def _do_cancel_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         outcome = self.world.store.cancel_pending_turn_input(SESSION, self._input_id(picks))
+        if isinstance(outcome, AlreadyClaimed):
+            # the diagnostics' pinned generation; 0 when there are none or it is absent
+            diagnostics = outcome.claim
+            generation = diagnostics.claim_session_lease_generation if diagnostics else None
+            return {"tag": "AlreadyClaimed", "claim_gen": generation or 0}
         return {"tag": _cancel_tag(outcome)}
 
     def _do_cancel_suffix(self, picks: Mapping[str, Any]) -> dict[str, Any]:

@@ -155,6 +155,22 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
             _a("claim_work_by_ids", o=0, b=2, last=3, boundary="idle"),
         ),
     ),
+    "cancel_of_a_claimed_input_names_the_claims_generation": (
+        "cancelling a live-claimed next-turn input and an accepted active-turn input answers "
+        "AlreadyClaimed with diagnostics naming the lease generation each claim pins",
+        replace(SMALLEST_BOUNDS, inputs=2, max_generation=2),
+        (
+            _a("enqueue_input", i=0),
+            _a("enqueue_input", i=1),
+            _a("acquire", o=0),
+            _a("claim_next_inputs", o=0),
+            _a("cancel_input", i=0),
+            _a("expire"),
+            _a("acquire", o=0),
+            _a("claim_active_inputs", o=0, checkpoint="after_work"),
+            _a("cancel_input", i=1),
+        ),
+    ),
     # Session ids compared for equality, not order: the mutation campaign found a store whose
     # per-session lookups used <= or >= on session ids survive every edge-cover trace (the
     # goals do not pin which session's row came first, nor a dead holder whose generation

@@ -1685,12 +1685,20 @@ class KernelBuilder:
                 Case(input_state[i].eq("vacuumed"), {}, Outcome("NotFound")),
                 Case(input_state[i].eq("cancelled"), {}, Outcome("AlreadyCancelled")),
                 Case(input_state[i].eq("completed"), {}, Outcome("AlreadyCompleted")),
-                Case(input_state[i].eq("accepted"), {}, Outcome("AlreadyClaimed")),
-                Case(self.input_live_claimed(i), {}, Outcome("AlreadyClaimed")),
+                Case(input_state[i].eq("accepted"), {}, self.already_claimed(i)),
+                Case(self.input_live_claimed(i), {}, self.already_claimed(i)),
                 Case(TRUE, self._cancel_updates(lambda j: j.eq(i)), Outcome("Cancelled")),
             ],
-            doc="cancel_pending_turn_input: typed outcome per row state",
+            doc="cancel_pending_turn_input: typed outcome per row state; AlreadyClaimed "
+            "carries the claim's diagnostics, of which the trace keeps the pinned lease "
+            "generation (every row it answers holds a claim: accepted rows always do)",
         )
+
+    @staticmethod
+    def already_claimed(i: Expr) -> Outcome:
+        """AlreadyClaimed with its diagnostics' claim_session_lease_generation (lash
+        pending_turn_input_claim_diagnostics_from_row: present while a claim token is)."""
+        return Outcome("AlreadyClaimed", {"claim_gen": input_claim_gen[i]})
 
     def cancel_inputs(self) -> Action:
         i = Param("i")

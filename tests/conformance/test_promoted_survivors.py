@@ -10,7 +10,9 @@ The mutation campaign (docs/mutation.md) found kernels surviving every edge-cove
   generation already decided;
 * ignore ``available_at`` in a claim by ids (no profile has by-ids claims and delayed work
   together), or take a queue claim's id from the last row of a join run (every run the edge
-  cover claims has rows with equal claim fencing tokens).
+  cover claims has rows with equal claim fencing tokens);
+* drop or blank the claim diagnostics of a cancel answered AlreadyClaimed (format 3 kept only
+  the tag; format 4 keeps the pinned generation).
 
 Each case below is one such surviving mutant, applied by hand to a copy of ``kernel/``;
 replaying the promoted traces written for them (conformance/promoted_traces.py) through the
@@ -38,6 +40,7 @@ TRACES = (
     "stale_lease_token_renews_and_releases_nothing",
     "by_ids_claim_waits_for_available_at",
     "queue_claim_id_names_its_head",
+    "cancel_of_a_claimed_input_names_the_claims_generation",
 )
 
 #: What follows the head in _stamp_batches (the input claim's twin begins alike).
@@ -106,6 +109,16 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
         "engine.py",
         "head = selected[0]" + _QUEUE_CLAIM_ID,
         "head = selected[-1]" + _QUEUE_CLAIM_ID,
+    ),
+    "_cancel_row diagnostics only for accepted rows": (
+        "engine.py",
+        "if c.claim_token is not None or row.state is TurnInputState.ACCEPTED:",
+        "if c.claim_token is None or row.state is TurnInputState.ACCEPTED:",
+    ),
+    "_cancel_row diagnostics without the generation": (
+        "engine.py",
+        "c.claim_session_lease_generation if c.claim_token is not None else None",
+        "c.claim_session_lease_generation if c.claim_token is None else None",
     ),
     "_validate_fence token >": (
         "engine.py",
