@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -197,12 +197,15 @@ def trace_of_walk(
 
 @dataclass(frozen=True)
 class PromotedWalk:
-    """A scripted walk on one machine profile's model: actions with their picks."""
+    """A scripted walk on one machine profile's model: actions with their picks.
+    ``widen`` names bounds the walk needs beyond the profile's (its trace carries them); the
+    walk then runs on a model at the widened bounds, which is never explored."""
 
     name: str
     profile: str
     purpose: str
     actions: tuple[tuple[str, Mapping[str, Any]], ...]
+    widen: Mapping[str, int] = field(default_factory=dict)
 
 
 def _start_and_claim_inputs(o: int = 0) -> tuple[tuple[str, Mapping[str, Any]], ...]:
@@ -303,6 +306,25 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
             ("host_finish", {"o": 0}),
             ("store_step", {"o": 0}),  # CommitSucceeded
         ),
+    ),
+    PromotedWalk(
+        "restart-after-second-turn",
+        "machine-turns",
+        "an owner restarted after the second turn committed: its new machine starts from the "
+        "checkpoint the store holds (the profile restarts nobody: one restart more)",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            *_start_and_claim_inputs(),
+            ("enqueue_input", {"i": ACTIVE_TURN_INPUT}),
+            ("host_finish", {"o": 0}),
+            ("store_step", {"o": 0}),
+            *_start_and_claim_inputs(),
+            ("host_finish", {"o": 0}),
+            ("store_step", {"o": 0}),  # CommitSucceeded: the store holds turn 1's checkpoint
+            ("crash", {"o": 0}),
+            ("restart", {"o": 0}),
+        ),
+        widen={"max_incarnation": 1},
     ),
 )
 
@@ -411,8 +433,13 @@ def generate_machine_suite(
                 continue
             trace_id = f"{_machine_name(profile.name)}-promoted-{promoted.name}"
             promoted_meta = {**meta, "kind": "promoted", "purpose": promoted.purpose}
-            moves = promoted_walk(compiled, promoted)
-            suite.traces.append(trace_of_walk(compiled, moves, trace_id, promoted_meta))
+            on = compiled
+            if promoted.widen:
+                bounds = replace(profile.bounds, **promoted.widen)
+                on = compile_model(build_machine_model(bounds))
+                promoted_meta["bounds"] = bounds.as_dict()
+            moves = promoted_walk(on, promoted)
+            suite.traces.append(trace_of_walk(on, moves, trace_id, promoted_meta))
         steps = sum(len(w) for w in walks)
         suite.cover.append(
             MachineCover(
