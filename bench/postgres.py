@@ -78,7 +78,7 @@ def main() -> int:
         ]
         # the write-lock key names the schema; take the raw schema's own
         with psycopg.connect(dsn, autocommit=True) as connection:
-            oids = dict(
+            oids: dict[str, int] = dict(
                 connection.execute(
                     "SELECT nspname, oid::bigint FROM pg_namespace "
                     "WHERE nspname IN ('lashspec_bench', 'lashspec_raw')"

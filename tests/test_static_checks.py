@@ -11,8 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kernel", "model", "conformance")
 LINTED = [d for d in (*PACKAGES, "tests", "bench", "tools") if (ROOT / d).is_dir()]
-#: development tooling outside the package, type-checked as plain scripts
-TOOL_SCRIPTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tools").rglob("*.py"))
+#: development tooling and benchmarks outside the package, type-checked as plain scripts
+TOOL_SCRIPTS = sorted(
+    str(p.relative_to(ROOT)) for folder in ("tools", "bench") for p in (ROOT / folder).rglob("*.py")
+)
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
