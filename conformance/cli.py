@@ -179,7 +179,8 @@ EXHAUSTIVE_PROFILE_HELP = (
     "the C engine under owner symmetry, on --jobs threads: core the core store's bounds at "
     "their defaults with the trace-format-2 extensions at their smallest (about 250 million "
     "states: minutes on two threads, 3.6 GiB), full DEFAULT_BOUNDS (every bound at its "
-    "default: billions of states and tens of GiB; README, Benchmarks); both need a C compiler "
+    "default: more than 530 million orbits, about a billion states, more than 16 GiB; README, "
+    "Benchmarks); both need a C compiler "
     "(the pure-Python fallback cannot finish them)"
 )
 JOBS_HELP = (
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="processes to run the stages in (default: the CPUs this process may use); the "
         "z3 proofs and seeded bugs run beside the explorations, suite and replays; with "
-        "--profile full, the threads of the C explorer",
+        "--profile core or full, the threads of the C explorer",
     )
     check.add_argument("--report", type=Path, help="write a JSON report to this file")
     check.add_argument("--out", type=Path, help="keep the generated trace suite in this directory")
