@@ -21,6 +21,7 @@ from lashspec.conformance.itf import Trace
 from lashspec.conformance.kernel_adapter import KernelAdapter
 from lashspec.conformance.minimize import ddmin, minimise_trace
 from lashspec.conformance.modeltrace import ActionNotEnabled, ModelRunner, trace_of
+from lashspec.conformance.promoted_traces import PROMOTED_TRACES
 from lashspec.conformance.replay import kernel_target, replay_all, replay_trace
 from lashspec.model.explore import explore
 from lashspec.model.kernel_model import Bounds, build_model
@@ -77,7 +78,7 @@ def test_suite_covers_every_declared_outcome_except_the_documented_dead_cases(
 def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
     kinds = suite.kinds()
     assert kinds["scenario"] == 9
-    assert kinds["promoted"] == 6
+    assert kinds["promoted"] == len(PROMOTED_TRACES) == 12
     assert kinds["witness"] == len(MUTANTS) == 18
     assert kinds["boundary"] == len(suite.boundaries) >= 10
     assert kinds["cover"] > 100
