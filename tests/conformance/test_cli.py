@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from lashspec.conformance.generate import generate_suite, write_suite
 from lashspec.conformance.machine_suite import generate_machine_suite, write_machine_suite
 from lashspec.model import fastexplore
 from lashspec.model.explore import explore
-from lashspec.model.kernel_model import Bounds, build_model
+from lashspec.model.kernel_model import SMALLEST_BOUNDS, build_model
 from lashspec.model.machine_check import INDUCTION_BOUNDS, MACHINE_BMC_DEPTH
 from lashspec.model.machine_model import MachineBounds, build_machine_model
 from lashspec.model.machine_mutants import MACHINE_MUTANTS, MachineMutant, build_machine_mutant
@@ -447,20 +448,7 @@ def test_check_exhaustive_profile_runs_the_fast_engine_alone(
     name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # `core` takes minutes and `full` far longer: the same path on small bounds.
-    tiny = Bounds(
-        owners=2,
-        batches=1,
-        inputs=1,
-        max_generation=2,
-        max_incarnation=0,
-        max_claims_per_row=1,
-        max_head_revision=1,
-        ttl_steps=1,
-        exact_claims=0,
-        head_cas=0,
-        turns=0,
-        multi_cancel=0,
-    )
+    tiny = replace(SMALLEST_BOUNDS, owners=2, max_generation=2)
     monkeypatch.setattr(fastexplore, f"{name}_profile", lambda: Profile(name, tiny, "tiny"))
     assert main(["-q", "check", "--profile", name]) == EXIT_OK
     out, _ = capsys.readouterr()

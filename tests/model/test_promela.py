@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from lashspec.model.dsl import Model
 from lashspec.model.explore import explore
-from lashspec.model.kernel_model import Bounds, build_model
+from lashspec.model.kernel_model import SMALLEST_BOUNDS, Bounds, build_model
 from lashspec.model.mutants import build_mutant
 from lashspec.model.promela import render_promela, slot_names
 
@@ -85,24 +86,7 @@ def test_promela_names_every_slot_and_keeps_the_initial_state() -> None:
 
 
 #: Every extension of trace format 3 switched on at once, at the smallest bounds.
-FORMAT_3 = Bounds(
-    owners=1,
-    max_incarnation=0,
-    batches=1,
-    inputs=1,
-    max_generation=1,
-    max_claims_per_row=1,
-    max_head_revision=1,
-    ttl_steps=1,
-    exact_claims=0,
-    head_cas=0,
-    turns=0,
-    multi_cancel=0,
-    second_session=1,
-    source_replay=1,
-    delayed_work=1,
-    outbox=1,
-)
+FORMAT_3 = replace(SMALLEST_BOUNDS, second_session=1, source_replay=1, delayed_work=1, outbox=1)
 
 
 @needs_spin
