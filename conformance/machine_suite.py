@@ -48,6 +48,7 @@ from ..model.explore import ExplorationResult, explore
 from ..model.machine_model import build_machine_model, machine_trace_outcome, machine_trace_state
 from ..model.profiles import MACHINE_PROFILES, MachineProfile
 from .itf import SUITE_INDEX_FILE, Trace, TraceStep, dumps_canonical, file_sha256, trace_to_json
+from .modeltrace import enabled_move
 
 Progress = Callable[[str], None]
 #: (binding index, outcome tag, effects returned, the owner's phase for the renewal timer)
@@ -335,15 +336,7 @@ def promoted_walk(compiled: CompiledModel, walk: PromotedWalk) -> list[Move]:
     state = compiled.model.initial_state()
     moves: list[Move] = []
     for number, (action, picks) in enumerate(walk.actions, start=1):
-        move = next(
-            (
-                (binding, outcome, target)
-                for binding, outcome, target in compiled.successors(state)
-                if compiled.bindings[binding].action == action
-                and dict(compiled.bindings[binding].params) == dict(picks)
-            ),
-            None,
-        )
+        move = enabled_move(compiled, state, action, picks)
         if move is None:
             raise ValueError(
                 f"promoted walk {walk.name}: step {number} {action}{dict(picks)} is not enabled"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..model.dsl import CompiledModel, compile_model
+from ..model.dsl import CompiledModel, FlatState, compile_model
 from ..model.kernel_model import Bounds, build_model, trace_outcome, trace_state
 from .itf import Trace, TraceStep, normalise_outcome, normalise_state
 
@@ -18,6 +18,19 @@ INIT_OUTCOME: dict[str, Any] = {"tag": "Ok"}
 
 class ActionNotEnabled(ValueError):
     """The model does not allow this action (with these picks) in the current state."""
+
+
+def enabled_move(
+    compiled: CompiledModel, state: FlatState, action: str, picks: Mapping[str, Any]
+) -> tuple[int, Any, FlatState] | None:
+    """The model's move (binding, outcome, successor) for ``action`` with ``picks`` from
+    ``state``, or None when the model does not allow it there."""
+    wanted = dict(picks)
+    for binding, outcome, successor in compiled.successors(state):
+        instance = compiled.bindings[binding]
+        if instance.action == action and dict(instance.params) == wanted:
+            return binding, outcome, successor
+    return None
 
 
 class ModelRunner:
@@ -40,10 +53,11 @@ class ModelRunner:
         index = self._binding_index.get(key)
         if index is None:
             raise ActionNotEnabled(f"the model has no action {action} with picks {dict(picks)}")
-        for binding, outcome, successor in self.compiled.successors(state):
-            if binding == index:
-                return trace_outcome(self.compiled.model, action, outcome), successor
-        raise ActionNotEnabled(f"{action} {dict(picks)} is not enabled in this state")
+        move = enabled_move(self.compiled, state, action, picks)
+        if move is None:
+            raise ActionNotEnabled(f"{action} {dict(picks)} is not enabled in this state")
+        _, outcome, successor = move
+        return trace_outcome(self.compiled.model, action, outcome), successor
 
     def state(self, flat: tuple[Any, ...]) -> dict[str, Any]:
         return normalise_state(trace_state(self.compiled.model, flat))
