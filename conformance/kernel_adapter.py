@@ -538,11 +538,18 @@ class KernelAdapter:
         return {"tag": "Ok"}
 
     def _do_cancel_batch(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        return self._cancel_batch(SESSION, self._slot_batch_id(picks))
+
+    def _slot_batch_id(self, picks: Mapping[str, Any]) -> str:
+        """The kernel id of the row enqueued in session-0 batch slot ``b``."""
         b = self._int(picks, "b")
         batch_id = self.world.batch_ids.get(b)
         if batch_id is None:
             raise BadActionParams(f"batch slot b{b} was never enqueued")
-        cancelled = self.world.store.cancel_queued_work_batch(SESSION, batch_id)
+        return batch_id
+
+    def _cancel_batch(self, session_id: str, batch_id: str) -> dict[str, Any]:
+        cancelled = self.world.store.cancel_queued_work_batch(session_id, batch_id)
         return {"tag": "Cancelled" if cancelled is not None else "NotCancelled"}
 
     def _do_enqueue_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
@@ -794,12 +801,7 @@ class KernelAdapter:
         return {"tag": "Committed", "head_revision": result.head_revision}
 
     def _do_s1_cancel_batch(self, picks: Mapping[str, Any]) -> dict[str, Any]:
-        b = self._int(picks, "b")
-        batch_id = self.world.batch_ids.get(b)
-        if batch_id is None:
-            raise BadActionParams(f"batch slot b{b} was never enqueued")
-        cancelled = self.world.store.cancel_queued_work_batch(SESSION1, batch_id)
-        return {"tag": "Cancelled" if cancelled is not None else "NotCancelled"}
+        return self._cancel_batch(SESSION1, self._slot_batch_id(picks))
 
     def _do_s1_cancel_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         outcome = self.world.store.cancel_pending_turn_input(SESSION1, self._input_id(picks))
@@ -809,8 +811,7 @@ class KernelAdapter:
         batch_id = self.world.s1_batch_id
         if batch_id is None:
             raise BadActionParams("session-1's batch was never enqueued")
-        cancelled = self.world.store.cancel_queued_work_batch(SESSION, batch_id)
-        return {"tag": "Cancelled" if cancelled is not None else "NotCancelled"}
+        return self._cancel_batch(SESSION, batch_id)
 
     def _do_reclaim_observing_s1(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         o, memory = self._owner(picks)
