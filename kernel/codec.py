@@ -210,7 +210,11 @@ def _self_decoding(kind: type[Any]) -> tuple[str, ...] | None:
     found: tuple[str, ...] | None = None
     if _ENUMS.get(name) is kind:
         found = ()
-    elif _DATACLASSES.get(name) is kind:
+    elif (
+        _DATACLASSES.get(name) is kind
+        and kind.__dataclass_params__.frozen
+        and kind.__hash__ is not None
+    ):
         encoding = _ENCODINGS[kind] if kind in _ENCODINGS else _encoding(kind)
         if type(encoding) is tuple and not encoding[2]:  # an opaque field decodes to a dict
             found = encoding[1]
@@ -220,8 +224,9 @@ def _self_decoding(kind: type[Any]) -> tuple[str, ...] | None:
 
 def _decodes_as_itself(value: Any) -> bool:
     """Whether ``loads(dumps(value))`` rebuilds ``value`` with the same type at every level:
-    plain scalars, bytes, tuples, and this module's records and enums, never their
-    subclasses, a list or a dict (those decode as something else, or are mutable)."""
+    plain scalars, bytes, tuples, and this module's enums and hashable (frozen) records,
+    never their subclasses, a list or a dict (those decode as something else, or are
+    mutable)."""
     kind = type(value)
     if kind is tuple:
         return all(_decodes_as_itself(item) for item in value)
@@ -240,11 +245,7 @@ def dumps_record(value: Any) -> str:
     types throughout, ``value`` itself is remembered as that text's decoding, so the next
     ``loads_record`` of the text (a row read back in a later transaction) skips the decode."""
     text = dumps(value)
-    if text not in _record_by_text and _decodes_as_itself(value):
-        try:
-            hash(value)
-        except TypeError:
-            return text
+    if text not in _record_by_text and _decodes_as_itself(value):  # so hashable, immutable
         if len(_record_by_text) >= _RECORD_CACHE_SIZE:
             _record_by_text.clear()
         _record_by_text[text] = value
