@@ -184,8 +184,72 @@ def loads_record(text: str) -> Any:
     return value
 
 
+# One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_encode_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
+    return _encode_json(to_jsonable(value))
+
+
+# For each type met by ``_decodes_as_itself``: the fields to check (a frozen record of this
+# module without opaque fields), () for a type that always decodes as itself (a plain
+# scalar, bytes, an enum of this module), None for a type that never does.
+_SELF_DECODING: dict[type[Any], tuple[str, ...] | None] = {
+    str: (),
+    int: (),
+    float: (),
+    bool: (),
+    type(None): (),
+    bytes: (),
+}
+
+
+def _self_decoding(kind: type[Any]) -> tuple[str, ...] | None:
+    name = kind.__name__
+    found: tuple[str, ...] | None = None
+    if _ENUMS.get(name) is kind:
+        found = ()
+    elif (
+        _DATACLASSES.get(name) is kind
+        and kind.__dataclass_params__.frozen
+        and kind.__hash__ is not None
+    ):
+        encoding = _ENCODINGS[kind] if kind in _ENCODINGS else _encoding(kind)
+        if type(encoding) is tuple and not encoding[2]:  # an opaque field decodes to a dict
+            found = encoding[1]
+    _SELF_DECODING[kind] = found
+    return found
+
+
+def _decodes_as_itself(value: Any) -> bool:
+    """Whether ``loads(dumps(value))`` rebuilds ``value`` with the same type at every level:
+    plain scalars, bytes, tuples, and this module's enums and hashable (frozen) records,
+    never their subclasses, a list or a dict (those decode as something else, or are
+    mutable)."""
+    kind = type(value)
+    if kind is tuple:
+        return all(_decodes_as_itself(item) for item in value)
+    fields = _SELF_DECODING[kind] if kind in _SELF_DECODING else _self_decoding(kind)
+    if fields is None:
+        return False
+    for field in fields:
+        item = getattr(value, field)
+        if type(item) not in _PLAIN and not _decodes_as_itself(item):
+            return False
+    return True
+
+
+def dumps_record(value: Any) -> str:
+    """``dumps(value)``; when the text decodes to a value equal to ``value`` with the same
+    types throughout, ``value`` itself is remembered as that text's decoding, so the next
+    ``loads_record`` of the text (a row read back in a later transaction) skips the decode."""
+    text = dumps(value)
+    if text not in _record_by_text and _decodes_as_itself(value):  # so hashable, immutable
+        if len(_record_by_text) >= _RECORD_CACHE_SIZE:
+            _record_by_text.clear()
+        _record_by_text[text] = value
+    return text
 
 
 def loads(text: str) -> Any:

@@ -230,7 +230,7 @@ class _SqliteTables:
                 b.session_id,
                 b.enqueue_seq,
                 b.source_key,
-                codec.dumps(b),
+                codec.dumps_record(b),
                 *_claim_values(record.claim),
             ),
         )
@@ -301,10 +301,12 @@ class _SqliteTables:
         self._c.execute("DELETE FROM turn_inputs WHERE input_id = ?", (input_id,))
 
     def next_seq(self) -> int:
-        row = self._one("SELECT value FROM meta WHERE key = 'enqueue_seq'", ())
-        seq = (int(row[0]) if row is not None else 0) + 1
-        self._c.execute("INSERT OR REPLACE INTO meta VALUES ('enqueue_seq', ?)", (str(seq),))
-        return seq
+        # One statement: the counter row is created at 1 or advanced, and read back.
+        row = self._c.execute(
+            "INSERT INTO meta VALUES ('enqueue_seq', '1') ON CONFLICT (key) DO UPDATE "
+            "SET value = CAST(value AS INTEGER) + 1 RETURNING value"
+        ).fetchall()
+        return int(row[0][0])
 
     # head and turn records
     def head(self) -> HeadRecord | None:
@@ -492,13 +494,24 @@ class _SqliteBackend:
         except sqlite3.Error as error:
             raise _file_error(path, error, "opening the store", busy_timeout_ms) from None
         self._connection = connection
+        self._tables = _SqliteTables(connection)
+        self._write_transaction = _SqliteTransaction(self, True)
+        self._read_transaction = _SqliteTransaction(self, False)
+        # Whether SQLite's busy handler is on (busy_timeout = the full wait) rather than off
+        # (0, while our own poll waits for the write lock).  See ``_begin_write``.
+        self._busy_handler_on = False
+        # Whether the file is in WAL mode, where a write transaction never waits for a lock
+        # once ``BEGIN IMMEDIATE`` holds the write lock (a rollback journal's COMMIT does).
+        self._wal = False
         try:
-            self._connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            self._arm_busy_handler()
             self._initialise()
             if not read_only:
                 # Only a verified lashspec store is switched to WAL (a refused file stays as
                 # it was).  SQLite does not call its busy handler for this pragma: poll.
-                self._poll_while_busy("PRAGMA journal_mode = WAL", "switching to WAL")
+                self._arm_busy_handler()
+                mode = self._poll_while_busy("PRAGMA journal_mode = WAL", "switching to WAL")
+                self._wal = str(mode).lower() == "wal"
                 self._connection.execute("PRAGMA synchronous = NORMAL")
         except BaseException as error:
             self._connection.close()
@@ -506,15 +519,27 @@ class _SqliteBackend:
                 raise _file_error(path, error, "opening the store", busy_timeout_ms) from None
             raise
 
-    def _poll_while_busy(self, statement: str, doing: str) -> None:
+    def _arm_busy_handler(self) -> None:
+        """Let SQLite's own busy handler wait (up to the busy timeout) for locks."""
+        if not self._busy_handler_on:
+            self._connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            self._busy_handler_on = True
+
+    def _disarm_busy_handler(self) -> None:
+        if self._busy_handler_on:
+            self._connection.execute("PRAGMA busy_timeout = 0")
+            self._busy_handler_on = False
+
+    def _poll_while_busy(self, statement: str, doing: str) -> Any:
         """Run ``statement``, retrying with jittered short sleeps while the file is locked,
-        for at most the busy timeout; then raise :class:`StoreBusy`."""
+        for at most the busy timeout, and return its first value; then raise
+        :class:`StoreBusy`."""
         started = time.monotonic()
         deadline = started + self._busy_timeout_ms / 1000
         while True:
             try:
-                self._connection.execute(statement)
-                return
+                row = self._connection.execute(statement).fetchone()
+                return row[0] if row is not None else None
             except sqlite3.OperationalError as error:
                 if not _is_busy(error):
                     raise
@@ -525,14 +550,24 @@ class _SqliteBackend:
             time.sleep(min(pause, deadline - now))
 
     def _begin_write(self) -> None:
-        c = self._connection
         # Our own poll replaces SQLite's busy handler for the write lock (see the module
-        # docstring); every other statement keeps the handler for rare WAL-recovery waits.
-        c.execute("PRAGMA busy_timeout = 0")
+        # docstring).  Every statement that may wait for a lock otherwise (a read's first
+        # SELECT, a rollback journal's COMMIT, a pragma reading the file) runs with the
+        # handler on.  In WAL mode nothing inside a write transaction waits once BEGIN
+        # IMMEDIATE has the write lock (SQLite calls the handler only while a transaction
+        # starts), so the handler stays off until a statement that needs it: write after
+        # write costs no pragma.
+        self._disarm_busy_handler()
         try:
-            self._poll_while_busy("BEGIN IMMEDIATE", "waiting for the write lock")
+            try:
+                self._connection.execute("BEGIN IMMEDIATE")  # the uncontended case: no poll
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error):
+                    raise
+                self._poll_while_busy("BEGIN IMMEDIATE", "waiting for the write lock")
         finally:
-            c.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            if not self._wal:
+                self._arm_busy_handler()
 
     def _rollback(self) -> None:
         """Roll back whatever is open; SQLite may already have rolled back by itself (a
@@ -544,6 +579,7 @@ class _SqliteBackend:
     def _initialise(self) -> None:
         c = self._connection
         if self.read_only:
+            self._arm_busy_handler()
             c.execute("BEGIN")
         else:
             self._begin_write()
@@ -590,7 +626,9 @@ class _SqliteBackend:
             raise
 
     def transaction(self, write: bool = True) -> _SqliteTransaction:
-        return _SqliteTransaction(self, write)
+        # Both context managers hold no state of their own (it lives here, under the lock),
+        # so one of each serves every call.
+        return self._write_transaction if write else self._read_transaction
 
     def enter(self, write: bool) -> _SqliteTables:
         """Take the handle's lock and open a transaction (see :class:`_SqliteTransaction`)."""
@@ -601,6 +639,7 @@ class _SqliteBackend:
                 if write:
                     self._begin_write()
                 else:
+                    self._arm_busy_handler()
                     c.execute("BEGIN")
             except sqlite3.Error as error:
                 self._rollback()
@@ -610,7 +649,10 @@ class _SqliteBackend:
                 self.write_transactions += 1
             else:
                 self.read_transactions += 1
-            return _SqliteTables(c)
+            tables = self._tables
+            if tables._c is not c:  # the connection was swapped (the benchmark records it)
+                tables = self._tables = _SqliteTables(c)
+            return tables
         except BaseException:
             self._lock.release()
             raise
@@ -637,11 +679,13 @@ class _SqliteBackend:
 
     def pragma(self, name: str) -> str:
         with self._lock:
+            self._arm_busy_handler()
             row = self._connection.execute(f"PRAGMA {name}").fetchone()
             return str(row[0])
 
     def limit_pages(self, max_pages: int) -> int:
         with self._lock:
+            self._arm_busy_handler()
             row = self._connection.execute(f"PRAGMA max_page_count = {int(max_pages)}").fetchone()
             return int(row[0])
 

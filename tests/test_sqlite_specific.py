@@ -46,6 +46,33 @@ def test_store_uses_wal_journal(tmp_path: Path) -> None:
     store.close()
 
 
+def test_sqlite_busy_handler_is_on_for_reads_and_off_only_while_taking_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """Write transactions poll for the write lock themselves and leave SQLite's handler off
+    (nothing inside a WAL write transaction waits for a lock); a read turns it back on."""
+    store = SqliteStore(tmp_path / "s.sqlite", ManualClock(), FakeProcessTable(), 1234)
+    connection = store._sqlite._connection
+
+    def busy_timeout() -> int:
+        return int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
+
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+    store.enqueue_queued_work(wake("one"))
+    store.enqueue_queued_work(wake("two"))
+    connection.set_trace_callback(None)
+    assert busy_timeout() == 0
+    assert [s for s in statements if s.startswith("PRAGMA")] == ["PRAGMA busy_timeout = 0"]
+    assert store.inspect_queued_work(S)
+    assert busy_timeout() == 1234
+    store.enqueue_queued_work(wake("three"))
+    assert busy_timeout() == 0
+    assert store.page_count() > 0  # a pragma reading the file waits like a read
+    assert busy_timeout() == 1234
+    store.close()
+
+
 def test_reopen_sees_everything_committed(tmp_path: Path) -> None:
     clock = ManualClock()
     path = tmp_path / "s.sqlite"

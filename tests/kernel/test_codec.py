@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lashspec.kernel import codec
 from lashspec.kernel.types import (
     DeliveryPolicy,
@@ -57,3 +59,26 @@ def test_owner_encoding_is_cached_per_object_not_per_equal_value() -> None:
     assert codec.dumps_owner(one) == codec.dumps(one)
     assert codec.dumps_owner(true) == codec.dumps(true) != codec.dumps(one)
     assert codec.loads_owner(codec.dumps_owner(one)) == one
+
+
+def test_an_encoded_record_stands_for_its_decoding_only_when_it_decodes_as_itself() -> None:
+    codec._record_by_text.clear()
+    batch = _batch()
+    text = codec.dumps_record(batch)
+    assert text == codec.dumps(batch)
+    assert codec.loads_record(text) is batch  # remembered at encoding: no decode
+
+    # a list where the record declares a tuple decodes as a tuple: the text is decoded
+    items = list(batch.items)
+    listed = replace(batch, batch_id="qwb-2", items=items)
+    listed_text = codec.dumps_record(listed)
+    decoded = codec.loads_record(listed_text)
+    assert decoded is not listed and decoded.items == tuple(items)
+
+    # a str subclass decodes as a plain str: likewise
+    class Tag(str):
+        pass
+
+    tagged = replace(batch, batch_id="qwb-3", source_key=Tag("k"))
+    tagged_text = codec.dumps_record(tagged)
+    assert type(codec.loads_record(tagged_text).source_key) is str
