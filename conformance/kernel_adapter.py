@@ -276,6 +276,10 @@ BAD_REQUESTS = (
     "blank_session",
     "unknown_boundary",
     "unknown_checkpoint",
+    "active_turn_before",
+    "active_turn_after",
+    "checkpoint_inputs_one",
+    "checkpoint_batches_one",
     "draft_no_payloads",
     "draft_mixed_payloads",
     "draft_available_negative",
@@ -285,6 +289,13 @@ BAD_REQUESTS = (
     "stamp_session_before",
     "stamp_session_after",
 )
+UNMATCHED_COMMITS = (
+    *(f"release_{forgery}" for forgery in LEASE_FORGERIES),
+    "defer_turn_before",
+    "defer_turn_after",
+)
+#: A turn id sorting just before ``turn-0`` (a proper prefix) and one sorting after it.
+FORGED_TURN_IDS = {"before": "turn-", "after": "turn-1"}
 #: A session id sorting just before ``session-0`` (a proper prefix) and one sorting after it.
 FORGED_SESSION_IDS = {"session_before": "session-", "session_after": "session-0-forged"}
 
@@ -599,6 +610,20 @@ class KernelAdapter:
             ),
         )
 
+    def _do_commit_unmatched(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        request = _request(picks, UNMATCHED_COMMITS)
+        fence = self._fence(memory)
+        commit = RuntimeCommit(SESSION, SessionCheckpoint(0), session_execution_lease=fence.fence())
+        if request.startswith("release_"):
+            forged = forge_lease_part(fence.completion(), request.removeprefix("release_"))
+            commit = replace(commit, release_session_execution_lease=forged)
+        else:
+            turn = FORGED_TURN_IDS[request.removeprefix("defer_turn_")]
+            commit = replace(commit, interrupted_turn_input_turn_id=turn)
+        result = self.world.store.commit_runtime_state(commit)
+        return {"tag": "Committed", "head_revision": result.head_revision}
+
     def _forged_commit(self, memory: OwnerMemory, commit: RuntimeCommit) -> dict[str, Any]:
         result = self.world.store.commit_runtime_state(commit)
         memory.forget_claims()  # the store applied the forgery: a divergence either way
@@ -633,7 +658,8 @@ class KernelAdapter:
                 commit = replace(commit, turn_commit=stamp)
             result = store.commit_runtime_state(commit)
             return {"tag": "Committed", "head_revision": result.head_revision}
-        limit = {"zero": 0, "negative": -1}.get(request.rpartition("_")[2])
+        limit = {"zero": 0, "negative": -1, "one": 1}.get(request.rpartition("_")[2])
+        turn = TURN
         after_work: Any = CheckpointKind.AFTER_WORK
         idle: Any = ClaimBoundary.IDLE
         session = SESSION
@@ -643,24 +669,22 @@ class KernelAdapter:
             idle = "sideways"
         elif request == "unknown_checkpoint":
             after_work = "halfway"
+        elif request.startswith("active_turn_"):
+            turn = FORGED_TURN_IDS[request.removeprefix("active_turn_")]
         if request.startswith("next_"):
             claim = store.claim_next_turn_inputs(session, fence.fence(), me, _limit(limit, inputs))
             return self._claimed_inputs(memory, claim)
         if request.startswith("active_") or request == "unknown_checkpoint":
             claim = store.claim_active_turn_inputs(
-                session, fence.fence(), me, TURN, after_work, _limit(limit, inputs)
+                session, fence.fence(), me, turn, after_work, _limit(limit, inputs)
             )
             return self._claimed_inputs(memory, claim)
         if request.startswith("checkpoint_"):
-            both = store.claim_checkpoint_work(
-                session,
-                fence.fence(),
-                me,
-                TURN,
-                after_work,
-                _limit(limit, inputs),
-                _limit(limit, batches),
-            )
+            lanes = {  # (max_inputs, max_batches)
+                "checkpoint_inputs_one": (1, 0),
+                "checkpoint_batches_one": (0, 1),
+            }.get(request, (_limit(limit, inputs), _limit(limit, batches)))
+            both = store.claim_checkpoint_work(session, fence.fence(), me, TURN, after_work, *lanes)
             if both == (None, None):
                 return {"tag": "NoClaim"}
             return {"tag": "CheckpointClaimed"}  # the store claimed: a divergence
@@ -760,12 +784,11 @@ class KernelAdapter:
             self.world.batch_ids.get(slot, f"batch-never-enqueued-b{slot}")
             for slot in range(first, last + 1)
         ]
+        # The boundary as its wire string: the store accepts an enum member or its wire
+        # string alike (the other claim actions pass members).
+        wire: Any = self._boundary(picks).value
         claim = self.world.store.claim_ready_queued_work_by_batch_ids(
-            SESSION,
-            self._fence(memory).fence(),
-            self._identity(o, memory),
-            self._boundary(picks),
-            ids,
+            SESSION, self._fence(memory).fence(), self._identity(o, memory), wire, ids
         )
         return self._claimed_queue(memory, claim)
 

@@ -251,6 +251,22 @@ COMPLETION_FORGERIES = (
     "listed_partly",
     "completed_twice",
 )
+#: Commits that apply but whose lease release or interrupted turn id matches nothing (bound
+#: ``bad_requests``): the release completion forged as a lease forgery, or the interrupted turn
+#: id one sorting before (``turn-``) or after (``turn-1``) the active inputs' ``turn-0``.
+UNMATCHED_COMMIT = EnumSort(
+    "UnmatchedCommit",
+    (
+        "release_token_before",
+        "release_token_after",
+        "release_gen_below",
+        "release_gen_above",
+        "release_session_before",
+        "release_session_after",
+        "defer_turn_before",
+        "defer_turn_after",
+    ),
+)
 #: Malformed calls (bound ``bad_requests``): zero and negative limits, a negative TTL, a blank
 #: session id, unknown wire strings, malformed drafts and commits naming another session in
 #: their stamp or outbox (docs/trace-format.md §3, ``bad_request``).
@@ -269,6 +285,10 @@ BAD_REQUEST = EnumSort(
         "blank_session",
         "unknown_boundary",
         "unknown_checkpoint",
+        "active_turn_before",
+        "active_turn_after",
+        "checkpoint_inputs_one",
+        "checkpoint_batches_one",
         "draft_no_payloads",
         "draft_mixed_payloads",
         "draft_available_negative",
@@ -464,6 +484,7 @@ BAD_REQUEST_ACTIONS: tuple[str, ...] = (
     "forged_work_commit",
     "forged_input_commit",
     "bad_request",
+    "commit_unmatched",
 )
 
 #: Actions of the whole store rather than of one session: processes and the clock.
@@ -2393,6 +2414,14 @@ class KernelBuilder:
                 any_of(input_claim[i].eq(0), input_claim_gen[i].ne(g)),
             ),
         )
+        queue_at_checkpoint = let(
+            "h",
+            self.queue_head(g),
+            lambda h: exists(
+                "qb", self.s.batch, lambda b: self.turn_work_selected_at(b, h, g, FALSE)
+            ),
+        )
+        other_turn = ("active_turn_before", "active_turn_after")
         zero = ("work_limit_zero", "next_limit_zero", "active_limit_zero")
         invalid_with_fence = (
             "work_limit_negative",
@@ -2417,6 +2446,9 @@ class KernelBuilder:
                 any_of(
                     all_of(self.one_of(request, zero), stale_fence),
                     all_of(request.eq("checkpoint_limits_zero"), stale_fence, active_input),
+                    all_of(request.eq("checkpoint_inputs_one"), stale_fence, active_input),
+                    all_of(request.eq("checkpoint_batches_one"), stale_fence, queue_at_checkpoint),
+                    all_of(self.one_of(request, other_turn), self.valid_fence(o), active_input),
                     all_of(self.one_of(request, invalid_with_fence), has_fence),
                     self.one_of(request, drafts),
                     all_of(self.one_of(request, outbox + stamp), commit_ready),
@@ -2424,7 +2456,14 @@ class KernelBuilder:
             ),
             [
                 Case(
-                    self.one_of(request, (*zero, "checkpoint_limits_zero")), {}, Outcome("NoClaim")
+                    self.one_of(request, (*zero, "checkpoint_limits_zero", *other_turn)),
+                    {},
+                    Outcome("NoClaim"),
+                ),
+                Case(
+                    self.one_of(request, ("checkpoint_inputs_one", "checkpoint_batches_one")),
+                    {},
+                    Outcome("SessionExecutionLeaseExpired"),
                 ),
                 Case(self.one_of(request, outbox), {}, Outcome("SessionBindingMismatch")),
                 Case(self.one_of(request, stamp), {}, Outcome("RuntimeTurnCommitConflict")),
@@ -2432,12 +2471,37 @@ class KernelBuilder:
             ],
             doc="a malformed call by o (docs/trace-format.md §3 lists each `request`): a zero "
             "limit answers NoClaim before the fence is checked (asked with a stale fence; at a "
-            "checkpoint with both limits zero while an active input is selectable), a negative "
+            "checkpoint with both limits zero while an active input is selectable), while a "
+            "checkpoint claim with a limit of one for a lane with selectable rows checks the "
+            "stale fence; an active-input claim for another turn id claims nothing, a negative "
             "limit or TTL, a blank session id, an unknown boundary or checkpoint and a draft "
             "with no payloads, mixed payload classes or a negative available_at are "
             "InvalidRequest, a commit whose outbox draft names another session is "
             "SessionBindingMismatch and one whose turn stamp does is RuntimeTurnCommitConflict; "
             "nothing changes",
+        )
+
+    def commit_unmatched(self) -> Action:
+        o = Param("o")
+        return Action(
+            "commit_unmatched",
+            {"o": self.s.owner, "request": UNMATCHED_COMMIT},
+            all_of(
+                self.alive(o),
+                self.valid_fence(o),
+                head_revision < self.bounds.max_head_revision,
+            ),
+            [
+                Case(
+                    TRUE,
+                    {"head_revision": head_revision + 1},
+                    Outcome("Committed", {"head_revision": head_revision + 1}),
+                )
+            ],
+            doc="commit_runtime_state with o's valid fence completing nothing, releasing o's "
+            "lease completion forged as `request` says (release_*) or deferring the active "
+            "inputs of another turn id (defer_*): the commit applies, but the release matches "
+            "no lease (o's lease stays held) and the deferral no input",
         )
 
     def bad_request_actions(self) -> list[Action]:
@@ -2452,6 +2516,7 @@ class KernelBuilder:
             self.forged_commit_action("work"),
             self.forged_commit_action("input"),
             self.bad_request(),
+            self.bind_head_to_session0(self.commit_unmatched()),
         ]
 
     # -- session-1 (bound second_session) -----------------------------------------------------
@@ -2867,7 +2932,9 @@ class KernelBuilder:
         completes = any_of(
             ActionIs("commit"), ActionIs("commit_stale"), ActionIs("commit_cas"), *self.outbox_is()
         )
-        is_commit = any_of(completes, ActionIs("commit_turn"))
+        # commit_unmatched (bound bad_requests) completes nothing and releases nothing
+        unmatched = [ActionIs("commit_unmatched")] if self.bounds.bad_requests else []
+        is_commit = any_of(completes, ActionIs("commit_turn"), *unmatched)
         # session-1's commits move the store's one head too (bound second_session)
         any_commit = (
             any_of(is_commit, ActionIs("s1_commit")) if self.bounds.second_session else is_commit
