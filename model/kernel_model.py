@@ -2482,7 +2482,7 @@ class KernelBuilder:
         )
 
     def commit_unmatched(self) -> Action:
-        o = Param("o")
+        o, request = Param("o"), Param("request")
         return Action(
             "commit_unmatched",
             {"o": self.s.owner, "request": UNMATCHED_COMMIT},
@@ -2490,6 +2490,21 @@ class KernelBuilder:
                 self.alive(o),
                 self.valid_fence(o),
                 head_revision < self.bounds.max_head_revision,
+                # a deferral of another turn is asked while turn-0 has an active input to defer
+                any_of(
+                    self.one_of(
+                        request,
+                        tuple(v for v in UNMATCHED_COMMIT.members if v.startswith("release_")),
+                    ),
+                    exists(
+                        "qi",
+                        self.s.input,
+                        lambda i: all_of(
+                            input_state[i].eq("pending_active"),
+                            self.ingress[i].eq("active_turn"),
+                        ),
+                    ),
+                ),
             ),
             [
                 Case(

@@ -179,9 +179,9 @@ PROFILES: tuple[Profile, ...] = (
     Profile(
         "bad-request-runs",
         replace(SMALLEST_BOUNDS, batches=4, max_head_revision=0, bad_requests=1),
-        "forged completions of a queue claim holding a join run of two rows: a list leaving "
-        "one row out",
-        frozenset({"forged_work_commit"}),
+        "forged completions of a queue claim holding a join run of two rows (a list leaving "
+        "one row out); malformed claims while turn work is ready",
+        frozenset({"forged_work_commit", "bad_request"}),
     ),
     Profile(
         "bad-request-inputs",
