@@ -280,6 +280,7 @@ BAD_REQUESTS = (
     "active_turn_after",
     "checkpoint_inputs_one",
     "checkpoint_batches_one",
+    "by_ids_listed_twice",
     "draft_no_payloads",
     "draft_mixed_payloads",
     "draft_available_negative",
@@ -671,6 +672,12 @@ class KernelAdapter:
             after_work = "halfway"
         elif request.startswith("active_turn_"):
             turn = FORGED_TURN_IDS[request.removeprefix("active_turn_")]
+        if request == "by_ids_listed_twice":
+            twice = [self.world.batch_ids[2]] * 2
+            work = store.claim_ready_queued_work_by_batch_ids(
+                session, fence.fence(), me, ClaimBoundary.IDLE, twice
+            )
+            return self._claimed_queue(memory, work)
         if request.startswith("next_"):
             claim = store.claim_next_turn_inputs(session, fence.fence(), me, _limit(limit, inputs))
             return self._claimed_inputs(memory, claim)

@@ -289,6 +289,7 @@ BAD_REQUEST = EnumSort(
         "active_turn_after",
         "checkpoint_inputs_one",
         "checkpoint_batches_one",
+        "by_ids_listed_twice",
         "draft_no_payloads",
         "draft_mixed_payloads",
         "draft_available_negative",
@@ -2422,6 +2423,8 @@ class KernelBuilder:
             ),
         )
         other_turn = ("active_turn_before", "active_turn_after")
+        # a by-ids claim listing slot b2 (a join batch) twice, while b2 is claimable
+        join_slot_ready = self.batch_claimable(Const(2), g) if self.bounds.batches >= 3 else FALSE
         zero = ("work_limit_zero", "next_limit_zero", "active_limit_zero")
         invalid_with_fence = (
             "work_limit_negative",
@@ -2449,6 +2452,7 @@ class KernelBuilder:
                     all_of(request.eq("checkpoint_inputs_one"), stale_fence, active_input),
                     all_of(request.eq("checkpoint_batches_one"), stale_fence, queue_at_checkpoint),
                     all_of(self.one_of(request, other_turn), self.valid_fence(o), active_input),
+                    all_of(request.eq("by_ids_listed_twice"), self.valid_fence(o), join_slot_ready),
                     all_of(self.one_of(request, invalid_with_fence), has_fence),
                     self.one_of(request, drafts),
                     all_of(self.one_of(request, outbox + stamp), commit_ready),
@@ -2456,7 +2460,10 @@ class KernelBuilder:
             ),
             [
                 Case(
-                    self.one_of(request, (*zero, "checkpoint_limits_zero", *other_turn)),
+                    self.one_of(
+                        request,
+                        (*zero, "checkpoint_limits_zero", *other_turn, "by_ids_listed_twice"),
+                    ),
                     {},
                     Outcome("NoClaim"),
                 ),
@@ -2473,7 +2480,8 @@ class KernelBuilder:
             "limit answers NoClaim before the fence is checked (asked with a stale fence; at a "
             "checkpoint with both limits zero while an active input is selectable), while a "
             "checkpoint claim with a limit of one for a lane with selectable rows checks the "
-            "stale fence; an active-input claim for another turn id claims nothing, a negative "
+            "stale fence; an active-input claim for another turn id and a by-ids claim listing a "
+            "row twice claim nothing, a negative "
             "limit or TTL, a blank session id, an unknown boundary or checkpoint and a draft "
             "with no payloads, mixed payload classes or a negative available_at are "
             "InvalidRequest, a commit whose outbox draft names another session is "
