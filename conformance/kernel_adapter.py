@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ..kernel.clock import FakeProcessTable, ManualClock
 from ..kernel.errors import (
     HeadRevisionConflict,
+    InvalidRequest,
     PendingTurnInputSourceKeyConflict,
     QueuedWorkClaimSuperseded,
     RuntimeTurnCommitConflict,
@@ -57,11 +58,13 @@ from ..kernel.types import (
     SessionCheckpoint,
     SessionCommand,
     SessionExecutionLease,
+    SessionExecutionLeaseCompletion,
     SessionExecutionLeaseFence,
     SlotPolicy,
     TurnInput,
     TurnInputCheckpointBoundary,
     TurnInputClaim,
+    TurnInputCompletion,
     TurnInputIngress,
     turn_commit_hash,
 )
@@ -167,6 +170,7 @@ ERROR_TAGS: tuple[type[Exception], ...] = (
     QueuedWorkClaimSuperseded,
     TurnInputClaimSuperseded,
     PendingTurnInputSourceKeyConflict,
+    InvalidRequest,
 )
 
 CANCEL_TAGS: dict[type, str] = {
@@ -241,6 +245,131 @@ def name_input_claim(world: _World, claim: TurnInputClaim) -> tuple[str, list[in
     name = f"tic:i{rows[0]}:{claim.fencing_token + world.input_fencing_base.get(rows[0], 0)}"
     world.claim_names[claim.claim_id] = name
     return name, sorted(rows)
+
+
+#: The request values of the forged and malformed requests (docs/trace-format.md §3).
+LEASE_FORGERIES = (
+    "token_before",
+    "token_after",
+    "gen_below",
+    "gen_above",
+    "session_before",
+    "session_after",
+)
+CLAIM_FORGERIES = ("token_before", "token_after", "session_before", "session_after")
+COMPLETION_FORGERIES = (
+    *CLAIM_FORGERIES,
+    "listed_twice",
+    "listed_partly",
+    "completed_twice",
+)
+BAD_REQUESTS = (
+    "work_limit_zero",
+    "next_limit_zero",
+    "active_limit_zero",
+    "checkpoint_limits_zero",
+    "work_limit_negative",
+    "next_limit_negative",
+    "active_limit_negative",
+    "checkpoint_limit_negative",
+    "ttl_negative",
+    "blank_session",
+    "unknown_boundary",
+    "unknown_checkpoint",
+    "active_turn_before",
+    "active_turn_after",
+    "checkpoint_inputs_one",
+    "checkpoint_batches_one",
+    "by_ids_listed_twice",
+    "draft_no_payloads",
+    "draft_mixed_payloads",
+    "draft_available_negative",
+    "outbox_no_payloads",
+    "outbox_session_before",
+    "outbox_session_after",
+    "stamp_session_before",
+    "stamp_session_after",
+)
+UNMATCHED_COMMITS = (
+    *(f"release_{forgery}" for forgery in LEASE_FORGERIES),
+    "defer_turn_before",
+    "defer_turn_after",
+)
+#: A turn id sorting just before ``turn-0`` (a proper prefix) and one sorting after it.
+FORGED_TURN_IDS = {"before": "turn-", "after": "turn-1"}
+#: A session id sorting just before ``session-0`` (a proper prefix) and one sorting after it.
+FORGED_SESSION_IDS = {"session_before": "session-", "session_after": "session-0-forged"}
+
+
+def _request(picks: Mapping[str, Any], allowed: tuple[str, ...]) -> str:
+    request = picks.get("request")
+    if request not in allowed:
+        raise BadActionParams(f"request must be one of {'|'.join(allowed)}, got {request!r}")
+    return str(request)
+
+
+def _limit(limit: int | None, bound: int) -> int:
+    """A limit the request names (0 or -1), else the slot count (caps never bind)."""
+    return bound if limit is None else limit
+
+
+def _forge_token(token: str, request: str) -> str:
+    """A token sorting just before the real one (a proper prefix) or just after it."""
+    return token[:-1] if request == "token_before" else token + ":forged"
+
+
+FencePart = TypeVar("FencePart", SessionExecutionLeaseFence, SessionExecutionLeaseCompletion)
+
+
+def forge_lease_part(part: FencePart, request: str) -> FencePart:
+    """A lease fence, completion or observation differing from ``part`` as ``request`` says."""
+    if request.startswith("token_"):
+        return replace(part, lease_token=_forge_token(part.lease_token, request))
+    if request.startswith("gen_"):
+        step = -1 if request == "gen_below" else 1
+        return replace(part, fencing_token=part.fencing_token + step)
+    return replace(part, session_id=FORGED_SESSION_IDS[request])
+
+
+Claim = TypeVar("Claim", QueuedWorkClaim, TurnInputClaim)
+
+
+def forge_claim(claim: Claim, request: str) -> Claim:
+    """A claim differing from ``claim`` in its token or its session id."""
+    if request.startswith("token_"):
+        return replace(claim, lease_token=_forge_token(claim.lease_token, request))
+    return replace(claim, session_id=FORGED_SESSION_IDS[request])
+
+
+Completion = TypeVar("Completion", QueuedWorkCompletion, TurnInputCompletion)
+
+
+def forge_completions(
+    completion: Completion, ids_field: str, request: str
+) -> tuple[Completion, ...]:
+    """The completions a forged commit presents in place of ``completion``."""
+    ids: tuple[str, ...] = getattr(completion, ids_field)
+    if request in ("listed_twice", "listed_partly"):
+        listed: dict[str, Any] = {
+            ids_field: (*ids, ids[0]) if request == "listed_twice" else ids[:-1]
+        }
+        return (replace(completion, **listed),)
+    if request == "completed_twice":
+        return (completion, replace(completion, lease_token=completion.lease_token + ":forged"))
+    if request.startswith("token_"):
+        return (replace(completion, lease_token=_forge_token(completion.lease_token, request)),)
+    return (replace(completion, session_id=FORGED_SESSION_IDS[request]),)
+
+
+def bad_draft(request: str) -> QueuedWorkBatchDraft:
+    """Slot b1's draft made malformed: no payloads, mixed payload classes, or a negative
+    available_at."""
+    draft = batch_draft(1)
+    if request == "draft_no_payloads":
+        return replace(draft, payloads=())
+    if request == "draft_mixed_payloads":
+        return replace(draft, payloads=(*draft.payloads, *batch_draft(0).payloads))
+    return replace(draft, available_at_ms=-1)
 
 
 class KernelAdapter:
@@ -398,6 +527,179 @@ class KernelAdapter:
         )
         return {"tag": "Ok"}
 
+    # -- forged and malformed requests (bad_requests) ---------------------------------------
+
+    def _do_forged_fence(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        fence = forge_lease_part(self._fence(memory).fence(), _request(picks, LEASE_FORGERIES))
+        claim = self.world.store.claim_leading_ready_session_command(
+            SESSION, fence, self._identity(o, memory)
+        )
+        return self._claimed_queue(memory, claim)  # the store accepted the forgery: divergence
+
+    def _do_forged_release(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        completion = self._fence(memory).completion()
+        self.world.store.release_session_execution_lease(
+            forge_lease_part(completion, _request(picks, LEASE_FORGERIES))
+        )
+        return {"tag": "Ok"}
+
+    def _do_forged_reclaim(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        row = self.world.store.inspect_session(SESSION).lease_row
+        if row is None or row.owner is None or row.lease_token is None:
+            raise BadActionParams("the lease row has no holder to observe")
+        observed = SessionExecutionLeaseFence(
+            SESSION, row.owner, row.lease_token, row.fencing_token
+        )
+        outcome = self.world.store.reclaim_session_execution_lease(
+            SESSION,
+            self._identity(o, memory),
+            forge_lease_part(observed, _request(picks, LEASE_FORGERIES)),
+            TTL_MS,
+        )
+        return self._lease_outcome(o, memory, outcome)
+
+    def _do_forged_abandon_work(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        if memory.queue_claim is None:
+            raise BadActionParams("the owner holds no queue claim")
+        forged = forge_claim(memory.queue_claim, _request(picks, CLAIM_FORGERIES))
+        self.world.store.abandon_queued_work_claim(forged)
+        return {"tag": "Ok"}
+
+    def _do_forged_abandon_inputs(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        if memory.input_claim is None:
+            raise BadActionParams("the owner holds no input claim")
+        forged = forge_claim(memory.input_claim, _request(picks, CLAIM_FORGERIES))
+        self.world.store.abandon_turn_input_claim(forged)
+        return {"tag": "Ok"}
+
+    def _do_forged_work_commit(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        if memory.queue_claim is None:
+            raise BadActionParams("the owner holds no queue claim")
+        completions = forge_completions(
+            memory.queue_claim.completion(), "batch_ids", _request(picks, COMPLETION_FORGERIES)
+        )
+        return self._forged_commit(
+            memory,
+            RuntimeCommit(
+                SESSION,
+                SessionCheckpoint(0),
+                session_execution_lease=self._fence(memory).fence(),
+                completed_queue_claims=completions,
+            ),
+        )
+
+    def _do_forged_input_commit(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        if memory.input_claim is None:
+            raise BadActionParams("the owner holds no input claim")
+        completions = forge_completions(
+            memory.input_claim.completion(), "input_ids", _request(picks, COMPLETION_FORGERIES)
+        )
+        return self._forged_commit(
+            memory,
+            RuntimeCommit(
+                SESSION,
+                SessionCheckpoint(0),
+                session_execution_lease=self._fence(memory).fence(),
+                completed_turn_input_claims=completions,
+            ),
+        )
+
+    def _do_commit_unmatched(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        _, memory = self._owner(picks)
+        request = _request(picks, UNMATCHED_COMMITS)
+        fence = self._fence(memory)
+        commit = RuntimeCommit(SESSION, SessionCheckpoint(0), session_execution_lease=fence.fence())
+        if request.startswith("release_"):
+            forged = forge_lease_part(fence.completion(), request.removeprefix("release_"))
+            commit = replace(commit, release_session_execution_lease=forged)
+        else:
+            turn = FORGED_TURN_IDS[request.removeprefix("defer_turn_")]
+            commit = replace(commit, interrupted_turn_input_turn_id=turn)
+        result = self.world.store.commit_runtime_state(commit)
+        return {"tag": "Committed", "head_revision": result.head_revision}
+
+    def _forged_commit(self, memory: OwnerMemory, commit: RuntimeCommit) -> dict[str, Any]:
+        result = self.world.store.commit_runtime_state(commit)
+        memory.forget_claims()  # the store applied the forgery: a divergence either way
+        return {"tag": "Committed", "head_revision": result.head_revision}
+
+    def _do_bad_request(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        request = _request(picks, BAD_REQUESTS)
+        store, me = self.world.store, self._identity(o, memory)
+        batches, inputs = self._bounds.get("batches", 2), self._bounds.get("inputs", 2)
+        if request in ("draft_no_payloads", "draft_mixed_payloads", "draft_available_negative"):
+            store.enqueue_queued_work(bad_draft(request))
+            return {"tag": "Enqueued"}
+        fence = self._fence(memory)
+        if request == "ttl_negative":
+            memory.fence = store.renew_session_execution_lease(fence.fence(), -1)
+            return {"tag": "Ok"}
+        if request.startswith(("outbox_", "stamp_")):
+            commit = RuntimeCommit(
+                SESSION, SessionCheckpoint(0), session_execution_lease=fence.fence()
+            )
+            if request == "outbox_no_payloads":
+                commit = replace(commit, enqueued_queue_batches=(bad_draft("draft_no_payloads"),))
+            elif request.startswith("outbox_"):
+                session = FORGED_SESSION_IDS[request.removeprefix("outbox_")]
+                commit = replace(
+                    commit, enqueued_queue_batches=(replace(batch_draft(1), session_id=session),)
+                )
+            else:
+                session = FORGED_SESSION_IDS[request.removeprefix("stamp_")]
+                stamp = RuntimeTurnCommitStamp(session, TURN, turn_commit_hash(commit))
+                commit = replace(commit, turn_commit=stamp)
+            result = store.commit_runtime_state(commit)
+            return {"tag": "Committed", "head_revision": result.head_revision}
+        limit = {"zero": 0, "negative": -1, "one": 1}.get(request.rpartition("_")[2])
+        turn = TURN
+        after_work: Any = CheckpointKind.AFTER_WORK
+        idle: Any = ClaimBoundary.IDLE
+        session = SESSION
+        if request == "blank_session":
+            session = " "
+        elif request == "unknown_boundary":
+            idle = "sideways"
+        elif request == "unknown_checkpoint":
+            after_work = "halfway"
+        elif request.startswith("active_turn_"):
+            turn = FORGED_TURN_IDS[request.removeprefix("active_turn_")]
+        if request == "by_ids_listed_twice":
+            twice = [self.world.batch_ids[2]] * 2
+            work = store.claim_ready_queued_work_by_batch_ids(
+                session, fence.fence(), me, ClaimBoundary.IDLE, twice
+            )
+            return self._claimed_queue(memory, work)
+        if request.startswith("next_"):
+            claim = store.claim_next_turn_inputs(session, fence.fence(), me, _limit(limit, inputs))
+            return self._claimed_inputs(memory, claim)
+        if request.startswith("active_") or request == "unknown_checkpoint":
+            claim = store.claim_active_turn_inputs(
+                session, fence.fence(), me, turn, after_work, _limit(limit, inputs)
+            )
+            return self._claimed_inputs(memory, claim)
+        if request.startswith("checkpoint_"):
+            lanes = {  # (max_inputs, max_batches)
+                "checkpoint_inputs_one": (1, 0),
+                "checkpoint_batches_one": (0, 1),
+            }.get(request, (_limit(limit, inputs), _limit(limit, batches)))
+            both = store.claim_checkpoint_work(session, fence.fence(), me, TURN, after_work, *lanes)
+            if both == (None, None):
+                return {"tag": "NoClaim"}
+            return {"tag": "CheckpointClaimed"}  # the store claimed: a divergence
+        work = store.claim_ready_queued_work(
+            session, fence.fence(), me, idle, _limit(limit, batches)
+        )
+        return self._claimed_queue(memory, work)
+
     def _do_expire(self, picks: Mapping[str, Any]) -> dict[str, Any]:
         self.world.clock.advance(TTL_MS)
         return {"tag": "Ok"}
@@ -489,12 +791,11 @@ class KernelAdapter:
             self.world.batch_ids.get(slot, f"batch-never-enqueued-b{slot}")
             for slot in range(first, last + 1)
         ]
+        # The boundary as its wire string: the store accepts an enum member or its wire
+        # string alike (the other claim actions pass members).
+        wire: Any = self._boundary(picks).value
         claim = self.world.store.claim_ready_queued_work_by_batch_ids(
-            SESSION,
-            self._fence(memory).fence(),
-            self._identity(o, memory),
-            self._boundary(picks),
-            ids,
+            SESSION, self._fence(memory).fence(), self._identity(o, memory), wire, ids
         )
         return self._claimed_queue(memory, claim)
 

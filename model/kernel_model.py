@@ -210,6 +210,97 @@ MERGE_KEY = EnumSort("MergeKey", ("never", "payload_default"))
 INGRESS = EnumSort("TurnInputIngress", ("next_turn", "active_turn"))
 MIN_BOUNDARY = EnumSort("TurnInputCheckpointBoundary", ("none", "after_work", "before_completion"))
 
+#: How a forged request (bound ``bad_requests``) differs from the fence, lease completion,
+#: observation, claim or queue/input completion the store handed out: a token sorting before
+#: (a proper prefix) or after (a suffix appended) the real one, a generation one below or above,
+#: a session id sorting before or after the real one; for commit completions also a list
+#: naming a row twice, a list leaving a row out, and the real completion followed by a forged
+#: copy (docs/trace-format.md §3).
+FORGERY = EnumSort(
+    "Forgery",
+    (
+        "token_before",
+        "token_after",
+        "gen_below",
+        "gen_above",
+        "session_before",
+        "session_after",
+        "listed_twice",
+        "listed_partly",
+        "completed_twice",
+    ),
+)
+#: The forgeries of a lease fence, lease completion or observation.
+LEASE_FORGERIES = (
+    "token_before",
+    "token_after",
+    "gen_below",
+    "gen_above",
+    "session_before",
+    "session_after",
+)
+#: The forgeries of a claim handed to abandon (it names no rows and carries no generation).
+CLAIM_FORGERIES = ("token_before", "token_after", "session_before", "session_after")
+#: The forgeries of a queue or input completion in a commit.
+COMPLETION_FORGERIES = (
+    "token_before",
+    "token_after",
+    "session_before",
+    "session_after",
+    "listed_twice",
+    "listed_partly",
+    "completed_twice",
+)
+#: Commits that apply but whose lease release or interrupted turn id matches nothing (bound
+#: ``bad_requests``): the release completion forged as a lease forgery, or the interrupted turn
+#: id one sorting before (``turn-``) or after (``turn-1``) the active inputs' ``turn-0``.
+UNMATCHED_COMMIT = EnumSort(
+    "UnmatchedCommit",
+    (
+        "release_token_before",
+        "release_token_after",
+        "release_gen_below",
+        "release_gen_above",
+        "release_session_before",
+        "release_session_after",
+        "defer_turn_before",
+        "defer_turn_after",
+    ),
+)
+#: Malformed calls (bound ``bad_requests``): zero and negative limits, a negative TTL, a blank
+#: session id, unknown wire strings, malformed drafts and commits naming another session in
+#: their stamp or outbox (docs/trace-format.md §3, ``bad_request``).
+BAD_REQUEST = EnumSort(
+    "BadRequest",
+    (
+        "work_limit_zero",
+        "next_limit_zero",
+        "active_limit_zero",
+        "checkpoint_limits_zero",
+        "work_limit_negative",
+        "next_limit_negative",
+        "active_limit_negative",
+        "checkpoint_limit_negative",
+        "ttl_negative",
+        "blank_session",
+        "unknown_boundary",
+        "unknown_checkpoint",
+        "active_turn_before",
+        "active_turn_after",
+        "checkpoint_inputs_one",
+        "checkpoint_batches_one",
+        "by_ids_listed_twice",
+        "draft_no_payloads",
+        "draft_mixed_payloads",
+        "draft_available_negative",
+        "outbox_no_payloads",
+        "outbox_session_before",
+        "outbox_session_after",
+        "stamp_session_before",
+        "stamp_session_after",
+    ),
+)
+
 
 class BoundsError(ValueError):
     """A bound is outside the range the abstract system supports."""
@@ -235,6 +326,7 @@ class Bounds:
     source_replay: int = 0
     delayed_work: int = 0
     outbox: int = 0
+    bad_requests: int = 0
 
     def __post_init__(self) -> None:
         limits = {
@@ -254,6 +346,7 @@ class Bounds:
             "source_replay": (0, 1),
             "delayed_work": (0, 1),
             "outbox": (0, 1),
+            "bad_requests": (0, 1),
         }
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
@@ -381,6 +474,19 @@ SESSION1_ACTIONS: tuple[str, ...] = (
 #: session-0 and must find nothing of session-1 there, so they are session-0 actions for
 #: ``session_isolation``.
 CROSS_SESSION_ACTIONS: tuple[str, ...] = ("cancel_s1_batch", "reclaim_observing_s1")
+
+#: The actions of bound ``bad_requests``: forged and malformed requests, each refused.
+BAD_REQUEST_ACTIONS: tuple[str, ...] = (
+    "forged_fence",
+    "forged_release",
+    "forged_reclaim",
+    "forged_abandon_work",
+    "forged_abandon_inputs",
+    "forged_work_commit",
+    "forged_input_commit",
+    "bad_request",
+    "commit_unmatched",
+)
 
 #: Actions of the whole store rather than of one session: processes and the clock.
 SHARED_ACTIONS: tuple[str, ...] = ("crash", "restart", "expire", "advance")
@@ -2165,6 +2271,277 @@ class KernelBuilder:
             "no-op) and o keeps its fence",
         )
 
+    # -- forged and malformed requests (bound bad_requests) -----------------------------------
+
+    def head_not_foreign(self) -> Expr:
+        """The head is not bound to session-1 (which would refuse a session-0 commit first)."""
+        return head_session.ne(1) if self.bounds.second_session else TRUE
+
+    @staticmethod
+    def one_of(request: Expr, names: tuple[str, ...]) -> Expr:
+        return any_of(*(request.eq(name) for name in names))
+
+    def forged_fence(self) -> Action:
+        o, request = Param("o"), Param("request")
+        return Action(
+            "forged_fence",
+            {"o": self.s.owner, "request": FORGERY},
+            all_of(self.alive(o), self.valid_fence(o), self.one_of(request, LEASE_FORGERIES)),
+            [Case(TRUE, {}, Outcome("SessionExecutionLeaseExpired"))],
+            doc="claim_leading_ready_session_command with o's valid fence forged as `request` "
+            "says: the fence must be the live lease exactly (session id, holder, token, "
+            "generation), so it is refused and nothing changes",
+        )
+
+    def forged_release(self) -> Action:
+        o, request = Param("o"), Param("request")
+        return Action(
+            "forged_release",
+            {"o": self.s.owner, "request": FORGERY},
+            all_of(
+                self.alive(o),
+                owner_fence[o].ne(0),
+                lease_holder.eq(o),
+                lease_holder_inc.eq(owner_inc[o]),
+                lease_gen.eq(owner_fence[o]),
+                self.one_of(request, LEASE_FORGERIES),
+            ),
+            [Case(TRUE, {}, Outcome("Ok"))],
+            doc="release_session_execution_lease with o's completion forged as `request` says, "
+            "while the row still holds o's lease: the release is a CAS on the whole "
+            "completion, so the row stays held (a silent no-op) and o keeps its fence",
+        )
+
+    def forged_reclaim(self) -> Action:
+        o, request = Param("o"), Param("request")
+        return Action(
+            "forged_reclaim",
+            {"o": self.s.owner, "request": FORGERY},
+            all_of(
+                self.alive(o),
+                lease_live,
+                self.holder_dead(),
+                self.one_of(request, LEASE_FORGERIES),
+            ),
+            [Case(TRUE, {}, Outcome("Busy", {"holder": lease_holder, "gen": lease_gen}))],
+            doc="reclaim_session_execution_lease by o observing the live row's dead holder, the "
+            "observation forged as `request` says: only the observation the store handed out "
+            "allows a takeover of a live lease, so the answer is Busy and nothing changes",
+        )
+
+    def forged_abandon_work(self) -> Action:
+        o, request = Param("o"), Param("request")
+        code = owner_qclaim[o]
+        stamped = exists(
+            "qb",
+            self.s.batch,
+            lambda b: all_of(batch_status[b].eq("queued"), batch_claim[b].eq(code)),
+        )
+        return Action(
+            "forged_abandon_work",
+            {"o": self.s.owner, "request": FORGERY},
+            all_of(self.alive(o), code.ne(0), stamped, self.one_of(request, CLAIM_FORGERIES)),
+            [Case(TRUE, {}, Outcome("Ok"))],
+            doc="abandon_queued_work_claim with o's queue claim forged as `request` says, while "
+            "rows carry it: only the claim id and token together release a row, so nothing "
+            "changes and o keeps its claim",
+        )
+
+    def forged_abandon_inputs(self) -> Action:
+        o, request = Param("o"), Param("request")
+        code = owner_iclaim[o]
+        stamped = exists(
+            "qi", self.s.input, lambda i: all_of(self.input_exists(i), input_claim[i].eq(code))
+        )
+        return Action(
+            "forged_abandon_inputs",
+            {"o": self.s.owner, "request": FORGERY},
+            all_of(self.alive(o), code.ne(0), stamped, self.one_of(request, CLAIM_FORGERIES)),
+            [Case(TRUE, {}, Outcome("Ok"))],
+            doc="abandon_turn_input_claim with o's input claim forged as `request` says, while "
+            "rows carry it: nothing changes and o keeps its claim",
+        )
+
+    def forged_commit_action(self, lane: str) -> Action:
+        """``forged_work_commit`` / ``forged_input_commit``: a commit whose one completion (of
+        that lane; the other lane is not completed) is forged; everything else would apply."""
+        o, request = Param("o"), Param("request")
+        if lane == "work":
+            code, ok, error = (
+                owner_qclaim[o],
+                self.queue_completion_ok(o),
+                "QueuedWorkClaimSuperseded",
+            )
+            rows = count("qb", self.s.batch, lambda b: owner_qclaim_rows[o][b])
+        else:
+            code, ok, error = (
+                owner_iclaim[o],
+                self.input_completion_ok(o),
+                "TurnInputClaimSuperseded",
+            )
+            rows = count("qi", self.s.input, lambda i: owner_iclaim_rows[o][i])
+        return Action(
+            f"forged_{lane}_commit",
+            {"o": self.s.owner, "request": FORGERY},
+            all_of(
+                self.alive(o),
+                self.valid_fence(o),
+                self.head_not_foreign(),
+                code.ne(0),
+                ok,
+                self.one_of(request, COMPLETION_FORGERIES),
+                request.eq("listed_partly").implies(rows >= 2),
+            ),
+            [Case(TRUE, {}, Outcome(error))],
+            doc=f"commit_runtime_state with o's valid fence completing only o's {lane} claim, "
+            "whose completion is forged as `request` says: a completion must name exactly the "
+            "rows stamped with its claim id and token, once each, so the commit is refused and "
+            "nothing changes",
+        )
+
+    def bad_request(self) -> Action:
+        o, request = Param("o"), Param("request")
+        g = owner_fence[o]
+        has_fence = g.ne(0)
+        stale_fence = all_of(has_fence, ~self.valid_fence(o))
+        after_work = Const("after_work")
+        active_input = exists(
+            "qi",
+            self.s.input,
+            lambda i: all_of(
+                input_state[i].eq("pending_active"),
+                ~input_rewritten[i],
+                self.input_admits(i, after_work),
+                any_of(input_claim[i].eq(0), input_claim_gen[i].ne(g)),
+            ),
+        )
+        queue_at_checkpoint = let(
+            "h",
+            self.queue_head(g),
+            lambda h: exists(
+                "qb", self.s.batch, lambda b: self.turn_work_selected_at(b, h, g, FALSE)
+            ),
+        )
+        other_turn = ("active_turn_before", "active_turn_after")
+        # a by-ids claim listing slot b2 (a join batch) twice, while b2 is claimable
+        join_slot_ready = self.batch_claimable(Const(2), g) if self.bounds.batches >= 3 else FALSE
+        zero = ("work_limit_zero", "next_limit_zero", "active_limit_zero")
+        invalid_with_fence = (
+            "work_limit_negative",
+            "next_limit_negative",
+            "active_limit_negative",
+            "checkpoint_limit_negative",
+            "ttl_negative",
+            "blank_session",
+            "unknown_boundary",
+            "unknown_checkpoint",
+            "outbox_no_payloads",
+        )
+        drafts = ("draft_no_payloads", "draft_mixed_payloads", "draft_available_negative")
+        outbox = ("outbox_session_before", "outbox_session_after")
+        stamp = ("stamp_session_before", "stamp_session_after")
+        commit_ready = all_of(has_fence, self.head_not_foreign())
+        return Action(
+            "bad_request",
+            {"o": self.s.owner, "request": BAD_REQUEST},
+            all_of(
+                self.alive(o),
+                any_of(
+                    all_of(self.one_of(request, zero), stale_fence),
+                    all_of(request.eq("checkpoint_limits_zero"), stale_fence, active_input),
+                    all_of(request.eq("checkpoint_inputs_one"), stale_fence, active_input),
+                    all_of(request.eq("checkpoint_batches_one"), stale_fence, queue_at_checkpoint),
+                    all_of(self.one_of(request, other_turn), self.valid_fence(o), active_input),
+                    all_of(request.eq("by_ids_listed_twice"), self.valid_fence(o), join_slot_ready),
+                    all_of(self.one_of(request, invalid_with_fence), has_fence),
+                    self.one_of(request, drafts),
+                    all_of(self.one_of(request, outbox + stamp), commit_ready),
+                ),
+            ),
+            [
+                Case(
+                    self.one_of(
+                        request,
+                        (*zero, "checkpoint_limits_zero", *other_turn, "by_ids_listed_twice"),
+                    ),
+                    {},
+                    Outcome("NoClaim"),
+                ),
+                Case(
+                    self.one_of(request, ("checkpoint_inputs_one", "checkpoint_batches_one")),
+                    {},
+                    Outcome("SessionExecutionLeaseExpired"),
+                ),
+                Case(self.one_of(request, outbox), {}, Outcome("SessionBindingMismatch")),
+                Case(self.one_of(request, stamp), {}, Outcome("RuntimeTurnCommitConflict")),
+                Case(TRUE, {}, Outcome("InvalidRequest")),
+            ],
+            doc="a malformed call by o (docs/trace-format.md §3 lists each `request`): a zero "
+            "limit answers NoClaim before the fence is checked (asked with a stale fence; at a "
+            "checkpoint with both limits zero while an active input is selectable), while a "
+            "checkpoint claim with a limit of one for a lane with selectable rows checks the "
+            "stale fence; an active-input claim for another turn id and a by-ids claim listing a "
+            "row twice claim nothing, a negative "
+            "limit or TTL, a blank session id, an unknown boundary or checkpoint and a draft "
+            "with no payloads, mixed payload classes or a negative available_at are "
+            "InvalidRequest, a commit whose outbox draft names another session is "
+            "SessionBindingMismatch and one whose turn stamp does is RuntimeTurnCommitConflict; "
+            "nothing changes",
+        )
+
+    def commit_unmatched(self) -> Action:
+        o, request = Param("o"), Param("request")
+        return Action(
+            "commit_unmatched",
+            {"o": self.s.owner, "request": UNMATCHED_COMMIT},
+            all_of(
+                self.alive(o),
+                self.valid_fence(o),
+                head_revision < self.bounds.max_head_revision,
+                # a deferral of another turn is asked while turn-0 has an active input to defer
+                any_of(
+                    self.one_of(
+                        request,
+                        tuple(v for v in UNMATCHED_COMMIT.members if v.startswith("release_")),
+                    ),
+                    exists(
+                        "qi",
+                        self.s.input,
+                        lambda i: all_of(
+                            input_state[i].eq("pending_active"),
+                            self.ingress[i].eq("active_turn"),
+                        ),
+                    ),
+                ),
+            ),
+            [
+                Case(
+                    TRUE,
+                    {"head_revision": head_revision + 1},
+                    Outcome("Committed", {"head_revision": head_revision + 1}),
+                )
+            ],
+            doc="commit_runtime_state with o's valid fence completing nothing, releasing o's "
+            "lease completion forged as `request` says (release_*) or deferring the active "
+            "inputs of another turn id (defer_*): the commit applies, but the release matches "
+            "no lease (o's lease stays held) and the deferral no input",
+        )
+
+    def bad_request_actions(self) -> list[Action]:
+        if not self.bounds.bad_requests:
+            return []
+        return [
+            self.forged_fence(),
+            self.forged_release(),
+            self.forged_reclaim(),
+            self.forged_abandon_work(),
+            self.forged_abandon_inputs(),
+            self.forged_commit_action("work"),
+            self.forged_commit_action("input"),
+            self.bad_request(),
+            self.bind_head_to_session0(self.commit_unmatched()),
+        ]
+
     # -- session-1 (bound second_session) -----------------------------------------------------
 
     @staticmethod
@@ -2435,6 +2812,7 @@ class KernelBuilder:
             *self.session1_actions(),
             *self.delayed_actions(),
             *self.outbox_actions(),
+            *self.bad_request_actions(),
         ]
 
     # -- monitors and invariants ---------------------------------------------------------------
@@ -2577,7 +2955,9 @@ class KernelBuilder:
         completes = any_of(
             ActionIs("commit"), ActionIs("commit_stale"), ActionIs("commit_cas"), *self.outbox_is()
         )
-        is_commit = any_of(completes, ActionIs("commit_turn"))
+        # commit_unmatched (bound bad_requests) completes nothing and releases nothing
+        unmatched = [ActionIs("commit_unmatched")] if self.bounds.bad_requests else []
+        is_commit = any_of(completes, ActionIs("commit_turn"), *unmatched)
         # session-1's commits move the store's one head too (bound second_session)
         any_commit = (
             any_of(is_commit, ActionIs("s1_commit")) if self.bounds.second_session else is_commit

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .kernel_model import SMALLEST_BOUNDS, Bounds
+from .kernel_model import BAD_REQUEST_ACTIONS, SMALLEST_BOUNDS, Bounds
 from .machine_model import MachineBounds
 
 
@@ -167,6 +167,28 @@ PROFILES: tuple[Profile, ...] = (
         "same transaction (source-key idempotent; nothing enqueued when the commit fails), "
         "then claimed under their delivery and slot policies",
         frozenset({"commit_outbox", "claim_work", "claim_command"}),
+    ),
+    Profile(
+        "bad-requests",
+        replace(SMALLEST_BOUNDS, max_incarnation=1, inputs=2, bad_requests=1),
+        "forged and malformed requests: fences, lease completions, observations, claims and "
+        "commit completions the store never handed out, zero and negative limits, blank ids, "
+        "unknown wire strings, malformed drafts; each refused, changing nothing",
+        frozenset(BAD_REQUEST_ACTIONS),
+    ),
+    Profile(
+        "bad-request-runs",
+        replace(SMALLEST_BOUNDS, batches=4, max_head_revision=0, bad_requests=1),
+        "forged completions of a queue claim holding a join run of two rows (a list leaving "
+        "one row out); malformed claims while turn work is ready",
+        frozenset({"forged_work_commit", "bad_request"}),
+    ),
+    Profile(
+        "bad-request-inputs",
+        replace(SMALLEST_BOUNDS, inputs=3, max_head_revision=0, bad_requests=1),
+        "forged completions of an input claim holding both active-turn inputs: a list "
+        "leaving one input out",
+        frozenset({"forged_input_commit"}),
     ),
 )
 

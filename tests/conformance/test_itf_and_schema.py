@@ -121,7 +121,15 @@ def test_schema_vocabulary_matches_the_model() -> None:
     """Actions, parameters, outcome tags and variables are the model's, nothing more."""
     schema = trace_schema()
     model = build_model(
-        Bounds(batches=3, inputs=3, second_session=1, source_replay=1, delayed_work=1, outbox=1)
+        Bounds(
+            batches=3,
+            inputs=3,
+            second_session=1,
+            source_replay=1,
+            delayed_work=1,
+            outbox=1,
+            bad_requests=1,
+        )
     )
     plain = build_model(Bounds(batches=3, inputs=3))
     actions = {a.name: a for a in model.actions}
@@ -352,7 +360,7 @@ MALFORMED = {
         _set(("#meta", "lashspec", "format_version"), "lashspec-trace/1"),
         "unsupported format version 'lashspec-trace/1'",
         "$['#meta'].lashspec.format_version",
-        "'lashspec-trace/4' was expected",
+        "'lashspec-trace/5' was expected",
     ),
     "state variable badly encoded": Malformed(
         _set(("states", 4, "owner_qclaim_rows"), {"#map": [[0, [0]], [1, {"#set": []}]]}),
