@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = "lashspec-trace/4"
+FORMAT_VERSION = "lashspec-trace/5"
 MAX_SAFE_INT = 2**53 - 1
 
 #: Every parameter name any action uses, in the order picks are written.
@@ -50,7 +50,7 @@ PICK_NAMES: tuple[str, ...] = (
     "j",
 )
 #: Parameters only machine traces use (docs/machine-traces.md), written after the store ones.
-MACHINE_PICK_NAMES: tuple[str, ...] = ("at",)
+MACHINE_PICK_NAMES: tuple[str, ...] = ("at", "config")
 
 #: Outcome fields whose values are sets of slot indices.
 SET_VALUED_OUTCOME_FIELDS = frozenset({"rows", "input_rows", "queue_rows"})

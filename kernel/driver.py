@@ -125,7 +125,7 @@ class TurnDriver:
         self.machine = TurnMachine(
             session_id,
             owner,
-            lease_ttl_ms=self.timings.ttl_ms,
+            timings=self.timings,
             checkpoint=checkpoint,
             max_inputs=max_inputs,
             max_batches=max_batches,
