@@ -391,7 +391,8 @@ class Effect:
 class StoreEffect(Effect):
     """A store operation; only the driver performs these."""
 
-    #: True when the operation presents the lease (fence or completion) to the store
+    #: True when the operation presents the lease (fence or completion) to the store; the
+    #: driver answers its lease-expired error with LeaseLost, which its replies then include
     uses_lease: ClassVar[bool] = False
     #: True when the operation ends the lease
     releases_lease: ClassVar[bool] = False

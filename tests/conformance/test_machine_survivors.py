@@ -1,11 +1,15 @@
-"""Machine traces kill the Cosmic Ray survivors of driver construction.
+"""Machine traces kill the Cosmic Ray survivors of driver construction and of the driver's
+lease-loss mapping.
 
 Until format 5 every machine trace built its drivers with the one valid configuration the
 adapter chose (a 60 s TTL, the bounds as claim limits), so kernels with other defaults (lash's
 30 s TTL renewed every 10 s, 64 inputs and 64 batches per claim), or that accepted or refused
 other timings and limits, passed them all. ``build_driver(config)`` reports what a driver built
 with each named configuration runs with, or the variant of the error refusing it, as the
-machine model decides.
+machine model decides. And the driver answers a lease-expired store error with LeaseLost
+exactly for the effects whose class says they present the lease (``uses_lease``); the
+promoted walks ``lease-expires-during-*`` let the lease expire while each such effect is
+outstanding, where the cover met the expiry only for some of them.
 
 Each case below is one such surviving mutant, applied by hand to a copy of ``kernel/``;
 replaying a trace of every ``build_driver`` configuration through the campaign's own replay
@@ -21,9 +25,15 @@ from pathlib import Path
 
 import pytest
 from lashspec.conformance.itf import write_trace
-from lashspec.conformance.machine_suite import PromotedWalk, promoted_walk, trace_of_walk
+from lashspec.conformance.machine_suite import (
+    PROMOTED_WALKS,
+    PromotedWalk,
+    promoted_walk,
+    trace_of_walk,
+)
 from lashspec.model.dsl import compile_model
 from lashspec.model.machine_model import DRIVER_CONFIGS, MachineBounds, build_machine_model
+from lashspec.model.profiles import machine_profile
 
 REPO = Path(__file__).resolve().parents[2]
 REPLAY = REPO / "tools" / "mutation" / "replay_suite.py"
@@ -62,6 +72,16 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
     ),
     "max inputs < 0": ("machine.py", "if max_inputs < 1:", "if max_inputs < 0:"),
     "max batches <= 1": ("machine.py", "if max_batches < 1:", "if max_batches <= 1:"),
+    "ClaimLeadingCommand uses no lease": (
+        "machine.py",
+        "(CommandClaimed, LeaseLost, StoreFailed)\n    uses_lease: ClassVar[bool] = True",
+        "(CommandClaimed, LeaseLost, StoreFailed)\n    uses_lease: ClassVar[bool] = False",
+    ),
+    "ClaimCheckpointWork uses no lease": (
+        "machine.py",
+        "(CheckpointWorkClaimed, LeaseLost, StoreFailed)\n    uses_lease: ClassVar[bool] = True",
+        "(CheckpointWorkClaimed, LeaseLost, StoreFailed)\n    uses_lease: ClassVar[bool] = False",
+    ),
 }
 
 
@@ -79,6 +99,12 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trace = trace_of_walk(compiled, promoted_walk(compiled, walk), "driver-configurations", meta)
     out = tmp_path_factory.mktemp("driver-configurations")
     write_trace(trace, out / "machine-driver-configurations.itf.json")
+    for expiry in (w for w in PROMOTED_WALKS if w.name.startswith("lease-expires-")):
+        profile = machine_profile(expiry.profile)
+        on = compile_model(build_machine_model(profile.bounds))
+        meta = {"system": "machine", "bounds": profile.bounds.as_dict(), "kind": "promoted"}
+        moves = promoted_walk(on, expiry)
+        write_trace(trace_of_walk(on, moves, expiry.name, meta), out / f"{expiry.name}.itf.json")
     return out
 
 

@@ -25,6 +25,7 @@ from lashspec.kernel.errors import (
     TurnMachineError,
 )
 from lashspec.kernel.machine import (
+    EFFECT_TYPES,
     EVENT_TYPES,
     STATE_DOCS,
     TRANSITIONS,
@@ -832,6 +833,15 @@ def test_session_commands_go_first_only_when_strictly_earlier_or_alone(
     command_at: int | None, input_at: int | None, first: bool
 ) -> None:
     assert session_commands_go_first(command_at, input_at) is first
+
+
+def test_every_lease_using_store_effect_can_be_answered_by_lease_loss() -> None:
+    """The driver answers a lease-expired error of a lease-using effect with LeaseLost; the
+    machine must accept that reply wherever it waits for such an effect."""
+    answered = [e for e in EFFECT_TYPES if issubclass(e, StoreEffect) and e.replies]
+    assert answered
+    for effect in answered:
+        assert effect.uses_lease == (LeaseLost in effect.replies), effect.__name__
 
 
 def test_machine_rejects_bad_configuration() -> None:
