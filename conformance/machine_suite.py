@@ -367,6 +367,34 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
         ),
     ),
     PromotedWalk(
+        "interrupted-command-claim-fails",
+        "machine-turn",
+        "an interrupt while the leading command's claim is outstanding, then the claim fails: "
+        "a failed command drain releases the lease, in Cancelling as outside it",
+        (
+            ("enqueue_batch", {"b": COMMAND_BATCH}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: ClaimLeadingCommand
+            ("host_interrupt", {"o": 0}),
+            ("store_fail", {"o": 0}),
+        ),
+    ),
+    PromotedWalk(
+        "interrupted-input-claim-fails",
+        "machine-turn",
+        "an interrupt while the next-turn input claim is outstanding, then the claim fails: "
+        "the lease is kept to run out at its TTL, nothing is released",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: ClaimNextTurnInputs
+            ("host_interrupt", {"o": 0}),
+            ("store_fail", {"o": 0}),
+        ),
+    ),
+    PromotedWalk(
         "restart-after-second-turn",
         "machine-turns",
         "an owner restarted after the second turn committed: its new machine starts from the "

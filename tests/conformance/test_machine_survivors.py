@@ -9,7 +9,8 @@ with each named configuration runs with, or the variant of the error refusing it
 machine model decides. And the driver answers a lease-expired store error with LeaseLost
 exactly for the effects whose class says they present the lease (``uses_lease``); the
 promoted walks ``lease-expires-during-*`` let the lease expire while each such effect is
-outstanding, where the cover met the expiry only for some of them.
+outstanding, where the cover met the expiry only for some of them; ``interrupted-*`` fail a
+claim after an interrupt, where only a command claim's failure releases the lease.
 
 Each case below is one such surviving mutant, applied by hand to a copy of ``kernel/``;
 replaying a trace of every ``build_driver`` configuration through the campaign's own replay
@@ -38,6 +39,9 @@ from lashspec.model.profiles import machine_profile
 REPO = Path(__file__).resolve().parents[2]
 REPLAY = REPO / "tools" / "mutation" / "replay_suite.py"
 SUBPROCESS_GUARD_S = 300  # a hang guard, not a timing assertion
+
+#: The promoted walks (conformance/machine_suite.py) the cases below need.
+WALKS = ("lease-expires-", "interrupted-")
 
 #: (kernel file, original code, mutated code): survivors of the last measurement.
 SURVIVORS: dict[str, tuple[str, str, str]] = {
@@ -77,6 +81,16 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
         "(CommandClaimed, LeaseLost, StoreFailed)\n    uses_lease: ClassVar[bool] = True",
         "(CommandClaimed, LeaseLost, StoreFailed)\n    uses_lease: ClassVar[bool] = False",
     ),
+    "draining guard is not": (
+        "machine.py",
+        "lambda m, e: m.awaiting is ClaimLeadingCommand",
+        "lambda m, e: m.awaiting is not ClaimLeadingCommand",
+    ),
+    "draining guard <=": (
+        "machine.py",
+        "lambda m, e: m.awaiting is ClaimLeadingCommand",
+        "lambda m, e: m.awaiting <= ClaimLeadingCommand",
+    ),
     "ClaimCheckpointWork uses no lease": (
         "machine.py",
         "(CheckpointWorkClaimed, LeaseLost, StoreFailed)\n    uses_lease: ClassVar[bool] = True",
@@ -99,7 +113,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trace = trace_of_walk(compiled, promoted_walk(compiled, walk), "driver-configurations", meta)
     out = tmp_path_factory.mktemp("driver-configurations")
     write_trace(trace, out / "machine-driver-configurations.itf.json")
-    for expiry in (w for w in PROMOTED_WALKS if w.name.startswith("lease-expires-")):
+    for expiry in (w for w in PROMOTED_WALKS if w.name.startswith(WALKS)):
         profile = machine_profile(expiry.profile)
         on = compile_model(build_machine_model(profile.bounds))
         meta = {"system": "machine", "bounds": profile.bounds.as_dict(), "kind": "promoted"}
