@@ -377,7 +377,7 @@ class MachineAdapter:
         if self._session_turns:
             raise ActionNotEnabled("build_driver is taken before the session's first turn")
         ttl, renew, max_inputs, max_batches = DRIVER_CONFIGS[name]
-        limits = {
+        limits: dict[str, Any] = {
             key: value
             for key, value in (("max_inputs", max_inputs), ("max_batches", max_batches))
             if value is not None
