@@ -487,7 +487,8 @@ class MachineAdapter:
             )
             lease = driver.lease if driver is not None else None  # the lease the machine holds
             fence[o] = lease.fencing_token if lease is not None else 0
-            phase[o] = machine.state.value
+            # a live owner's machine is read through its driver's host-facing properties
+            phase[o] = (driver.state if driver is not None else machine.state).value
             awaiting[o] = machine.awaiting.__name__ if machine.awaiting is not None else ""
             turn[o] = self._turn_number(machine)
             interrupted[o] = machine.interrupted
@@ -496,7 +497,7 @@ class MachineAdapter:
                 names.get(c.claim_id, "") for c in (*command, *machine.queue_claims)
             )
             iclaims[o] = sorted(names.get(c.claim_id, "") for c in machine.input_claims)
-            last = machine.last_outcome
+            last = driver.last_outcome if driver is not None else machine.last_outcome
             outcome[o] = last.value if last is not None else ""
             committed[o] = machine.committed_checkpoint.turn_index
         state.update(

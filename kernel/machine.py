@@ -796,6 +796,11 @@ class TurnMachine:
             raise AssertionError(f"state {self.state.value} needs a turn id and has none")
         return self.turn_id
 
+    def _checkpoint_kind(self) -> CheckpointKind:
+        if self.checkpoint_kind is None:
+            raise AssertionError(f"state {self.state.value} needs a checkpoint kind and has none")
+        return self.checkpoint_kind
+
     def _commit_turn(self) -> CommitTurn:
         lease = self._lease()
         commit = RuntimeCommit(
@@ -989,10 +994,15 @@ def _checkpoint_settled(m: TurnMachine, committed: bool) -> None:
 
 def _claim_checkpoint_work(m: TurnMachine, e: CommitSucceeded | CommitFailed) -> list[Effect]:
     _checkpoint_settled(m, isinstance(e, CommitSucceeded))
-    kind = m.checkpoint_kind or CheckpointKind.AFTER_WORK
     return [
         ClaimCheckpointWork(
-            m.session_id, m._fence(), m.owner, m._turn(), kind, m.max_inputs, m.max_batches
+            m.session_id,
+            m._fence(),
+            m.owner,
+            m._turn(),
+            m._checkpoint_kind(),
+            m.max_inputs,
+            m.max_batches,
         )
     ]
 

@@ -10,7 +10,8 @@ machine model decides. And the driver answers a lease-expired store error with L
 exactly for the effects whose class says they present the lease (``uses_lease``); the
 promoted walks ``lease-expires-during-*`` let the lease expire while each such effect is
 outstanding, where the cover met the expiry only for some of them; ``interrupted-*`` fail a
-claim after an interrupt, where only a command claim's failure releases the lease.
+claim after an interrupt, where only a command claim's failure releases the lease. The
+adapter reads a live owner's phase and cycle outcome through its driver's properties.
 
 Each case below is one such surviving mutant, applied by hand to a copy of ``kernel/``;
 replaying a trace of every ``build_driver`` configuration through the campaign's own replay
@@ -76,6 +77,16 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
     ),
     "max inputs < 0": ("machine.py", "if max_inputs < 1:", "if max_inputs < 0:"),
     "max batches <= 1": ("machine.py", "if max_batches < 1:", "if max_batches <= 1:"),
+    "TurnDriver.state not a property": (
+        "driver.py",
+        "    @property\n    def state(self) -> TurnState:",
+        "    def state(self) -> TurnState:",
+    ),
+    "TurnDriver.last_outcome not a property": (
+        "driver.py",
+        "    @property\n    def last_outcome(self)",
+        "    def last_outcome(self)",
+    ),
     "ClaimLeadingCommand uses no lease": (
         "machine.py",
         "(CommandClaimed, LeaseLost, StoreFailed)\n    uses_lease: ClassVar[bool] = True",
