@@ -26,7 +26,12 @@ from typing import Any, cast
 
 from ..kernel.clock import ManualClock
 from ..kernel.driver import TurnDriver
-from ..kernel.errors import BackendFailure, TurnMachineError
+from ..kernel.errors import (
+    BackendFailure,
+    LeaseTimingsError,
+    MachineLimitsError,
+    TurnMachineError,
+)
 from ..kernel.machine import (
     CheckpointReached,
     CheckpointWorkClaimed,
@@ -92,6 +97,24 @@ TIMER_OFFSETS_MS: dict[str, int] = {
     "early": RENEW_INTERVAL_MS - 1,
     "due": RENEW_INTERVAL_MS,
     "late": TTL_MS - 1,
+}
+
+#: ``build_driver``'s configurations (docs/machine-traces.md): TTL, renew interval, max
+#: inputs, max batches, each None when the host leaves it at its default; a TTL without a
+#: renew interval is built with ``LeaseTimings.from_ttl``.
+DRIVER_CONFIGS: dict[str, tuple[int | None, int | None, int | None, int | None]] = {
+    "defaults": (None, None, None, None),
+    "smallest": (3, 1, 1, 1),
+    "ttl_only": (30_001, None, None, None),
+    "ttl_only_too_small": (2, None, None, None),
+    "ttl_zero": (0, 10_000, None, None),
+    "ttl_one": (1, 1, None, None),
+    "renew_zero": (30_000, 0, None, None),
+    "ttl_below_three_renewals": (29_999, 10_000, None, None),
+    "ttl_above_three_renewals": (30_001, 10_000, None, None),
+    "no_inputs": (None, None, 0, None),
+    "no_batches": (None, None, None, 0),
+    "no_inputs_no_batches": (None, None, 0, 0),
 }
 
 #: Variables of the store-trace vocabulary that machine traces leave out (claims live in the
@@ -213,7 +236,7 @@ class MachineAdapter:
             driver.machine = self._machine_class(
                 SESSION,
                 owner,
-                lease_ttl_ms=timings.ttl_ms,
+                timings=timings,
                 checkpoint=driver.machine.committed_checkpoint,
                 max_inputs=max_inputs,
                 max_batches=max_batches,
@@ -236,6 +259,8 @@ class MachineAdapter:
             return self._host_event(o, driver, self._host_event_for(action, o, driver, picks))
         if action == "host_timer":
             return self._host_timer(*self._live_owner(picks), picks)
+        if action == "build_driver":
+            return self._build_driver(picks)
         if action == "store_step":
             return self._store_step(*self._live_owner(picks), fail=False)
         if action == "store_fail":
@@ -341,6 +366,40 @@ class MachineAdapter:
         finally:
             timer.instant = None
 
+    def _build_driver(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        """Build a driver (owner 0's identity, the trace's store) with the named configuration
+        and report what it got; the driver is dropped, so nothing changes."""
+        name = picks.get("config")
+        if not isinstance(name, str) or name not in DRIVER_CONFIGS:
+            raise BadActionParams(
+                f"config must be one of {', '.join(DRIVER_CONFIGS)}, got {name!r}"
+            )
+        if self._session_turns:
+            raise ActionNotEnabled("build_driver is taken before the session's first turn")
+        ttl, renew, max_inputs, max_batches = DRIVER_CONFIGS[name]
+        limits: dict[str, Any] = {
+            key: value
+            for key, value in (("max_inputs", max_inputs), ("max_batches", max_batches))
+            if value is not None
+        }
+        world = self._env.world
+        try:
+            timings = None
+            if ttl is not None:
+                timings = LeaseTimings.from_ttl(ttl) if renew is None else LeaseTimings(ttl, renew)
+            owner = identity(0, world.owners[0].incarnation)
+            driver = TurnDriver(world.store, SESSION, owner, timings=timings, **limits)
+        except (LeaseTimingsError, MachineLimitsError) as error:
+            return {"tag": "DriverRefused", "error": error.variant}
+        machine = driver.machine
+        return {
+            "tag": "DriverBuilt",
+            "ttl_ms": machine.timings.ttl_ms,
+            "renew_interval_ms": driver.timings.renew_interval_ms,
+            "max_inputs": machine.max_inputs,
+            "max_batches": machine.max_batches,
+        }
+
     def _store_step(self, o: int, driver: _TraceDriver, *, fail: bool) -> dict[str, Any]:
         effect = driver.outstanding
         if effect is None:
@@ -428,7 +487,8 @@ class MachineAdapter:
             )
             lease = driver.lease if driver is not None else None  # the lease the machine holds
             fence[o] = lease.fencing_token if lease is not None else 0
-            phase[o] = machine.state.value
+            # a live owner's machine is read through its driver's host-facing properties
+            phase[o] = (driver.state if driver is not None else machine.state).value
             awaiting[o] = machine.awaiting.__name__ if machine.awaiting is not None else ""
             turn[o] = self._turn_number(machine)
             interrupted[o] = machine.interrupted
@@ -437,7 +497,7 @@ class MachineAdapter:
                 names.get(c.claim_id, "") for c in (*command, *machine.queue_claims)
             )
             iclaims[o] = sorted(names.get(c.claim_id, "") for c in machine.input_claims)
-            last = machine.last_outcome
+            last = driver.last_outcome if driver is not None else machine.last_outcome
             outcome[o] = last.value if last is not None else ""
             committed[o] = machine.committed_checkpoint.turn_index
         state.update(

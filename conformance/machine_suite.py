@@ -309,6 +309,92 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
         ),
     ),
     PromotedWalk(
+        "lease-expires-during-command-claim",
+        "machine-turn",
+        "the lease expires while the leading session command's claim is outstanding: the "
+        "store's lease-expired error is lease loss (LeaseLost), not a failed claim",
+        (
+            ("enqueue_batch", {"b": COMMAND_BATCH}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: ClaimLeadingCommand
+            ("expire", {}),
+            ("store_step", {"o": 0}),
+        ),
+    ),
+    PromotedWalk(
+        "lease-expires-during-command-commit",
+        "machine-turn",
+        "the lease expires while a session command's commit is outstanding: lease loss, not "
+        "a failed commit",
+        (
+            ("enqueue_batch", {"b": COMMAND_BATCH}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # CommandClaimed: CommitSessionCommand
+            ("expire", {}),
+            ("store_step", {"o": 0}),
+        ),
+    ),
+    PromotedWalk(
+        "lease-expires-during-idle-work-claim",
+        "machine-turn",
+        "the lease expires while the claim of turn work at the Idle boundary is outstanding: "
+        "lease loss, not a failed claim",
+        (
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # no input: ClaimQueuedWork
+            ("expire", {}),
+            ("store_step", {"o": 0}),
+        ),
+    ),
+    PromotedWalk(
+        "lease-expires-during-checkpoint-claim",
+        "machine-turn",
+        "the lease expires while a checkpoint's work claim is outstanding, an active-turn "
+        "input waiting for it: the turn stops for lease loss, not for a failed claim",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            *_start_and_claim_inputs(),
+            ("enqueue_input", {"i": ACTIVE_TURN_INPUT}),
+            ("host_checkpoint", {"o": 0, "checkpoint": "after_work"}),
+            ("store_step", {"o": 0}),  # checkpoint written: ClaimCheckpointWork
+            ("expire", {}),
+            ("store_step", {"o": 0}),
+        ),
+    ),
+    PromotedWalk(
+        "interrupted-command-claim-fails",
+        "machine-turn",
+        "an interrupt while the leading command's claim is outstanding, then the claim fails: "
+        "a failed command drain releases the lease, in Cancelling as outside it",
+        (
+            ("enqueue_batch", {"b": COMMAND_BATCH}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: ClaimLeadingCommand
+            ("host_interrupt", {"o": 0}),
+            ("store_fail", {"o": 0}),
+        ),
+    ),
+    PromotedWalk(
+        "interrupted-input-claim-fails",
+        "machine-turn",
+        "an interrupt while the next-turn input claim is outstanding, then the claim fails: "
+        "the lease is kept to run out at its TTL, nothing is released",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: ClaimNextTurnInputs
+            ("host_interrupt", {"o": 0}),
+            ("store_fail", {"o": 0}),
+        ),
+    ),
+    PromotedWalk(
         "restart-after-second-turn",
         "machine-turns",
         "an owner restarted after the second turn committed: its new machine starts from the "

@@ -125,7 +125,7 @@ class TurnDriver:
         self.machine = TurnMachine(
             session_id,
             owner,
-            lease_ttl_ms=self.timings.ttl_ms,
+            timings=self.timings,
             checkpoint=checkpoint,
             max_inputs=max_inputs,
             max_batches=max_batches,
@@ -225,7 +225,9 @@ class TurnDriver:
             self.store_errors.append(error)
             if not effect.replies:
                 return None
-            if isinstance(error, SessionExecutionLeaseExpired) and LeaseLost in effect.replies:
+            # the effect class says whether the call presents the lease; if it does, the
+            # lease being gone is lease loss, not a failure of the call
+            if isinstance(error, SessionExecutionLeaseExpired) and effect.uses_lease:
                 return LeaseLost(error)
             if CommitFailed in effect.replies:
                 return CommitFailed(error)

@@ -322,6 +322,20 @@ class LeaseTimingsError(KernelError):
         return {"variant": self.variant}
 
 
+class MachineLimitsError(KernelError, ValueError):
+    """Invalid turn-machine claim limits: ``max_inputs`` and ``max_batches`` must be >= 1
+    (a claim that may take nothing would never make progress)."""
+
+    kind = "MachineLimitsError"
+
+    def __init__(self, variant: str, message: str) -> None:
+        self.variant = variant
+        super().__init__(message)
+
+    def fields(self) -> dict[str, Any]:
+        return {"variant": self.variant}
+
+
 class TurnMachineError(KernelError):
     """The sans-IO turn machine received an event it cannot accept in its current state."""
 

@@ -105,12 +105,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from .errors import StoreError, TurnMachineError
+from .errors import MachineLimitsError, StoreError, TurnMachineError
 from .types import (
     CheckpointKind,
     ClaimBoundary,
     JsonValue,
     LeaseOwnerIdentity,
+    LeaseTimings,
     PendingTurnInput,
     QueuedWorkBatch,
     QueuedWorkClaim,
@@ -390,7 +391,8 @@ class Effect:
 class StoreEffect(Effect):
     """A store operation; only the driver performs these."""
 
-    #: True when the operation presents the lease (fence or completion) to the store
+    #: True when the operation presents the lease (fence or completion) to the store; the
+    #: driver answers its lease-expired error with LeaseLost, which its replies then include
     uses_lease: ClassVar[bool] = False
     #: True when the operation ends the lease
     releases_lease: ClassVar[bool] = False
@@ -621,7 +623,6 @@ def session_commands_go_first(
 # The machine
 # ---------------------------------------------------------------------------
 
-DEFAULT_LEASE_TTL_MS = 30_000
 DEFAULT_MAX_INPUTS = 64
 DEFAULT_MAX_BATCHES = 64
 
@@ -654,21 +655,25 @@ class TurnMachine:
         session_id: str,
         owner: LeaseOwnerIdentity,
         *,
-        lease_ttl_ms: int = DEFAULT_LEASE_TTL_MS,
+        timings: LeaseTimings | None = None,
         checkpoint: SessionCheckpoint | None = None,
         max_inputs: int = DEFAULT_MAX_INPUTS,
         max_batches: int = DEFAULT_MAX_BATCHES,
     ) -> None:
         if not session_id:
             raise ValueError("a turn machine needs a non-empty session id")
-        if lease_ttl_ms < 1 or max_inputs < 1 or max_batches < 1:
-            raise ValueError(
-                f"lease ttl ({lease_ttl_ms} ms), max inputs ({max_inputs}) and max batches "
-                f"({max_batches}) must all be at least 1"
+        if max_inputs < 1:
+            raise MachineLimitsError(
+                "MaxInputsTooSmall", f"max inputs must be at least 1, got {max_inputs}"
+            )
+        if max_batches < 1:
+            raise MachineLimitsError(
+                "MaxBatchesTooSmall", f"max batches must be at least 1, got {max_batches}"
             )
         self.session_id = session_id
         self.owner = owner
-        self.lease_ttl_ms = lease_ttl_ms
+        #: the lease TTL the machine asks for; LeaseTimings validated it
+        self.timings = timings or LeaseTimings()
         self.max_inputs = max_inputs
         self.max_batches = max_batches
         self.state = TurnState.IDLE
@@ -791,6 +796,11 @@ class TurnMachine:
             raise AssertionError(f"state {self.state.value} needs a turn id and has none")
         return self.turn_id
 
+    def _checkpoint_kind(self) -> CheckpointKind:
+        if self.checkpoint_kind is None:
+            raise AssertionError(f"state {self.state.value} needs a checkpoint kind and has none")
+        return self.checkpoint_kind
+
     def _commit_turn(self) -> CommitTurn:
         lease = self._lease()
         commit = RuntimeCommit(
@@ -904,11 +914,11 @@ Action = Callable[[TurnMachine, Any], list[Effect]]
 def _start(m: TurnMachine, e: Start) -> list[Effect]:
     m.turn_id = e.turn_id
     m.failure = None
-    return [AcquireLease(m.session_id, m.owner, m.lease_ttl_ms)]
+    return [AcquireLease(m.session_id, m.owner, m.timings.ttl_ms)]
 
 
 def _reclaim(m: TurnMachine, e: LeaseBusy) -> list[Effect]:
-    return [ReclaimLease(m.session_id, m.owner, e.holder.fence(), m.lease_ttl_ms)]
+    return [ReclaimLease(m.session_id, m.owner, e.holder.fence(), m.timings.ttl_ms)]
 
 
 def _busy(m: TurnMachine, e: LeaseBusy) -> list[Effect]:
@@ -984,10 +994,15 @@ def _checkpoint_settled(m: TurnMachine, committed: bool) -> None:
 
 def _claim_checkpoint_work(m: TurnMachine, e: CommitSucceeded | CommitFailed) -> list[Effect]:
     _checkpoint_settled(m, isinstance(e, CommitSucceeded))
-    kind = m.checkpoint_kind or CheckpointKind.AFTER_WORK
     return [
         ClaimCheckpointWork(
-            m.session_id, m._fence(), m.owner, m._turn(), kind, m.max_inputs, m.max_batches
+            m.session_id,
+            m._fence(),
+            m.owner,
+            m._turn(),
+            m._checkpoint_kind(),
+            m.max_inputs,
+            m.max_batches,
         )
     ]
 
@@ -1028,7 +1043,7 @@ def _ignore(m: TurnMachine, e: Event) -> list[Effect]:
 
 
 def _renew(m: TurnMachine, e: RenewDue) -> list[Effect]:
-    return [RenewLease(m._fence(), m.lease_ttl_ms)]
+    return [RenewLease(m._fence(), m.timings.ttl_ms)]
 
 
 def _renewed(m: TurnMachine, e: LeaseRenewed) -> list[Effect]:

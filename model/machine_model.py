@@ -199,6 +199,79 @@ TIMER_INSTANT = EnumSort("TimerInstant", ("early", "due", "late"))
 #: The outcome tag of a ``host_timer`` that finds no renewal due (no event reaches the machine).
 NOT_DUE = "NotDue"
 
+# --------------------------------------------------------------------------------------------
+# Driver construction (build_driver): what a host gets when it builds a driver
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """What the host passes when it builds a driver; ``None`` leaves a setting at its default
+    (a TTL given without a renew interval derives the interval as lash's
+    ``LeaseTimings::from_ttl`` does: a third of the TTL, rounded down)."""
+
+    ttl_ms: int | None = None
+    renew_interval_ms: int | None = None
+    max_inputs: int | None = None
+    max_batches: int | None = None
+
+
+#: lash's ``LeaseTimings::default()`` (30 s TTL, renewed every 10 s) and our claim limits.
+DEFAULT_TTL_MS, DEFAULT_RENEW_INTERVAL_MS = 30_000, 10_000
+DEFAULT_MAX_INPUTS = DEFAULT_MAX_BATCHES = 64
+#: lash's ``MIN_TTL_TO_RENEW_RATIO``: a lease survives two missed renewals.
+MIN_TTL_TO_RENEW_RATIO = 3
+
+#: The configurations ``build_driver`` names: the defaults, the smallest valid one, and each
+#: refusal on both sides of its boundary.
+DRIVER_CONFIGS: dict[str, DriverConfig] = {
+    "defaults": DriverConfig(),
+    "smallest": DriverConfig(3, 1, 1, 1),
+    "ttl_only": DriverConfig(30_001),
+    "ttl_only_too_small": DriverConfig(2),
+    "ttl_zero": DriverConfig(0, 10_000),
+    "ttl_one": DriverConfig(1, 1),
+    "renew_zero": DriverConfig(30_000, 0),
+    "ttl_below_three_renewals": DriverConfig(29_999, 10_000),
+    "ttl_above_three_renewals": DriverConfig(30_001, 10_000),
+    "no_inputs": DriverConfig(max_inputs=0),
+    "no_batches": DriverConfig(max_batches=0),
+    "no_inputs_no_batches": DriverConfig(max_inputs=0, max_batches=0),
+}
+DRIVER_CONFIG = EnumSort("DriverConfig", tuple(DRIVER_CONFIGS))
+#: The outcome tags of ``build_driver``.
+DRIVER_BUILT, DRIVER_REFUSED = "DriverBuilt", "DriverRefused"
+
+
+def driver_build_outcome(config: DriverConfig) -> tuple[str, dict[str, int | str]]:
+    """The outcome of building a driver with ``config``: the settings it runs with, or the
+    variant of the error refusing them (timings are checked first, in lash's order: TTL,
+    renew interval, their ratio; then the claim limits, inputs before batches)."""
+    ttl = DEFAULT_TTL_MS if config.ttl_ms is None else config.ttl_ms
+    if config.renew_interval_ms is not None:
+        renew = config.renew_interval_ms
+    elif config.ttl_ms is not None:
+        renew = config.ttl_ms // MIN_TTL_TO_RENEW_RATIO
+    else:
+        renew = DEFAULT_RENEW_INTERVAL_MS
+    inputs = DEFAULT_MAX_INPUTS if config.max_inputs is None else config.max_inputs
+    batches = DEFAULT_MAX_BATCHES if config.max_batches is None else config.max_batches
+    for refused, variant in (
+        (ttl < 1, "TtlTooSmall"),
+        (renew < 1, "RenewIntervalTooSmall"),
+        (ttl < MIN_TTL_TO_RENEW_RATIO * renew, "TtlRenewRatioTooSmall"),
+        (inputs < 1, "MaxInputsTooSmall"),
+        (batches < 1, "MaxBatchesTooSmall"),
+    ):
+        if refused:
+            return DRIVER_REFUSED, {"error": variant}
+    return DRIVER_BUILT, {
+        "ttl_ms": ttl,
+        "renew_interval_ms": renew,
+        "max_inputs": inputs,
+        "max_batches": batches,
+    }
+
+
 HOST_EVENTS: dict[str, str] = {
     "host_start": "Start",
     "host_checkpoint": "CheckpointReached",
@@ -1291,6 +1364,22 @@ class MachineBuilder:
             doc="o's renewal timer fires; the driver decides whether a renewal is due",
         )
 
+    def build_driver(self) -> Action:
+        """The host builds a driver with a named configuration, before the session's first
+        turn, and reads back what it got; the driver is not kept, so nothing changes."""
+        config = Param("config")
+        cases = []
+        for name, settings in DRIVER_CONFIGS.items():
+            tag, fields = driver_build_outcome(settings)
+            cases.append(Case(config.eq(name), {}, Outcome(tag, fields)))
+        return Action(
+            "build_driver",
+            {"config": DRIVER_CONFIG},
+            session_turns.eq(0),
+            cases,
+            doc="build a driver with a named configuration: its settings or its refusal",
+        )
+
     def _reply_cases(
         self,
         o: Expr,
@@ -1451,6 +1540,7 @@ class MachineBuilder:
         return [
             *[self.host_action(name) for name in HOST_EVENTS],
             self.host_timer(),
+            self.build_driver(),
             self.store_step(),
             self.store_fail(),
             self._with_tick(k.enqueue_batch(), "batch_tick", "b"),
@@ -1881,10 +1971,14 @@ def machine_trace_outcome(
     model: Model, action: str, outcome: tuple[str, tuple[tuple[str, Any], ...]]
 ) -> dict[str, Any]:
     """An outcome as docs/machine-traces.md: ``{tag, effects}`` for host events and store
-    steps, the store trace outcome for environment actions."""
+    steps, the tag with the settings or the error variant for ``build_driver``, the store
+    trace outcome for environment actions."""
     if action in HOST_AND_STORE_ACTIONS:
         tag, fields = outcome
         return {"tag": tag, "effects": list(dict(fields)["effects"])}
+    if action == "build_driver":
+        tag, fields = outcome
+        return {"tag": tag, **dict(fields)}
     store_model = model.replace(
         bounds=MachineBounds(**{k: int(v) for k, v in model.bounds.items()})
         .store_bounds()

@@ -64,7 +64,7 @@ from lashspec.kernel.machine import (
     TurnMachine,
 )
 from lashspec.model.dsl import compile_model
-from lashspec.model.machine_model import build_machine_model
+from lashspec.model.machine_model import DRIVER_CONFIGS, build_machine_model
 from lashspec.model.profiles import MACHINE_PROFILES
 
 BOUNDS = {
@@ -711,7 +711,27 @@ PROMOTED_ENDINGS: dict[str, dict[str, Any]] = {
     "checkpoint-in-second-turn": {"tag": "CommitSucceeded", "effects": ["ClaimCheckpointWork"]},
     "failed-checkpoint-in-second-turn": {"tag": "CommitSucceeded", "effects": []},
     "restart-after-second-turn": {"tag": "Ok"},
+    "lease-expires-during-command-claim": {"tag": "LeaseLost", "effects": []},
+    "lease-expires-during-command-commit": {"tag": "LeaseLost", "effects": []},
+    "lease-expires-during-idle-work-claim": {"tag": "LeaseLost", "effects": []},
+    "lease-expires-during-checkpoint-claim": {
+        "tag": "LeaseLost",
+        "effects": ["StopTurn", "AbandonClaims"],
+    },
+    "interrupted-command-claim-fails": {"tag": "StoreFailed", "effects": ["ReleaseLease"]},
+    "interrupted-input-claim-fails": {"tag": "StoreFailed", "effects": []},
 }
+
+
+def test_every_profile_builds_a_driver_with_every_configuration(
+    machine_suite: MachineSuite,
+) -> None:
+    built: dict[str, set[str]] = {}
+    for trace in machine_suite.traces:
+        for step in trace.steps:
+            if step.action == "build_driver":
+                built.setdefault(str(trace.meta["profile"]), set()).add(step.picks["config"])
+    assert built == {p.name: set(DRIVER_CONFIGS) for p in MACHINE_PROFILES}
 
 
 def test_promoted_walks_end_in_the_outcome_they_pin(machine_suite: MachineSuite) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from lashspec.conformance.broken_kernels import BROKEN_KERNELS, broken_memory_store_factory
 from lashspec.conformance.cli import main as cli_main
-from lashspec.conformance.itf import PICK_NAMES, TraceFormatError, read_trace
+from lashspec.conformance.itf import MACHINE_PICK_NAMES, PICK_NAMES, TraceFormatError, read_trace
 from lashspec.conformance.kernel_adapter import KernelAdapter
 from lashspec.conformance.quint_traces import BoundsSyntaxError, parse_bounds
 from lashspec.conformance.replay import kernel_target, replay_all
@@ -150,7 +150,7 @@ def _quint_document(compiled: CompiledModel, steps: int, seed: int, source: str)
             name: {"tag": "Some", "value": _quint_value(params[name])}
             if name in params
             else {"tag": "None", "value": {"#tup": []}}
-            for name in PICK_NAMES
+            for name in (*PICK_NAMES, *MACHINE_PICK_NAMES)
         }
         states.append(
             {

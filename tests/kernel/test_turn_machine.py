@@ -18,8 +18,14 @@ from typing import Any, Protocol
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lashspec.kernel.errors import BackendFailure, SessionExecutionLeaseExpired, TurnMachineError
+from lashspec.kernel.errors import (
+    BackendFailure,
+    MachineLimitsError,
+    SessionExecutionLeaseExpired,
+    TurnMachineError,
+)
 from lashspec.kernel.machine import (
+    EFFECT_TYPES,
     EVENT_TYPES,
     STATE_DOCS,
     TRANSITIONS,
@@ -74,6 +80,7 @@ from lashspec.kernel.types import (
     ClaimBoundary,
     DeliveryPolicy,
     LeaseOwnerIdentity,
+    LeaseTimings,
     NextTurn,
     NextTurnMode,
     PendingTurnInput,
@@ -672,7 +679,9 @@ def test_checkpoints_never_go_backwards() -> None:
 
 
 def test_a_full_cycle_builds_the_store_calls_with_the_lease_and_claims() -> None:
-    machine = TurnMachine(SESSION, OWNER, lease_ttl_ms=9_000, max_inputs=7, max_batches=5)
+    machine = TurnMachine(
+        SESSION, OWNER, timings=LeaseTimings.from_ttl(9_000), max_inputs=7, max_batches=5
+    )
     (acquire,) = machine.handle(Start("t1"))
     assert acquire == AcquireLease(SESSION, OWNER, 9_000)
     machine.handle(LeaseAcquired(L1))
@@ -813,7 +822,7 @@ def test_the_turn_commit_names_the_claims_it_must_settle() -> None:
 def test_a_dead_holder_is_reclaimed_with_the_observed_fence() -> None:
     machine = machine_at("acquiring")
     (reclaim,) = machine.handle(LeaseBusy(HOLDER, True))
-    assert reclaim == ReclaimLease(SESSION, OWNER, HOLDER.fence(), machine.lease_ttl_ms)
+    assert reclaim == ReclaimLease(SESSION, OWNER, HOLDER.fence(), machine.timings.ttl_ms)
 
 
 @pytest.mark.parametrize(
@@ -826,11 +835,27 @@ def test_session_commands_go_first_only_when_strictly_earlier_or_alone(
     assert session_commands_go_first(command_at, input_at) is first
 
 
+def test_every_lease_using_store_effect_can_be_answered_by_lease_loss() -> None:
+    """The driver answers a lease-expired error of a lease-using effect with LeaseLost; the
+    machine must accept that reply wherever it waits for such an effect."""
+    answered = [e for e in EFFECT_TYPES if issubclass(e, StoreEffect) and e.replies]
+    assert answered
+    for effect in answered:
+        assert effect.uses_lease == (LeaseLost in effect.replies), effect.__name__
+
+
 def test_machine_rejects_bad_configuration() -> None:
     with pytest.raises(ValueError, match="non-empty session id"):
         TurnMachine("", OWNER)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(MachineLimitsError) as batches:
         TurnMachine(SESSION, OWNER, max_batches=0)
+    assert batches.value.variant == "MaxBatchesTooSmall"
+    with pytest.raises(MachineLimitsError) as inputs:
+        TurnMachine(SESSION, OWNER, max_inputs=0, max_batches=0)
+    assert inputs.value.variant == "MaxInputsTooSmall"
+    smallest = TurnMachine(SESSION, OWNER, max_inputs=1, max_batches=1)
+    assert (smallest.max_inputs, smallest.max_batches) == (1, 1)
+    assert smallest.timings == LeaseTimings()
 
 
 # ---------------------------------------------------------------------------

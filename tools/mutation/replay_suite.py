@@ -190,6 +190,13 @@ def record_functions(kernel_dir: Path, out: Path, traces: Sequence[Trace]) -> in
     sys.setprofile(hook)
     try:  # functions run at import time run before every trace
         load_kernel(kernel_dir)
+        # the package imports its modules lazily: import each now, or the functions its
+        # import runs (the machine's rule table, say) count as entered by the first trace only
+        for module in sorted(kernel_dir.glob("*.py")):
+            if module.stem == "__init__":
+                continue
+            with contextlib.suppress(ImportError):  # a backend whose driver is not installed
+                importlib.import_module(f"lashspec.kernel.{module.stem}")
     finally:
         sys.setprofile(None)
     at_import = set(current)
