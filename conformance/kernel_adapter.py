@@ -30,6 +30,7 @@ from ..kernel.store import Store
 from ..kernel.types import (
     Acquired,
     ActiveTurn,
+    AgentFrameTask,
     AlreadyCancelled,
     AlreadyClaimed,
     AlreadyCompleted,
@@ -97,7 +98,9 @@ def batch_draft(slot: int) -> QueuedWorkBatchDraft:
         f"wake:b{slot}", SESSION, f"process:b{slot}", 1, f"b{slot}", f"wake:b{slot}:1"
     )
     if slot == 1:
-        return QueuedWorkBatchDraft(SESSION, (ProcessWake(delivery),), source_key=key)
+        # two payloads of one work class: the wake and an agent-frame task
+        task = AgentFrameTask(f"frame:b{slot}", f"task:b{slot}")
+        return QueuedWorkBatchDraft(SESSION, (ProcessWake(delivery), task), source_key=key)
     if slot in (2, 3):
         return QueuedWorkBatchDraft(
             SESSION,
@@ -848,6 +851,8 @@ class KernelAdapter:
         seen = w.store.inspect_session(SESSION1)
         if self.check_reads:
             check_store_reads(w.store, SESSION1, seen, now)
+        # load_session names whose head it is: session-1 sees a revision only of its own head
+        w.checkpoints.check_read(w.store.load_session(), SESSION1, seen.head_revision)
         row = seen.lease_row
         holder = row.owner if row is not None else None
         live = row is not None and row.is_live(now)
