@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..kernel.clock import FakeProcessTable, ManualClock
 from ..kernel.errors import (
@@ -31,6 +31,7 @@ from ..kernel.store import Store
 from ..kernel.types import (
     Acquired,
     ActiveTurn,
+    AgentFrameTask,
     AlreadyCancelled,
     AlreadyClaimed,
     AlreadyCompleted,
@@ -68,7 +69,9 @@ from ..kernel.types import (
     TurnInputIngress,
     turn_commit_hash,
 )
+from .checkpoints import CheckpointLedger, CheckpointRefs, turn_checkpoint
 from .store_reads import check_store_reads
+from .store_transactions import TransactionKindCheck, has_transaction_counts
 
 SESSION = "session-0"
 SESSION1 = "session-1"
@@ -98,7 +101,9 @@ def batch_draft(slot: int) -> QueuedWorkBatchDraft:
         f"wake:b{slot}", SESSION, f"process:b{slot}", 1, f"b{slot}", f"wake:b{slot}:1"
     )
     if slot == 1:
-        return QueuedWorkBatchDraft(SESSION, (ProcessWake(delivery),), source_key=key)
+        # two payloads of one work class: the wake and an agent-frame task
+        task = AgentFrameTask(f"frame:b{slot}", f"task:b{slot}")
+        return QueuedWorkBatchDraft(SESSION, (ProcessWake(delivery), task), source_key=key)
     if slot in (2, 3):
         return QueuedWorkBatchDraft(
             SESSION,
@@ -211,6 +216,8 @@ class _World:
     batch_available_at: dict[int, int] = field(default_factory=dict)  # delayed_work
     s1_batch_id: str | None = None  # session-1's batch (second_session)
     s1_last_fencing: int = 0
+    # what commit_turn committed at each head revision, and the checkpoint refs seen
+    checkpoints: CheckpointLedger = field(default_factory=CheckpointLedger)
 
 
 #: The slot a claim reports for a row of the other session (a store mixing up session ids):
@@ -383,6 +390,8 @@ class KernelAdapter:
         self._bounds: dict[str, int] = {}
         #: also compare the store's other read calls with each observation (store_reads.py)
         self.check_reads = check_reads
+        #: checkpoint refs are content addresses: one table for every trace (checkpoints.py)
+        self._checkpoint_refs = CheckpointRefs()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -394,11 +403,16 @@ class KernelAdapter:
         clock, processes = ManualClock(10_000), FakeProcessTable()
         for owner in range(owners):
             processes.spawn(1000 + owner, "start-0")
+        store = self._factory(clock, processes)
+        if self.check_reads and has_transaction_counts(store):
+            # every call must open the transaction kind its work needs (store_transactions.py)
+            store = cast(Store, TransactionKindCheck(store))
         self._world = _World(
-            self._factory(clock, processes),
+            store,
             clock,
             processes,
             [OwnerMemory() for _ in range(owners)],
+            checkpoints=CheckpointLedger(self._checkpoint_refs),
         )
 
     def close(self) -> None:
@@ -1020,18 +1034,21 @@ class KernelAdapter:
         return {"tag": "Committed", "head_revision": result.head_revision}
 
     def _do_commit_turn(self, picks: Mapping[str, Any]) -> dict[str, Any]:
-        _, memory = self._owner(picks)
+        o, memory = self._owner(picks)
         turn, content = self._int(picks, "turn"), self._int(picks, "content", 2)
         release = self._bool(picks, "release")
         fence = self._fence(memory)
+        ledger = self.world.checkpoints
+        checkpoint = turn_checkpoint(turn, content, o, ledger.next_delivery())
         unstamped = RuntimeCommit(
             SESSION,
-            SessionCheckpoint(content),
+            checkpoint,
             session_execution_lease=fence.fence(),
             release_session_execution_lease=fence.completion() if release else None,
         )
         stamp = RuntimeTurnCommitStamp(SESSION, f"turn-{turn}", turn_commit_hash(unstamped))
         result = self.world.store.commit_runtime_state(replace(unstamped, turn_commit=stamp))
+        ledger.committed(result.head_revision, checkpoint, result.checkpoint_ref)
         self.world.turns.setdefault(turn, (result.head_revision, content))
         if release:
             memory.fence = None
@@ -1135,6 +1152,8 @@ class KernelAdapter:
         seen = w.store.inspect_session(SESSION1)
         if self.check_reads:
             check_store_reads(w.store, SESSION1, seen, now)
+        # load_session names whose head it is: session-1 sees a revision only of its own head
+        w.checkpoints.check_read(w.store.load_session(), SESSION1, seen.head_revision)
         row = seen.lease_row
         holder = row.owner if row is not None else None
         live = row is not None and row.is_live(now)
@@ -1208,6 +1227,8 @@ class KernelAdapter:
         seen = store.inspect_session(SESSION)
         if self.check_reads:
             check_store_reads(store, SESSION, seen, now)
+        # the head read back is what was committed there (checkpoints.py)
+        w.checkpoints.check_read(store.load_session(), SESSION, seen.head_revision)
         row = seen.lease_row
         holder = row.owner if row is not None else None
         state: dict[str, Any] = {

@@ -233,4 +233,24 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
             _a("commit_outbox", o=0, b=0),
         ),
     ),
+    # Outside every profile's bounds (turns=2): the generated traces stamp turn-0 only, whose
+    # content the adapter keeps in a tool call's id (conformance/checkpoints.py); turn-1's
+    # sits in the text of a message part, a key a hash that scrubbed part keys would drop.
+    "second_turn_redelivered_by_another_owner": (
+        "turn-1 committed by one owner and delivered again by the next holder: the same content "
+        "(differing only in lash's volatile keys) answers the recorded result, other content "
+        "a conflict; then turn-0 the same way, between plain commits (an empty checkpoint)",
+        replace(SMALLEST_BOUNDS, owners=2, max_generation=2, max_head_revision=4, turns=2),
+        (
+            _a("acquire", o=0),
+            _a("commit", o=0, release=False, defer=False),
+            _a("commit_turn", o=0, turn=1, content=1, release=True),
+            _a("acquire", o=1),
+            _a("commit_turn", o=1, turn=1, content=1, release=False),
+            _a("commit_turn", o=1, turn=1, content=0, release=False),
+            _a("commit_turn", o=1, turn=0, content=0, release=False),
+            _a("commit_turn", o=1, turn=0, content=1, release=False),
+            _a("commit", o=1, release=False, defer=False),
+        ),
+    ),
 }

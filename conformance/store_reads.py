@@ -3,8 +3,10 @@
 The trace state is projected from one :meth:`~lashspec.kernel.store.Store.inspect_session`
 read (one transaction per step).  The port has more read calls, which a host uses and no
 trace action makes: the lease reads (``load_session_execution_lease``,
-``session_fencing_token``), the pending listings (``list_pending_queued_work``,
-``list_pending_turn_inputs``) and the single-row read ``get_pending_turn_input``.  After every
+``session_fencing_token``), the inspection's parts (``inspect_lease_row``,
+``inspect_queued_work``, ``inspect_turn_inputs``), the listings (``list_queued_work``,
+``list_pending_queued_work``, ``list_pending_turn_inputs``) and the single-row read
+``get_pending_turn_input``.  After every
 step :func:`check_store_reads` reads the same session through each of them and compares the
 answers with the inspection's (what each call returns follows from the rows: the live lease
 is the lease row while its token is set and it has not expired; the fencing token is the
@@ -12,6 +14,8 @@ row's, 0 without a row; a listing leaves out rows under a live claim, and inputs
 pending; a row is found by its id within its session only).  A disagreement
 raises :class:`StoreReadsDisagree`, which a replay reports as an error at that step.  So these
 reads are checked in every state the suite reaches, without trace actions of their own.
+With the cross-check on, the adapter also checks the transaction kind of every store call it
+makes (``store_transactions.py``: a read takes no write lock).
 """
 
 from __future__ import annotations
@@ -74,6 +78,11 @@ def check_store_reads(store: Store, session_id: str, seen: SessionInspection, no
     store's ``inspect_session(session_id)`` at clock ``now_ms``."""
     row = seen.lease_row
     token = row.fencing_token if row is not None else 0
+    # the inspection's parts, each on its own
+    _agree("inspect_lease_row", store.inspect_lease_row(session_id), row)
+    _agree("inspect_queued_work", store.inspect_queued_work(session_id), list(seen.queued_work))
+    _agree("inspect_turn_inputs", store.inspect_turn_inputs(session_id), list(seen.turn_inputs))
+    _agree("list_queued_work", store.list_queued_work(session_id), [b for b, _ in seen.queued_work])
     _agree("session_fencing_token", store.session_fencing_token(session_id), token)
     _agree(
         "load_session_execution_lease",
