@@ -14,10 +14,13 @@ The rule, per call, as (read transactions, write transactions) opened by it:
 * a read-only call (:data:`READ_CALLS`): exactly (1, 0);
 * ``claim_checkpoint_work``: its probe, one read, then at most one write: (1, 0) or (1, 1)
   (lash probes before it writes, so a quiescent checkpoint takes no write lock);
-* any other call (it may write): exactly (0, 1).  A store may answer a call from its
-  arguments alone (a zero limit) or refuse them before opening a transaction, but the adapter
-  never makes such calls: its arguments are valid and its limits positive, so each call
-  checks the fence or the rows, atomically, in its write transaction.
+* any other call (it may write): exactly (0, 1), so it checks the fence or the rows and
+  writes atomically, in its one write transaction;
+* a claim asked for zero rows (:data:`ZERO_LIMIT_ARGUMENTS`) is answered from its arguments,
+  as lash's SQLite store answers it: exactly (0, 0);
+* a call refused with ``InvalidRequest`` (format 5's bad requests) may also have opened
+  nothing: malformed arguments are refused before any transaction, a conflict only the rows
+  show inside the call's one transaction.
 
 A store that was just created has opened no transaction.  A violation raises
 :class:`WrongTransactionKind`, which a replay reports as an error at that step.
@@ -25,8 +28,11 @@ A store that was just created has opened no transaction.  A violation raises
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
+
+from ..kernel.errors import InvalidRequest
 
 #: The store port's read-only calls.
 READ_CALLS = frozenset(
@@ -47,6 +53,13 @@ READ_CALLS = frozenset(
 
 #: Calls that probe with a read transaction before they write.
 PROBING_CALLS = frozenset({"claim_checkpoint_work"})
+
+#: Claims answered without a transaction when this argument (their limit) is zero.
+ZERO_LIMIT_ARGUMENTS = {
+    "claim_ready_queued_work": "max_batches",
+    "claim_next_turn_inputs": "max_inputs",
+    "claim_active_turn_inputs": "max_inputs",
+}
 
 #: Calls that are not store operations (no transaction rule applies).
 UNCHECKED_CALLS = frozenset({"close", "transaction_counts"})
@@ -103,12 +116,21 @@ class TransactionKindCheck:
         return self._checked(name, attribute)
 
     def _checked(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
-        allowed = allowed_transactions(name)
+        usual = allowed_transactions(name)
+        limit = ZERO_LIMIT_ARGUMENTS.get(name)
 
         def checked(*args: Any, **kwargs: Any) -> Any:
+            allowed = usual
+            if limit is not None:
+                asked = inspect.signature(call).bind(*args, **kwargs).arguments.get(limit)
+                if asked == 0 and not isinstance(asked, bool):
+                    allowed = frozenset({(0, 0)})
             reads, writes = _counts(self._store)
             try:
                 return call(*args, **kwargs)
+            except InvalidRequest:
+                allowed = allowed | {(0, 0)}
+                raise
             finally:
                 after_reads, after_writes = _counts(self._store)
                 opened = (after_reads - reads, after_writes - writes)
