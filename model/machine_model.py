@@ -52,7 +52,7 @@ session-command drain, which releases; lease loss hands the cycle's turn claims 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .dsl import (
@@ -949,8 +949,13 @@ class MachineBuilder:
             stamp = {**k.stamp_input_rows(input_selected, icode, g, accept=True), **work_stamp}
             any_input = exists("qi", si, input_selected)
             any_work = with_head(lambda h: exists("qb", sb, work_selected(h)))
+            # the store probes before it checks the fence (the store model's
+            # claim_checkpoint_work, lash's SQLite store): nothing to claim answers
+            # nothing, even to an expired lease
             return [
-                fence_lost,
+                replace(
+                    fence_lost, condition=all_of(fence_lost.condition, any_of(any_input, any_work))
+                ),
                 StoreResult(
                     "claimed",
                     TRUE,

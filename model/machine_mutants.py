@@ -213,7 +213,9 @@ MACHINE_MUTANTS: tuple[MachineMutant, ...] = (
         "lease loss at the checkpoint claim stops the turn without handing its claims back",
         "unsettled_claims",
         lease_loss_keeps_claims,
-        _ONE,
+        # an active-turn input (i1) to claim: with nothing to claim, an expired lease answers
+        # the checkpoint claim with nothing rather than lease loss
+        _b(_ONE, inputs=2),
     ),
     MachineMutant(
         "store_skips_fence_check",

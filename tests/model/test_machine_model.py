@@ -214,6 +214,40 @@ def test_the_renewal_timer_renews_only_in_the_turn_once_due() -> None:
     assert state["machine_awaiting"][0] == "RenewLease"
 
 
+def test_a_checkpoint_work_claim_with_nothing_to_claim_answers_nothing_after_expiry() -> None:
+    """The store probes for checkpoint work before it checks the fence (as the store model,
+    the kernel and lash's SQLite store do): an expired lease with nothing pending is not a
+    lease loss, while the same claim with work pending is."""
+    model = build_machine_model(replace(SMALL_PROFILE, inputs=2))  # i1: an active-turn input
+
+    def run(script: list[tuple[str, dict[str, object], str]]) -> dict[str, object]:
+        state = model.decode(model.initial_state())
+        for action, params, tag in script:
+            taken = interpret_step(model, state, model.action(action), params)
+            assert taken is not None and taken.outcome[0] == tag, (action, taken)
+            state = taken.state
+        return state
+
+    to_the_claim: list[tuple[str, dict[str, object], str]] = [
+        ("enqueue_input", {"i": 0}, "Enqueued"),
+        ("host_start", {"o": 0}, "Start"),
+        ("store_step", {"o": 0}, "LeaseAcquired"),
+        ("store_step", {"o": 0}, "PendingWorkInspected"),
+        ("store_step", {"o": 0}, "InputsClaimed"),
+        ("host_checkpoint", {"o": 0, "checkpoint": "after_work"}, "CheckpointReached"),
+        ("store_step", {"o": 0}, "CommitSucceeded"),
+    ]
+    state = run([*to_the_claim, ("expire", {}, "Ok")])
+    assert state["machine_awaiting"][0] == "ClaimCheckpointWork"
+    quiet = run(
+        [*to_the_claim, ("expire", {}, "Ok"), ("store_step", {"o": 0}, "CheckpointWorkClaimed")]
+    )
+    assert quiet["machine_phase"][0] == "ActiveTurn"
+    pending = [*to_the_claim, ("enqueue_input", {"i": 1}, "Enqueued"), ("expire", {}, "Ok")]
+    lost = run([*pending, ("store_step", {"o": 0}, "LeaseLost")])
+    assert lost["machine_phase"][0] != "ActiveTurn"
+
+
 # -- seeded bugs -----------------------------------------------------------------------------------
 
 
