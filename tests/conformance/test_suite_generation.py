@@ -78,7 +78,7 @@ def test_suite_covers_every_declared_outcome_except_the_documented_dead_cases(
 def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
     kinds = suite.kinds()
     assert kinds["scenario"] == 9
-    assert kinds["promoted"] == len(PROMOTED_TRACES) == 12
+    assert kinds["promoted"] == len(PROMOTED_TRACES) == 13
     assert kinds["witness"] == len(MUTANTS) == 18
     assert kinds["boundary"] == len(suite.boundaries) >= 10
     assert kinds["cover"] > 100
@@ -347,6 +347,8 @@ def test_suite_works_two_sessions_side_by_side(suite: Suite) -> None:
         ("commit_stale", "SessionBindingMismatch"),
         ("commit_cas", "SessionBindingMismatch"),
         ("commit_turn", "SessionBindingMismatch"),
+        # format 5: a commit whose runtime-state draft names another session is refused too
+        ("bad_request", "SessionBindingMismatch"),
     }
     assert {("claim_work", "NoClaim"), ("claim_command", "Claimed"), ("acquire", "Acquired")} <= (
         beside
