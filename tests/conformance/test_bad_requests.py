@@ -12,9 +12,6 @@ replay command must fail for it and pass for the kernel itself.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,9 +19,8 @@ from lashspec.conformance.generate import generate_suite, write_suite
 from lashspec.model.kernel_model import BAD_REQUEST_ACTIONS
 from lashspec.model.profiles import profile
 
-REPO = Path(__file__).resolve().parents[2]
-REPLAY = REPO / "tools" / "mutation" / "replay_suite.py"
-SUBPROCESS_GUARD_S = 300  # a hang guard, not a timing assertion
+from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
+
 PROFILES = ("bad-requests", "bad-request-runs", "bad-request-inputs")
 
 #: (kernel file, original code, mutated code): survivors of the last measurement.
@@ -121,11 +117,6 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _replay(suite: Path, kernel_dir: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(REPLAY), "--suite", str(suite), "--kernel-dir", str(kernel_dir)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=SUBPROCESS_GUARD_S)
-
-
 def test_the_profiles_cover_every_bad_request_action(suite: Path) -> None:
     text = "".join(path.read_text() for path in sorted(suite.glob("*.itf.json")))
     for action in BAD_REQUEST_ACTIONS:
@@ -133,17 +124,12 @@ def test_the_profiles_cover_every_bad_request_action(suite: Path) -> None:
 
 
 def test_the_kernel_passes_the_bad_request_traces(suite: Path) -> None:
-    result = _replay(suite, REPO / "kernel")
+    result = replay(suite, KERNEL)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("survivor", SURVIVORS)
 def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
     file, original, mutated = SURVIVORS[survivor]
-    copy = tmp_path / "kernel"
-    shutil.copytree(REPO / "kernel", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    source = (copy / file).read_text(encoding="utf-8")
-    assert source.count(original) == 1, f"kernel/{file} no longer holds {original!r} once"
-    (copy / file).write_text(source.replace(original, mutated), encoding="utf-8")
-    result = _replay(suite, copy)
+    result = replay(suite, mutated_kernel(tmp_path, file, original, mutated))
     assert result.returncode == 1, result.stdout + result.stderr

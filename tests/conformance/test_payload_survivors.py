@@ -19,9 +19,6 @@ for it and pass for the kernel itself.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,9 +28,8 @@ from lashspec.conformance.modeltrace import ModelRunner, trace_of
 from lashspec.conformance.promoted_traces import PROMOTED_TRACES
 from lashspec.model.kernel_model import SMALLEST_BOUNDS
 
-REPO = Path(__file__).resolve().parents[2]
-REPLAY = REPO / "tools" / "mutation" / "replay_suite.py"
-SUBPROCESS_GUARD_S = 300  # a hang guard, not a timing assertion
+from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
+
 PROMOTED = ("second_turn_redelivered_by_another_owner",)
 
 #: Slot b1 (a wake and an agent-frame task) claimed at a checkpoint after a quiescent probe.
@@ -146,23 +142,13 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _replay(suite: Path, kernel_dir: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(REPLAY), "--suite", str(suite), "--kernel-dir", str(kernel_dir)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=SUBPROCESS_GUARD_S)
-
-
 def test_the_kernel_passes(suite: Path) -> None:
-    result = _replay(suite, REPO / "kernel")
+    result = replay(suite, KERNEL)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("survivor", SURVIVORS)
 def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
     file, original, mutated = SURVIVORS[survivor]
-    copy = tmp_path / "kernel"
-    shutil.copytree(REPO / "kernel", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    source = (copy / file).read_text(encoding="utf-8")
-    assert source.count(original) == 1, f"kernel/{file} no longer holds {original!r} once"
-    (copy / file).write_text(source.replace(original, mutated), encoding="utf-8")
-    result = _replay(suite, copy)
+    result = replay(suite, mutated_kernel(tmp_path, file, original, mutated))
     assert result.returncode == 1, result.stdout + result.stderr
