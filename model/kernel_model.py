@@ -744,6 +744,16 @@ class KernelBuilder:
         )
 
     @staticmethod
+    def row_names_fence(o: Expr) -> Expr:
+        """The lease row names owner ``o``'s remembered fence (holder, incarnation and
+        generation), live or not: what a release's compare-and-set matches."""
+        return all_of(
+            lease_holder.eq(o),
+            lease_holder_inc.eq(owner_inc[o]),
+            lease_gen.eq(owner_fence[o]),
+        )
+
+    @staticmethod
     def holder_dead() -> Expr:
         """is_definitely_dead_for_claimant for the holder recorded on the row (§1.1)."""
         return all_of(
@@ -914,11 +924,7 @@ class KernelBuilder:
 
     def release(self) -> Action:
         o = Param("o")
-        matches = all_of(
-            lease_holder.eq(o),
-            lease_holder_inc.eq(owner_inc[o]),
-            lease_gen.eq(owner_fence[o]),
-        )
+        matches = self.row_names_fence(o)
         return Action(
             "release",
             {"o": self.s.owner},
@@ -2189,11 +2195,7 @@ class KernelBuilder:
         content = Param("content")
         release = Param("release")
         recorded = turn_result[t].ne(0)
-        matches = all_of(
-            lease_holder.eq(o),
-            lease_holder_inc.eq(owner_inc[o]),
-            lease_gen.eq(owner_fence[o]),
-        )
+        matches = self.row_names_fence(o)
         released = all_of(release, matches)
         replay_release = {
             "lease_holder": ite(released, -1, lease_holder),
@@ -2301,9 +2303,7 @@ class KernelBuilder:
             all_of(
                 self.alive(o),
                 owner_fence[o].ne(0),
-                lease_holder.eq(o),
-                lease_holder_inc.eq(owner_inc[o]),
-                lease_gen.eq(owner_fence[o]),
+                self.row_names_fence(o),
                 self.one_of(request, LEASE_FORGERIES),
             ),
             [Case(TRUE, {}, Outcome("Ok"))],
