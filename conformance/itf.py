@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = "lashspec-trace/5"
+FORMAT_VERSION = "lashspec-trace/6"
 MAX_SAFE_INT = 2**53 - 1
 
 #: Every parameter name any action uses, in the order picks are written.

@@ -360,7 +360,7 @@ MALFORMED = {
         _set(("#meta", "lashspec", "format_version"), "lashspec-trace/1"),
         "unsupported format version 'lashspec-trace/1'",
         "$['#meta'].lashspec.format_version",
-        "'lashspec-trace/5' was expected",
+        "'lashspec-trace/6' was expected",
     ),
     "state variable badly encoded": Malformed(
         _set(("states", 4, "owner_qclaim_rows"), {"#map": [[0, [0]], [1, {"#set": []}]]}),
