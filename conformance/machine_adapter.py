@@ -53,6 +53,7 @@ from ..kernel.machine import (
 )
 from ..kernel.store import Store
 from ..kernel.types import CheckpointKind, LeaseTimings, QueuedWorkClaim, TurnInputClaim
+from .effect_kinds import check_effect_kind
 from .kernel_adapter import (
     SESSION,
     TTL_MS,
@@ -192,6 +193,8 @@ class MachineAdapter:
         check_reads: bool = False,
     ) -> None:
         self._env = KernelAdapter(store_factory, check_reads=check_reads)
+        #: the cross-check also compares every emitted effect's kind with the model's
+        self._check_effect_kinds = check_reads
         #: tests swap in deliberately broken machines to see replay catch them
         self._machine_class = machine_class
         self._drivers: list[_TraceDriver | None] = []
@@ -427,6 +430,10 @@ class MachineAdapter:
             run()
         except TurnMachineError as error:
             raise ActionNotEnabled(f"owner {o}'s machine rejected the event: {error}") from None
+        if self._check_effect_kinds:
+            for _, emitted in driver.log[handled:]:
+                for effect in emitted:
+                    check_effect_kind(effect)
         if len(driver.log) == handled:
             return {"tag": "NotDue" if isinstance(event, RenewDue) else "", "effects": []}
         first, effects = driver.log[handled]
