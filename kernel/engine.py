@@ -604,8 +604,6 @@ class StoreEngine:
         max_batches: int,
         now: int,
     ) -> QueuedWorkClaim | None:
-        if max_batches == 0:
-            return None
         records, candidates = self._claim_scan(
             tx, session_id, fence.fencing_token, now, boundary, max_batches
         )
@@ -903,24 +901,16 @@ class StoreEngine:
         def probe(tx: Tables, now: int) -> bool:
             if max_inputs > 0 and self._selectable_inputs(tx, session_id, generation, mode, 1):
                 return True
-            if max_batches > 0:
-                boundary = ClaimBoundary.ACTIVE_TURN_CHECKPOINT
-                _, candidates = self._claim_scan(
-                    tx, session_id, generation, now, boundary, max_batches
-                )
-                return rules.select_turn_work_claim_prefix(candidates, boundary, max_batches) > 0
-            return False
+            boundary = ClaimBoundary.ACTIVE_TURN_CHECKPOINT
+            _, candidates = self._claim_scan(tx, session_id, generation, now, boundary, max_batches)
+            return rules.select_turn_work_claim_prefix(candidates, boundary, max_batches) > 0
 
         if not self._run(probe, write=False):
             return None, None
 
         def op(tx: Tables, now: int) -> tuple[TurnInputClaim | None, QueuedWorkClaim | None]:
             self._validate_fence(tx, session_id, fence, now)
-            inputs = (
-                self._claim_inputs(tx, session_id, fence, owner, mode, max_inputs, now)
-                if max_inputs > 0
-                else None
-            )
+            inputs = self._claim_inputs(tx, session_id, fence, owner, mode, max_inputs, now)
             work = self._claim_turn_work(
                 tx,
                 session_id,

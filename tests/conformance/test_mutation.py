@@ -183,6 +183,52 @@ def test_the_equivalents_name_existing_code() -> None:
         assert entry.key.file.startswith("kernel/"), entry.key
 
 
+def _surplus_mutants(occurrences: tuple[int, ...]) -> tuple[int, list[object]]:
+    """NumberReplacer mutants of rules.py's ``CLAIM_SCAN_SURPLUS = 32`` (+1, then -1)."""
+    lines = (run.REPO_ROOT / "kernel" / "rules.py").read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.startswith("CLAIM_SCAN_SURPLUS = "))
+    col = lines[line - 1].index("32")
+    mutants = [
+        run.Mutant(
+            run.MutantKey("kernel/rules.py", "core/NumberReplacer", k),
+            line,
+            col,
+            line,
+            col + 2,
+            "<module>",
+            "pending",
+        )
+        for k in occurrences
+    ]
+    return line, mutants
+
+
+def _entry(occurrence: int, line: int, code: str) -> str:
+    return (
+        '[[equivalent]]\nfile = "kernel/rules.py"\noperator = "core/NumberReplacer"\n'
+        f'occurrence = {occurrence}\nline = {line}\ncode = "{code}"\nreason = "why"\n'
+    )
+
+
+def test_rekey_moves_a_stale_entry_to_the_mutant_that_replaces_its_code() -> None:
+    rekey = _load("rekey_equivalents")
+    line, mutants = _surplus_mutants((8, 9))  # an edit above shifted the pair (6, 7) by two
+    stale = _entry(7, line - 3, "CLAIM_SCAN_SURPLUS = 32")  # the -1 member, three lines lower
+    text, changes, failures = rekey.rekey(stale, mutants)
+    assert failures == [] and len(changes) == 1
+    assert f"occurrence = 9\nline = {line}\n" in text
+    current = _entry(9, line, "CLAIM_SCAN_SURPLUS = 32")
+    assert rekey.rekey(current, mutants) == (current, [], [])
+
+
+def test_rekey_reports_an_entry_whose_code_is_gone() -> None:
+    rekey = _load("rekey_equivalents")
+    line, mutants = _surplus_mutants((6, 7))
+    gone = _entry(6, line, "CLAIM_SCAN_SURPLUS = 33")
+    text, changes, failures = rekey.rekey(gone, mutants)
+    assert text == gone and changes == [] and len(failures) == 1
+
+
 def test_the_survivor_groups_name_existing_functions() -> None:
     groups = run.load_survivor_groups()
     assert groups, "tools/mutation/survivor_groups.toml is empty"
