@@ -759,10 +759,6 @@ class TurnMachine:
             return event_type in self.awaiting.replies
         return True
 
-    @property
-    def holds_lease(self) -> bool:
-        return self.lease is not None
-
     def snapshot(self) -> MachineSnapshot:
         return MachineSnapshot(
             state=self.state,
