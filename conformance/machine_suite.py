@@ -217,6 +217,22 @@ def _start_and_claim_inputs(o: int = 0) -> tuple[tuple[str, Mapping[str, Any]], 
 #: Slots of the catalogue (docs/trace-format.md §1) the walks use.
 COMMAND_BATCH, NEXT_TURN_INPUT, ACTIVE_TURN_INPUT = 0, 0, 1
 
+#: ``host_misfeed``'s picks: a reply type not answering the outstanding effect, then the
+#: awaited reply carrying a lease or claim of another session id or lease generation.
+_EVERY_MISFEED = (
+    "unawaited",
+    "session_before",
+    "session_after",
+    "generation_below",
+    "generation_above",
+)
+
+
+def _misfeed(*kinds: str, o: int = 0) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """o's host feeds each of ``kinds`` of wrong reply (each refused, nothing changes)."""
+    return tuple(("host_misfeed", {"o": o, "reply": kind}) for kind in kinds or _EVERY_MISFEED)
+
+
 PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
     PromotedWalk(
         "input-before-command",
@@ -277,7 +293,8 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
     PromotedWalk(
         "checkpoint-in-second-turn",
         "machine-turns",
-        "a checkpoint of the session's second turn (turn index 1, above the first turn's)",
+        "a checkpoint of the session's second turn (turn index 1, above the first turn's); "
+        "then drivers opened over the store for the session and for other session ids",
         (
             ("enqueue_input", {"i": NEXT_TURN_INPUT}),
             *_start_and_claim_inputs(),
@@ -287,6 +304,9 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
             *_start_and_claim_inputs(),
             ("host_checkpoint", {"o": 0, "checkpoint": "after_work"}),
             ("store_step", {"o": 0}),
+            # the store now holds turn index 1: a driver opened for another session id starts
+            # from none
+            *(("open_driver", {"session": s}) for s in ("own", "id_before", "id_after")),
         ),
     ),
     PromotedWalk(
@@ -306,6 +326,39 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
             ("store_step", {"o": 0}),  # CheckpointWorkClaimed (nothing new)
             ("host_finish", {"o": 0}),
             ("store_step", {"o": 0}),  # CommitSucceeded
+        ),
+    ),
+    PromotedWalk(
+        "misfed-replies",
+        "machine-turns",
+        "the host feeds wrong replies at each outstanding effect of a turn (a reply type that "
+        "does not answer it; a lease or claim of another session id or lease generation), and "
+        "while an interrupt or a cancellation waits for the store: each is refused",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            ("host_start", {"o": 0}),
+            *_misfeed("unawaited", "session_before", "session_after"),
+            ("host_interrupt", {"o": 0}),  # Cancelling, the acquisition outstanding
+            *_misfeed("unawaited", "session_before", "session_after"),
+            ("store_step", {"o": 0}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            *_misfeed("unawaited"),  # the inspection
+            ("store_step", {"o": 0}),
+            *_misfeed(),  # the inputs claim
+            ("store_step", {"o": 0}),
+            ("host_renew_due", {"o": 0}),
+            *_misfeed(),  # the renewal
+            ("store_step", {"o": 0}),
+            ("host_checkpoint", {"o": 0, "checkpoint": "after_work"}),
+            *_misfeed("unawaited"),  # the checkpoint write
+            ("store_step", {"o": 0}),
+            *_misfeed(),  # the checkpoint work claim
+            ("host_interrupt", {"o": 0}),  # Interrupting, the claim outstanding
+            *_misfeed(),
+            ("store_step", {"o": 0}),
+            *_misfeed("unawaited"),  # the turn commit
+            ("store_step", {"o": 0}),
         ),
     ),
     PromotedWalk(
