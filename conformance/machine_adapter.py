@@ -6,7 +6,8 @@ every event reaches the machine through the driver's own effect loop
 (:meth:`TurnDriver.feed`, through the driver's host helpers ``start``, ``reach_checkpoint``,
 ``finish_turn``, ``interrupt``, ``reset`` and its renewal timer ``renew_if_due``), but the one
 store effect a machine waits for stays outstanding until the trace says ``store_step`` (the
-store performs it) or ``store_fail`` (the call fails with a backend error).  Effects that
+driver's own loop performs it and feeds the reply) or ``store_fail`` (the call fails with a
+backend error).  Effects that
 expect no answer (``ReleaseLease``, ``AbandonClaims``) run at once, through the driver.  So
 the trace, not the adapter, decides how the owners' store calls interleave with each other
 and with the environment.

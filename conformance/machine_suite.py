@@ -21,7 +21,8 @@ scripted action sequences, run on the profile's model step by step, for situatio
 cover reaches but not in the state that tells a wrong implementation apart (the cover takes
 each goal once, in the first state it finds): which pending row goes first when a session
 command and next-turn input are both waiting, a timer after the clock passed a TTL, a
-checkpoint in a later turn, written or failed. Their outcomes and states come from the model
+checkpoint in a later turn, written or failed; wrong replies fed by the host at each
+outstanding effect; a queue holding only turn work. Their outcomes and states come from the model
 like the cover's; a walk the model does not allow is an error. They are written as
 ``<profile>-promoted-<name>.itf.json`` (``kind`` ``promoted``).
 
@@ -216,6 +217,7 @@ def _start_and_claim_inputs(o: int = 0) -> tuple[tuple[str, Mapping[str, Any]], 
 
 #: Slots of the catalogue (docs/trace-format.md §1) the walks use.
 COMMAND_BATCH, NEXT_TURN_INPUT, ACTIVE_TURN_INPUT = 0, 0, 1
+TURN_WORK_BATCH = 1  # a process wake and an agent-frame task (docs/trace-format.md §1)
 
 #: ``host_misfeed``'s picks: a reply type not answering the outstanding effect, then the
 #: awaited reply carrying a lease or claim of another session id or lease generation.
@@ -326,6 +328,20 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
             ("store_step", {"o": 0}),  # CheckpointWorkClaimed (nothing new)
             ("host_finish", {"o": 0}),
             ("store_step", {"o": 0}),  # CommitSucceeded
+        ),
+    ),
+    PromotedWalk(
+        "turn-work-is-no-command",
+        "machine-turn",
+        "only turn work is pending when the driver inspects the queue: it is no session "
+        "command, so no command drain starts",
+        (
+            ("enqueue_batch", {"b": COMMAND_BATCH}),  # slots are taken in order
+            ("enqueue_batch", {"b": TURN_WORK_BATCH}),
+            ("cancel_batch", {"b": COMMAND_BATCH}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: no command, no next-turn input
         ),
     ),
     PromotedWalk(

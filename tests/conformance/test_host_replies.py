@@ -12,10 +12,12 @@ waits for the store); every ``store_step`` now lets the driver's loop perform th
 effect and feed its reply (a run-to-completion step of ``TurnDriver.feed``); and
 ``open_driver(session)`` opens a driver over the store for the trace's session or another
 session id, which must not start from the store's checkpoint (the promoted walk
-``checkpoint-in-second-turn`` opens them once the store holds turn index 1).
+``checkpoint-in-second-turn`` opens them once the store holds turn index 1). The promoted
+walk ``turn-work-is-no-command`` has the driver inspect a queue holding only turn work, which
+is no session command.
 
 Each case below is one such surviving mutant, applied by hand to a copy of ``kernel/``;
-replaying the two promoted walks through the campaign's own replay command must fail for it
+replaying the three promoted walks through the campaign's own replay command must fail for it
 and pass for the kernel itself.
 """
 
@@ -33,7 +35,7 @@ from lashspec.model.profiles import machine_profile
 from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
 
 #: The promoted walks (conformance/machine_suite.py) the cases below need.
-WALKS = ("misfed-replies", "checkpoint-in-second-turn")
+WALKS = ("misfed-replies", "checkpoint-in-second-turn", "turn-work-is-no-command")
 
 _CLAIM_GENERATION = "if m.lease is not None and claim.session_lease_generation != m.lease"
 _RENEWAL_GENERATION = (
@@ -130,6 +132,11 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
         "driver.py",
         "checkpoint = read.checkpoint if read is not None and bound_here else None",
         "checkpoint = read.checkpoint if read is not None or bound_here else None",
+    ),
+    "inspection counts turn work as a command": (
+        "driver.py",
+        "if batch.work_class is QueuedWorkClass.SESSION_COMMAND",
+        "if batch.work_class >= QueuedWorkClass.SESSION_COMMAND",
     ),
     "positional-only store, session and owner": (
         "driver.py",
