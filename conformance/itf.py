@@ -51,7 +51,7 @@ PICK_NAMES: tuple[str, ...] = (
     "request",
 )
 #: Parameters only machine traces use (docs/machine-traces.md), written after the store ones.
-MACHINE_PICK_NAMES: tuple[str, ...] = ("at", "config")
+MACHINE_PICK_NAMES: tuple[str, ...] = ("at", "config", "reply", "session")
 
 #: Outcome fields whose values are sets of slot indices.
 SET_VALUED_OUTCOME_FIELDS = frozenset({"rows", "input_rows", "queue_rows"})

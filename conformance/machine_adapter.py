@@ -6,7 +6,8 @@ every event reaches the machine through the driver's own effect loop
 (:meth:`TurnDriver.feed`, through the driver's host helpers ``start``, ``reach_checkpoint``,
 ``finish_turn``, ``interrupt``, ``reset`` and its renewal timer ``renew_if_due``), but the one
 store effect a machine waits for stays outstanding until the trace says ``store_step`` (the
-store performs it) or ``store_fail`` (the call fails with a backend error).  Effects that
+driver's own loop performs it and feeds the reply) or ``store_fail`` (the call fails with a
+backend error).  Effects that
 expect no answer (``ReleaseLease``, ``AbandonClaims``) run at once, through the driver.  So
 the trace, not the adapter, decides how the owners' store calls interleave with each other
 and with the environment.
@@ -22,6 +23,7 @@ errors to reply events and decides when a renewal is due, the store decides what
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 from ..kernel.clock import ManualClock
@@ -33,9 +35,11 @@ from ..kernel.errors import (
     TurnMachineError,
 )
 from ..kernel.machine import (
+    AcquireLease,
     CheckpointReached,
     CheckpointWorkClaimed,
     CommandClaimed,
+    CommitFailed,
     Effect,
     Event,
     HostEffect,
@@ -43,16 +47,26 @@ from ..kernel.machine import (
     Interrupt,
     LeaseAcquired,
     LeaseRenewed,
+    ReclaimLease,
     RenewDue,
+    RenewLease,
     Reset,
     Start,
     StoreEffect,
+    StoreFailed,
     TurnFinished,
     TurnMachine,
     TurnWorkClaimed,
 )
 from ..kernel.store import Store
-from ..kernel.types import CheckpointKind, LeaseTimings, QueuedWorkClaim, TurnInputClaim
+from ..kernel.types import (
+    CheckpointKind,
+    LeaseTimings,
+    NextTurnMode,
+    QueuedWorkClaim,
+    SessionExecutionLease,
+    TurnInputClaim,
+)
 from .effect_kinds import check_effect_kind
 from .kernel_adapter import (
     SESSION,
@@ -118,6 +132,16 @@ DRIVER_CONFIGS: dict[str, tuple[int | None, int | None, int | None, int | None]]
     "no_inputs_no_batches": (None, None, 0, 0),
 }
 
+#: ``host_misfeed``'s picks (docs/machine-traces.md): how the fed reply is wrong.
+MISFEEDS = ("unawaited", "session_before", "session_after", "generation_below", "generation_above")
+
+#: ``open_driver``'s session ids: the trace's, or one sorting just before or after it.
+DRIVER_SESSIONS: dict[str, str] = {
+    "own": SESSION,
+    "id_before": SESSION[:-1],
+    "id_after": f"{SESSION}-other",
+}
+
 #: Variables of the store-trace vocabulary that machine traces leave out (claims live in the
 #: machines instead, see ``machine_qclaims``/``machine_iclaims``).
 STORE_OWNER_MEMORY = ("owner_qclaim", "owner_qclaim_rows", "owner_iclaim", "owner_iclaim_rows")
@@ -164,22 +188,79 @@ class _TimerClock:
         return self._store_clock.now_ms() if self.instant is None else self.instant
 
 
+class _Reissue(Event):
+    """Not a machine event: the marker :class:`_ReissuingMachine` answers with the
+    outstanding effect."""
+
+
+_REISSUE = _Reissue()
+
+
+class _ReissuingMachine:
+    """Stands in for a driver's machine during one ``store_step``: it answers the marker
+    event with the machine's outstanding effect, as though the machine had just issued it,
+    and passes every other event and attribute to the machine itself.  So the driver's own
+    loop performs the effect and feeds its reply to the machine (a run-to-completion step
+    of :meth:`TurnDriver.feed`), which then runs until the machine waits again."""
+
+    def __init__(self, machine: TurnMachine, effect: StoreEffect) -> None:
+        self._machine = machine
+        self._effect = effect
+
+    def handle(self, event: Event) -> list[Effect]:
+        if event is _REISSUE:
+            return [self._effect]
+        return self._machine.handle(event)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._machine, name)
+
+
 class _TraceDriver(TurnDriver):
     """A :class:`TurnDriver` whose effect loop leaves an awaited store effect outstanding
     (for the trace's ``store_step``/``store_fail``) instead of performing it at once; effects
-    that expect no answer it performs as the driver does."""
+    that expect no answer it performs as the driver does.  ``store_step`` hands the
+    outstanding effect back to the driver's loop (:meth:`run_outstanding`), which performs
+    it and feeds the reply itself."""
 
     outstanding: StoreEffect | None = None
+    #: the reply the driver's last performed awaited effect produced
+    performed_reply: Event | None = None
+    #: the next awaited effect is performed (by a store that fails, when ``"fail"``)
+    _perform_next: str = ""
 
     def execute(self, effect: StoreEffect) -> Event | None:
-        if effect.replies:
+        if not effect.replies:
+            return super().execute(effect)
+        if not self._perform_next:
             self.outstanding = effect
             return None
-        return super().execute(effect)
+        healthy, fail = self.store, self._perform_next == "fail"
+        self._perform_next = ""
+        if fail:
+            self.store = cast(Store, _FailingStore())
+        try:
+            self.performed_reply = super().execute(effect)
+        finally:
+            self.store = healthy
+        return self.performed_reply
 
-    def perform(self, effect: StoreEffect) -> Event | None:
-        """The driver's own execution of ``effect`` (store call and reply mapping)."""
-        return super().execute(effect)
+    def run_outstanding(self, *, fail: bool) -> list[HostEffect]:
+        """Let the driver's loop perform the outstanding effect and feed its reply; under
+        ``fail`` that one store call fails with a backend error and changes nothing."""
+        effect, self.outstanding = self.outstanding, None
+        assert effect is not None
+        machine = self.machine
+        self.machine = cast(TurnMachine, _ReissuingMachine(machine, effect))
+        self._perform_next, self.performed_reply = ("fail" if fail else "perform"), None
+        handled = len(self.log)
+        try:
+            return self.feed(_REISSUE)
+        finally:
+            self.machine, self._perform_next = machine, ""
+            # the marker is no event of the machine's: the log keeps what the machine handled
+            if len(self.log) > handled and self.log[handled][0] is _REISSUE:
+                del self.log[handled]
 
 
 class MachineAdapter:
@@ -264,6 +345,10 @@ class MachineAdapter:
             return self._host_timer(*self._live_owner(picks), picks)
         if action == "build_driver":
             return self._build_driver(picks)
+        if action == "host_misfeed":
+            return self._misfeed(*self._live_owner(picks), picks)
+        if action == "open_driver":
+            return self._open_driver(picks)
         if action == "store_step":
             return self._store_step(*self._live_owner(picks), fail=False)
         if action == "store_fail":
@@ -403,18 +488,98 @@ class MachineAdapter:
             "max_batches": machine.max_batches,
         }
 
+    def _open_driver(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        """Open a driver over the trace's store for the named session id (owner 0's identity;
+        the host names every argument) and report the checkpoint it starts from; the
+        driver is dropped, so nothing changes."""
+        name = picks.get("session")
+        if not isinstance(name, str) or name not in DRIVER_SESSIONS:
+            raise BadActionParams(f"session must be one of {', '.join(DRIVER_SESSIONS)}")
+        world = self._env.world
+        driver = TurnDriver(
+            store=world.store,
+            session_id=DRIVER_SESSIONS[name],
+            owner=identity(0, world.owners[0].incarnation),
+        )
+        checkpoint = driver.machine.committed_checkpoint
+        return {"tag": "DriverOpened", "committed_checkpoint": checkpoint.turn_index}
+
+    def _misfeed(self, o: int, driver: _TraceDriver, picks: Mapping[str, Any]) -> dict[str, Any]:
+        """Feed o's machine, through its driver, a reply the store did not give (see
+        :meth:`_misfed_reply`); the machine must refuse it and change nothing."""
+        kind = picks.get("reply")
+        if not isinstance(kind, str) or kind not in MISFEEDS:
+            raise BadActionParams(f"reply must be one of {', '.join(MISFEEDS)}, got {kind!r}")
+        effect = driver.outstanding
+        if effect is None:
+            raise ActionNotEnabled(f"owner {o}'s machine has no store operation outstanding")
+        reply = self._misfed_reply(driver, effect, kind)
+        accepts = driver.machine.accepts(type(reply))
+        handled = len(driver.log)
+        try:
+            driver.feed(reply)
+        except TurnMachineError:
+            return {"tag": "ReplyRefused", "reply": type(reply).__name__, "accepts": accepts}
+        first, effects = driver.log[handled]  # the machine took it: report what it did
+        return self._outcome(first, list(effects))
+
+    @staticmethod
+    def _misfed_reply(driver: _TraceDriver, effect: StoreEffect, kind: str) -> Event:
+        """The reply ``host_misfeed(kind)`` feeds while ``effect`` is outstanding
+        (docs/machine-traces.md): a backend-failure reply of the other kind of call, or the
+        awaited reply carrying a lease or claim of another session id or lease generation."""
+        if kind == "unawaited":
+            error = BackendFailure("a reply the store never gave (host_misfeed)")
+            return CommitFailed(error) if StoreFailed in effect.replies else StoreFailed(error)
+        own = driver.session_id
+        session = {"session_before": own[:-1], "session_after": f"{own}-other"}.get(kind, own)
+        held = driver.lease
+        if isinstance(effect, AcquireLease | ReclaimLease) and session != own:
+            token = f"misfed-lease-{driver.owner.owner_id}"
+            lease = SessionExecutionLease(session, driver.owner, token, 1, 0, TTL_MS)
+            return LeaseAcquired(lease)
+        if held is None:
+            raise ActionNotEnabled(f"{type(effect).__name__}'s reply carries no {kind}")
+        generation = held.fencing_token + {"generation_below": -1, "generation_above": 1}.get(
+            kind, 0
+        )
+        if isinstance(effect, RenewLease):
+            return LeaseRenewed(replace(held, session_id=session, fencing_token=generation))
+        work = QueuedWorkClaim(
+            session, "misfed-claim", driver.owner, held.lease_token, 1, generation, ()
+        )
+        inputs = TurnInputClaim(
+            session, "misfed-claim", driver.owner, held.lease_token, 1, generation,
+            NextTurnMode(), (),
+        )  # fmt: skip
+        match effect.replies[0].__name__:
+            case "CommandClaimed":
+                return CommandClaimed(work)
+            case "InputsClaimed":
+                return InputsClaimed(inputs)
+            case "TurnWorkClaimed":
+                return TurnWorkClaimed(work)
+            case "CheckpointWorkClaimed":
+                # the foreign claim in one position only: the other is checked too
+                if session != own:
+                    return CheckpointWorkClaimed(inputs, None)
+                return CheckpointWorkClaimed(None, work)
+        raise ActionNotEnabled(f"{type(effect).__name__}'s reply carries no {kind}")
+
     def _store_step(self, o: int, driver: _TraceDriver, *, fail: bool) -> dict[str, Any]:
         effect = driver.outstanding
         if effect is None:
             raise ActionNotEnabled(f"owner {o}'s machine has no store operation outstanding")
-        driver.outstanding = None
-        reply = self._execute(driver, effect, fail=fail)
+        outcome = self._through_driver(
+            o, driver, _REISSUE, lambda: driver.run_outstanding(fail=fail)
+        )
+        reply = driver.performed_reply
         if reply is None:
             raise AssertionError(f"{type(effect).__name__} expects an answer and got none")
         self._name_claims(reply)
         if isinstance(reply, LeaseAcquired | LeaseRenewed):
             self._granted_at[o] = self._env.world.clock.now_ms()
-        return self._through_driver(o, driver, reply, lambda: driver.feed(reply))
+        return outcome
 
     def _through_driver(
         self,
@@ -438,17 +603,6 @@ class MachineAdapter:
             return {"tag": "NotDue" if isinstance(event, RenewDue) else "", "effects": []}
         first, effects = driver.log[handled]
         return self._outcome(first, list(effects))
-
-    @staticmethod
-    def _execute(driver: _TraceDriver, effect: StoreEffect, *, fail: bool) -> Event | None:
-        if not fail:
-            return driver.perform(effect)
-        healthy = driver.store
-        driver.store = cast(Store, _FailingStore())
-        try:
-            return driver.perform(effect)
-        finally:
-            driver.store = healthy
 
     def _name_claims(self, reply: Event) -> None:
         """Give the claims a reply carries their abstract ids, so rows project by name."""

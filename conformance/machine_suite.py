@@ -21,7 +21,8 @@ scripted action sequences, run on the profile's model step by step, for situatio
 cover reaches but not in the state that tells a wrong implementation apart (the cover takes
 each goal once, in the first state it finds): which pending row goes first when a session
 command and next-turn input are both waiting, a timer after the clock passed a TTL, a
-checkpoint in a later turn, written or failed. Their outcomes and states come from the model
+checkpoint in a later turn, written or failed; wrong replies fed by the host at each
+outstanding effect; a queue holding only turn work. Their outcomes and states come from the model
 like the cover's; a walk the model does not allow is an error. They are written as
 ``<profile>-promoted-<name>.itf.json`` (``kind`` ``promoted``).
 
@@ -216,6 +217,23 @@ def _start_and_claim_inputs(o: int = 0) -> tuple[tuple[str, Mapping[str, Any]], 
 
 #: Slots of the catalogue (docs/trace-format.md §1) the walks use.
 COMMAND_BATCH, NEXT_TURN_INPUT, ACTIVE_TURN_INPUT = 0, 0, 1
+TURN_WORK_BATCH = 1  # a process wake and an agent-frame task (docs/trace-format.md §1)
+
+#: ``host_misfeed``'s picks: a reply type not answering the outstanding effect, then the
+#: awaited reply carrying a lease or claim of another session id or lease generation.
+_EVERY_MISFEED = (
+    "unawaited",
+    "session_before",
+    "session_after",
+    "generation_below",
+    "generation_above",
+)
+
+
+def _misfeed(*kinds: str, o: int = 0) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """o's host feeds each of ``kinds`` of wrong reply (each refused, nothing changes)."""
+    return tuple(("host_misfeed", {"o": o, "reply": kind}) for kind in kinds or _EVERY_MISFEED)
+
 
 PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
     PromotedWalk(
@@ -277,7 +295,8 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
     PromotedWalk(
         "checkpoint-in-second-turn",
         "machine-turns",
-        "a checkpoint of the session's second turn (turn index 1, above the first turn's)",
+        "a checkpoint of the session's second turn (turn index 1, above the first turn's); "
+        "then drivers opened over the store for the session and for other session ids",
         (
             ("enqueue_input", {"i": NEXT_TURN_INPUT}),
             *_start_and_claim_inputs(),
@@ -287,6 +306,9 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
             *_start_and_claim_inputs(),
             ("host_checkpoint", {"o": 0, "checkpoint": "after_work"}),
             ("store_step", {"o": 0}),
+            # the store now holds turn index 1: a driver opened for another session id starts
+            # from none
+            *(("open_driver", {"session": s}) for s in ("own", "id_before", "id_after")),
         ),
     ),
     PromotedWalk(
@@ -306,6 +328,53 @@ PROMOTED_WALKS: tuple[PromotedWalk, ...] = (
             ("store_step", {"o": 0}),  # CheckpointWorkClaimed (nothing new)
             ("host_finish", {"o": 0}),
             ("store_step", {"o": 0}),  # CommitSucceeded
+        ),
+    ),
+    PromotedWalk(
+        "turn-work-is-no-command",
+        "machine-turn",
+        "only turn work is pending when the driver inspects the queue: it is no session "
+        "command, so no command drain starts",
+        (
+            ("enqueue_batch", {"b": COMMAND_BATCH}),  # slots are taken in order
+            ("enqueue_batch", {"b": TURN_WORK_BATCH}),
+            ("cancel_batch", {"b": COMMAND_BATCH}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            ("store_step", {"o": 0}),  # inspection: no command, no next-turn input
+        ),
+    ),
+    PromotedWalk(
+        "misfed-replies",
+        "machine-turns",
+        "the host feeds wrong replies at each outstanding effect of a turn (a reply type that "
+        "does not answer it; a lease or claim of another session id or lease generation), and "
+        "while an interrupt or a cancellation waits for the store: each is refused",
+        (
+            ("enqueue_input", {"i": NEXT_TURN_INPUT}),
+            ("host_start", {"o": 0}),
+            *_misfeed("unawaited", "session_before", "session_after"),
+            ("host_interrupt", {"o": 0}),  # Cancelling, the acquisition outstanding
+            *_misfeed("unawaited", "session_before", "session_after"),
+            ("store_step", {"o": 0}),
+            ("host_start", {"o": 0}),
+            ("store_step", {"o": 0}),
+            *_misfeed("unawaited"),  # the inspection
+            ("store_step", {"o": 0}),
+            *_misfeed(),  # the inputs claim
+            ("store_step", {"o": 0}),
+            ("host_renew_due", {"o": 0}),
+            *_misfeed(),  # the renewal
+            ("store_step", {"o": 0}),
+            ("host_checkpoint", {"o": 0, "checkpoint": "after_work"}),
+            *_misfeed("unawaited"),  # the checkpoint write
+            ("store_step", {"o": 0}),
+            *_misfeed(),  # the checkpoint work claim
+            ("host_interrupt", {"o": 0}),  # Interrupting, the claim outstanding
+            *_misfeed(),
+            ("store_step", {"o": 0}),
+            *_misfeed("unawaited"),  # the turn commit
+            ("store_step", {"o": 0}),
         ),
     ),
     PromotedWalk(

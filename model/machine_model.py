@@ -272,6 +272,48 @@ def driver_build_outcome(config: DriverConfig) -> tuple[str, dict[str, int | str
     }
 
 
+# --------------------------------------------------------------------------------------------
+# Misfed replies (host_misfeed) and drivers opened over the store (open_driver)
+
+#: How ``host_misfeed`` gets a reply wrong: a reply type that does not answer the outstanding
+#: effect (``unawaited``), or the awaited reply type carrying a lease or claim of a session id
+#: sorting before or after the machine's (``session_before``/``session_after``) or of the
+#: lease generation below or above the one the machine holds (``generation_below``/
+#: ``generation_above``).
+MISFEED = EnumSort(
+    "Misfeed",
+    ("unawaited", "session_before", "session_after", "generation_below", "generation_above"),
+)
+#: The outcome tag of a misfed reply: the machine refuses it and nothing changes.
+REPLY_REFUSED = "ReplyRefused"
+#: The awaited effects whose success reply carries a lease or a claim, with that reply.
+PAYLOAD_REPLIES: dict[str, str] = {
+    "AcquireLease": "LeaseAcquired",
+    "ReclaimLease": "LeaseAcquired",
+    "RenewLease": "LeaseRenewed",
+    "ClaimLeadingCommand": "CommandClaimed",
+    "ClaimNextTurnInputs": "InputsClaimed",
+    "ClaimQueuedWork": "TurnWorkClaimed",
+    "ClaimCheckpointWork": "CheckpointWorkClaimed",
+}
+#: The effects whose reply is checked against the lease generation the machine holds (a
+#: lease acquisition has none to compare with).
+GENERATION_CHECKED = frozenset(PAYLOAD_REPLIES) - {"AcquireLease", "ReclaimLease"}
+
+
+def unawaited_reply(effect: str) -> str:
+    """The reply ``host_misfeed(unawaited)`` feeds while ``effect`` is outstanding: the
+    backend-failure reply of the other kind of call (``CommitFailed`` for a call answered by
+    ``StoreFailed``, ``StoreFailed`` for a commit or a renewal), which never answers it."""
+    return "CommitFailed" if EFFECTS[effect].failure_reply == "StoreFailed" else "StoreFailed"
+
+
+#: ``open_driver``'s session ids: the trace's session, or an id sorting before or after it.
+DRIVER_SESSION = EnumSort("DriverSession", ("own", "id_before", "id_after"))
+#: The outcome tag of ``open_driver``.
+DRIVER_OPENED = "DriverOpened"
+
+
 HOST_EVENTS: dict[str, str] = {
     "host_start": "Start",
     "host_checkpoint": "CheckpointReached",
@@ -1385,6 +1427,62 @@ class MachineBuilder:
             doc="build a driver with a named configuration: its settings or its refusal",
         )
 
+    def host_misfeed(self) -> Action:
+        """The host feeds o's machine a reply that is not the store's answer to its
+        outstanding effect; the machine refuses it (a typed error) and nothing changes. The
+        outcome says which reply type was fed and whether the machine, asked first, said it
+        accepts that type now (payload aside)."""
+        o, misfeed = Param("o"), Param("reply")
+        cases: list[Case] = []
+        for effect in AWAITED_EFFECTS:
+            awaited = machine_awaiting[o].eq(effect)
+            cases.append(
+                Case(
+                    all_of(awaited, misfeed.eq("unawaited")),
+                    {},
+                    Outcome(REPLY_REFUSED, {"reply": unawaited_reply(effect), "accepts": False}),
+                )
+            )
+            if effect not in PAYLOAD_REPLIES:
+                continue
+            picks = ["session_before", "session_after"]
+            if effect in GENERATION_CHECKED:
+                picks += ["generation_below", "generation_above"]
+            cases.append(
+                Case(
+                    all_of(awaited, any_of(*[misfeed.eq(p) for p in picks])),
+                    {},
+                    Outcome(REPLY_REFUSED, {"reply": PAYLOAD_REPLIES[effect], "accepts": True}),
+                )
+            )
+        return Action(
+            "host_misfeed",
+            {"o": self.s.owner, "reply": MISFEED},
+            all_of(owner_alive[o], any_of(*[c.condition for c in cases])),
+            cases,
+            doc="the host feeds o's machine a wrong reply; the machine refuses it",
+        )
+
+    def open_driver(self) -> Action:
+        """The host opens a driver over the trace's store for the trace's session or another
+        session id and reads the checkpoint it starts from: the store's for its own session,
+        none (turn index 0) for another; the driver is dropped, so nothing changes."""
+        session = Param("session")
+        return Action(
+            "open_driver",
+            {"session": DRIVER_SESSION},
+            TRUE,
+            [
+                Case(
+                    session.eq("own"),
+                    {},
+                    Outcome(DRIVER_OPENED, {"committed_checkpoint": session_checkpoint}),
+                ),
+                Case(TRUE, {}, Outcome(DRIVER_OPENED, {"committed_checkpoint": Const(0)})),
+            ],
+            doc="open a driver for a session id over the store: the checkpoint it starts from",
+        )
+
     def _reply_cases(
         self,
         o: Expr,
@@ -1546,6 +1644,8 @@ class MachineBuilder:
             *[self.host_action(name) for name in HOST_EVENTS],
             self.host_timer(),
             self.build_driver(),
+            self.host_misfeed(),
+            self.open_driver(),
             self.store_step(),
             self.store_fail(),
             self._with_tick(k.enqueue_batch(), "batch_tick", "b"),
@@ -1981,7 +2081,7 @@ def machine_trace_outcome(
     if action in HOST_AND_STORE_ACTIONS:
         tag, fields = outcome
         return {"tag": tag, "effects": list(dict(fields)["effects"])}
-    if action == "build_driver":
+    if action in ("build_driver", "host_misfeed", "open_driver"):
         tag, fields = outcome
         return {"tag": tag, **dict(fields)}
     store_model = model.replace(

@@ -708,7 +708,12 @@ PROMOTED_ENDINGS: dict[str, dict[str, Any]] = {
         "effects": ["ClaimLeadingCommand"],
     },
     "timer-after-a-ttl": {"tag": "RenewDue", "effects": ["RenewLease"]},
-    "checkpoint-in-second-turn": {"tag": "CommitSucceeded", "effects": ["ClaimCheckpointWork"]},
+    "checkpoint-in-second-turn": {"tag": "DriverOpened", "committed_checkpoint": 0},
+    "turn-work-is-no-command": {
+        "tag": "PendingWorkInspected",
+        "effects": ["ClaimNextTurnInputs"],
+    },
+    "misfed-replies": {"tag": "CommitSucceeded", "effects": []},
     "failed-checkpoint-in-second-turn": {"tag": "CommitSucceeded", "effects": []},
     "restart-after-second-turn": {"tag": "Ok"},
     "lease-expires-during-command-claim": {"tag": "LeaseLost", "effects": []},
@@ -741,8 +746,17 @@ def test_promoted_walks_end_in_the_outcome_they_pin(machine_suite: MachineSuite)
         assert by_name[name].steps[-1].outcome == outcome, name
     timer = by_name["timer-after-a-ttl"].steps
     assert timer[-2].outcome == {"tag": "NotDue", "effects": []}  # early: not yet
-    written = by_name["checkpoint-in-second-turn"].steps[-1].state
-    assert written["machine_committed_checkpoint"] == {0: 1}
+    second = by_name["checkpoint-in-second-turn"].steps
+    assert second[-1].state["machine_committed_checkpoint"] == {0: 1}
+    assert second[-4].outcome == {"tag": "CommitSucceeded", "effects": ["ClaimCheckpointWork"]}
+    own_session = {"tag": "DriverOpened", "committed_checkpoint": 1}
+    assert [s.outcome for s in second[-3:]] == [
+        own_session,
+        *[PROMOTED_ENDINGS["checkpoint-in-second-turn"]] * 2,
+    ]
+    misfed = by_name["misfed-replies"].steps
+    refused = [s for s in misfed if s.action == "host_misfeed"]
+    assert len(refused) == 29 and all(s.outcome["tag"] == "ReplyRefused" for s in refused)
     failed = by_name["failed-checkpoint-in-second-turn"].steps
     assert failed[-4].outcome["tag"] == "CommitFailed"
     assert failed[-4].state["machine_committed_checkpoint"] == {0: 0}  # not written
