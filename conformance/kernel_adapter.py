@@ -44,6 +44,7 @@ from ..kernel.types import (
     InputIdTarget,
     LeaseOwnerIdentity,
     LocalProcessLiveness,
+    MergeKey,
     NextTurn,
     NotFound,
     PendingTurnInputDraft,
@@ -52,6 +53,7 @@ from ..kernel.types import (
     QueuedWorkBatchDraft,
     QueuedWorkClaim,
     QueuedWorkCompletion,
+    QueuedWorkPayload,
     RefreshToolCatalog,
     RuntimeCommit,
     RuntimeCommitResult,
@@ -69,6 +71,7 @@ from ..kernel.types import (
     TurnInputIngress,
     turn_commit_hash,
 )
+from ..model.kernel_model import BATCH_CATALOGUE
 from .checkpoints import CheckpointLedger, CheckpointRefs, turn_checkpoint
 from .store_reads import check_store_reads
 from .store_transactions import TransactionKindCheck, has_transaction_counts
@@ -91,28 +94,36 @@ class BadActionParams(ValueError):
 # -- the slot catalogues (docs/trace-format.md §1) ----------------------------------------
 
 
+#: The catalogue's merge keys (lash compares merge keys by equality).
+_MERGE_KEYS = {"never": MergeKey("never"), "payload_default": MergeKey("payload_default")}
+
+
 def batch_draft(slot: int) -> QueuedWorkBatchDraft:
-    key = f"batch:b{slot}"
-    if slot == 0:
-        return QueuedWorkBatchDraft(
-            SESSION, (SessionCommand(RefreshToolCatalog("b0")),), source_key=key
+    """Slot ``b{slot}``'s draft: the model's catalogue row (class, delivery, slot policy,
+    merge key) with the payloads of trace-format.md §1."""
+    if not 0 <= slot < len(BATCH_CATALOGUE):
+        last = len(BATCH_CATALOGUE) - 1
+        raise BadActionParams(f"batch slot b{slot} is not in the catalogue (b0..b{last})")
+    row = BATCH_CATALOGUE[slot]
+    payloads: tuple[QueuedWorkPayload, ...]
+    if row["payload"] == "RefreshToolCatalog":
+        payloads = (SessionCommand(RefreshToolCatalog(f"b{slot}")),)
+    else:
+        delivery = ProcessWakeDelivery(
+            f"wake:b{slot}", SESSION, f"process:b{slot}", 1, f"b{slot}", f"wake:b{slot}:1"
         )
-    delivery = ProcessWakeDelivery(
-        f"wake:b{slot}", SESSION, f"process:b{slot}", 1, f"b{slot}", f"wake:b{slot}:1"
+        payloads = (ProcessWake(delivery),)
+        if slot == 1:
+            # two payloads of one work class: the wake and an agent-frame task
+            payloads += (AgentFrameTask(f"frame:b{slot}", f"task:b{slot}"),)
+    return QueuedWorkBatchDraft(
+        SESSION,
+        payloads,
+        DeliveryPolicy(row["delivery"]),
+        SlotPolicy(row["slot_policy"]),
+        _MERGE_KEYS[row["merge_key"]],
+        source_key=f"batch:b{slot}",
     )
-    if slot == 1:
-        # two payloads of one work class: the wake and an agent-frame task
-        task = AgentFrameTask(f"frame:b{slot}", f"task:b{slot}")
-        return QueuedWorkBatchDraft(SESSION, (ProcessWake(delivery), task), source_key=key)
-    if slot in (2, 3):
-        return QueuedWorkBatchDraft(
-            SESSION,
-            (ProcessWake(delivery),),
-            DeliveryPolicy.AFTER_CURRENT_TURN_COMMIT,
-            SlotPolicy.JOIN,
-            source_key=key,
-        )
-    raise BadActionParams(f"batch slot b{slot} is not in the catalogue (b0..b3)")
 
 
 def session1_batch_draft() -> QueuedWorkBatchDraft:

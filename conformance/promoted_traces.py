@@ -37,6 +37,12 @@ _OUTBOX_WIDE = replace(
     SMALLEST_BOUNDS, owners=2, batches=2, max_generation=3, max_claims_per_row=2, outbox=1
 )
 
+#: Every batch slot (b4..b8 exist for these traces alone: trace-format.md §1), one owner, rows
+#: claimed up to three times (a head claimed, abandoned and claimed again).
+_JOIN_SHAPES = replace(
+    SMALLEST_BOUNDS, batches=9, max_head_revision=0, max_claims_per_row=3, exact_claims=1
+)
+
 #: The sessions profile's bounds (model/profiles.py).
 _SESSIONS = replace(SMALLEST_BOUNDS, owners=2, second_session=1)
 
@@ -251,6 +257,57 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
             _a("commit_turn", o=1, turn=0, content=0, release=False),
             _a("commit_turn", o=1, turn=0, content=1, release=False),
             _a("commit", o=1, release=False, defer=False),
+        ),
+    ),
+    # Outside every profile's bounds (batches 9): the check profiles' catalogue prefix b0..b3
+    # forms no join head followed by a row that must not join it but for one attribute, so
+    # the mutation campaign found select_turn_work_claim_prefix surviving with any of its
+    # follower tests weakened; and no goal pinned a by-ids claim of an after-commit head at an
+    # active-turn checkpoint while the row was claimable.
+    "join_shapes_listed_by_ids": (
+        "claims by ids of two neighbouring slots that must not form a run, each answering "
+        "NoClaim: an exclusive head with a follower (b1, b2), an after-commit join head with an "
+        "earliest-safe-boundary join row (b3, b4) and the reverse (b4, b5), a join head with "
+        "an exclusive row of its delivery and merge key (b5, b6); and an after-commit join head "
+        "alone at an active-turn checkpoint (b2: the head gate); then an idle scan of b3..b8 "
+        "claims b3 alone: the run stops at b4 although b5 could join b3",
+        _JOIN_SHAPES,
+        (
+            *(_a("enqueue_batch", b=b) for b in range(9)),
+            _a("acquire", o=0),
+            _a("claim_work_by_ids", o=0, b=2, last=2, boundary="active_turn_checkpoint"),
+            _a("claim_work_by_ids", o=0, b=1, last=2, boundary="idle"),
+            _a("claim_work_by_ids", o=0, b=3, last=4, boundary="idle"),
+            _a("claim_work_by_ids", o=0, b=4, last=5, boundary="idle"),
+            _a("claim_work_by_ids", o=0, b=5, last=6, boundary="idle"),
+            _a("cancel_batch", b=0),
+            _a("cancel_batch", b=1),
+            _a("cancel_batch", b=2),
+            _a("claim_work", o=0, boundary="idle"),
+        ),
+    ),
+    "join_shapes_scanned": (
+        "idle queue scans each claiming the head alone: an exclusive wake whose next ready row "
+        "is a join row of its delivery and merge key (b1, b4: b2 and b3 held), an "
+        "earliest-safe-boundary join head before an after-commit join row (b4, b5), and the "
+        "after-commit join head b5 before an exclusive row of its delivery and merge key (b6), "
+        "a join row under another merge key (b7) and a session command with join policies "
+        "(b8), b5's claim abandoned and the row behind it cancelled in between",
+        _JOIN_SHAPES,
+        (
+            *(_a("enqueue_batch", b=b) for b in range(9)),
+            _a("acquire", o=0),
+            _a("cancel_batch", b=0),
+            _a("claim_work_by_ids", o=0, b=2, last=3, boundary="idle"),
+            _a("claim_work", o=0, boundary="idle"),
+            _a("claim_work", o=0, boundary="idle"),
+            _a("claim_work", o=0, boundary="idle"),
+            _a("abandon_work", o=0),
+            _a("cancel_batch", b=6),
+            _a("claim_work", o=0, boundary="idle"),
+            _a("abandon_work", o=0),
+            _a("cancel_batch", b=7),
+            _a("claim_work", o=0, boundary="idle"),
         ),
     ),
 }

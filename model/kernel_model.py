@@ -180,6 +180,45 @@ BATCH_CATALOGUE: tuple[dict[str, str], ...] = (
         "slot_policy": "join",
         "merge_key": "never",
     },
+    # b4..b8: join-run shapes b0..b3 cannot form (trace-format.md §1). The check profiles
+    # stop at b3; promoted traces reach these, listing two neighbouring slots by ids or
+    # cancelling or holding the slots between two of them so the pair is adjacent in the
+    # ready queue.
+    {  # b4: a join row of the other delivery policy than b2, b3 and b5
+        "payload": "ProcessWake",
+        "work_class": "turn_work",
+        "delivery": "earliest_safe_boundary",
+        "slot_policy": "join",
+        "merge_key": "never",
+    },
+    {  # b5: as b2, a join head or follower behind b4
+        "payload": "ProcessWake",
+        "work_class": "turn_work",
+        "delivery": "after_current_turn_commit",
+        "slot_policy": "join",
+        "merge_key": "never",
+    },
+    {  # b6: an exclusive row of a join head's delivery and merge key
+        "payload": "ProcessWake",
+        "work_class": "turn_work",
+        "delivery": "after_current_turn_commit",
+        "slot_policy": "exclusive",
+        "merge_key": "never",
+    },
+    {  # b7: a join row of b5's delivery under another merge key
+        "payload": "ProcessWake",
+        "work_class": "turn_work",
+        "delivery": "after_current_turn_commit",
+        "slot_policy": "join",
+        "merge_key": "payload_default",
+    },
+    {  # b8: a session command with a join follower's policies (still claimed alone)
+        "payload": "RefreshToolCatalog",
+        "work_class": "session_command",
+        "delivery": "after_current_turn_commit",
+        "slot_policy": "join",
+        "merge_key": "never",
+    },
 )
 
 INPUT_CATALOGUE: tuple[dict[str, str], ...] = (
