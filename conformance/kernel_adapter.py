@@ -271,6 +271,10 @@ LEASE_FORGERIES = (
     "gen_above",
     "session_before",
     "session_after",
+    "owner_before",
+    "owner_after",
+    "incarnation_before",
+    "incarnation_after",
 )
 CLAIM_FORGERIES = ("token_before", "token_after", "session_before", "session_after")
 COMPLETION_FORGERIES = (
@@ -344,7 +348,23 @@ def forge_lease_part(part: FencePart, request: str) -> FencePart:
     if request.startswith("gen_"):
         step = -1 if request == "gen_below" else 1
         return replace(part, fencing_token=part.fencing_token + step)
+    if request.startswith(("owner_", "incarnation_")):
+        return replace(part, owner=_forge_identity(part.owner, request))
     return replace(part, session_id=FORGED_SESSION_IDS[request])
+
+
+def _forge_identity(owner: LeaseOwnerIdentity, request: str) -> LeaseOwnerIdentity:
+    """``owner`` with its owner id or its incarnation id sorting just before (a proper prefix)
+    or just after the real one, the other id and the liveness kept: an identity sharing the
+    holder's incarnation id under another owner id, or its owner id under another
+    incarnation id."""
+
+    def forge(real: str) -> str:
+        return real[:-1] if request.endswith("_before") else real + ":forged"
+
+    if request.startswith("owner_"):
+        return replace(owner, owner_id=forge(owner.owner_id))
+    return replace(owner, incarnation_id=forge(owner.incarnation_id))
 
 
 Claim = TypeVar("Claim", QueuedWorkClaim, TurnInputClaim)

@@ -217,7 +217,9 @@ MIN_BOUNDARY = EnumSort("TurnInputCheckpointBoundary", ("none", "after_work", "b
 #: How a forged request (bound ``bad_requests``) differs from the fence, lease completion,
 #: observation, claim or queue/input completion the store handed out: a token sorting before
 #: (a proper prefix) or after (a suffix appended) the real one, a generation one below or above,
-#: a session id sorting before or after the real one; for commit completions also a list
+#: a session id sorting before or after the real one, an owner id or an incarnation id sorting
+#: before or after the holder's own (the other half of the identity kept: lease forgeries
+#: only); for commit completions also a list
 #: naming a row twice, a list leaving a row out, and the real completion followed by a forged
 #: copy (docs/trace-format.md §3).
 FORGERY = EnumSort(
@@ -232,6 +234,10 @@ FORGERY = EnumSort(
         "listed_twice",
         "listed_partly",
         "completed_twice",
+        "owner_before",
+        "owner_after",
+        "incarnation_before",
+        "incarnation_after",
     ),
 )
 #: The forgeries of a lease fence, lease completion or observation.
@@ -242,6 +248,10 @@ LEASE_FORGERIES = (
     "gen_above",
     "session_before",
     "session_after",
+    "owner_before",
+    "owner_after",
+    "incarnation_before",
+    "incarnation_after",
 )
 #: The forgeries of a claim handed to abandon (it names no rows and carries no generation).
 CLAIM_FORGERIES = ("token_before", "token_after", "session_before", "session_after")
