@@ -36,7 +36,7 @@ from .protocol import AdapterError
 CHECK_DURATIONS = """\
 Cost of each stage, from one run on an otherwise idle 2-core machine (CI, --jobs 2: 3.6
 minutes of wall time, 6.1 minutes of CPU time; the model stages run beside the rest):
-  explore:<profile>        1-6 s each (the eighteen store profiles: about 45 s)
+  explore:<profile>        1-6 s each (the nineteen store profiles: about 45 s)
   explore:machine-<profile>  5-6 s each; machine:rules about a second
   explore:phase-order      instant
   seeded-bugs              about 35 s (each bug explored to its first violation)

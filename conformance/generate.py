@@ -185,7 +185,7 @@ class GoalContext:
         other_session = tuple(
             i
             for i, s in enumerate(layout)
-            if s.variable in ("s1_batch_status", "s1_lease_ttl_left")
+            if s.variable in ("s1_batch_status", "s1_lease_ttl_left", "s1_input_state")
         )
         session0 = (
             tuple(
@@ -202,6 +202,11 @@ class GoalContext:
             self._held.append(-1)
             if binding.action in SESSION1_LANE:
                 self._turn.append(-1)
+                if binding.action == "s1_enqueue_input":
+                    # session-1's enqueue under a session-0 input's source key: every state of
+                    # session-0's inputs (the rest of session-0 has no bearing on it)
+                    self._lane.append(self._inputs)
+                    continue
                 # a session-1 cancel naming a session-0 input: every state of that input
                 inputs = self._inputs if binding.action == "s1_cancel_input" else ()
                 self._lane.append(other_session + session0 + inputs)

@@ -133,6 +133,14 @@ def session1_batch_draft() -> QueuedWorkBatchDraft:
     return QueuedWorkBatchDraft(SESSION1, (ProcessWake(delivery),), source_key="batch:b0")
 
 
+def session1_input_draft() -> PendingTurnInputDraft:
+    """Session-1's one input (trace-format.md §1, ``second_session = 2``): a next-turn input
+    under source key ``input:i0``, session-0 slot i0's key, since keys are per session."""
+    return PendingTurnInputDraft(
+        SESSION1, NextTurn(), TurnInput.text("s1i0"), source_key="input:i0"
+    )
+
+
 def input_ingress(slot: int) -> TurnInputIngress:
     if slot == 0:
         return NextTurn()
@@ -227,6 +235,7 @@ class _World:
     batch_available_at: dict[int, int] = field(default_factory=dict)  # delayed_work
     s1_batch_id: str | None = None  # session-1's batch (second_session)
     s1_last_fencing: int = 0
+    s1_input_id: str | None = None  # session-1's input (second_session = 2)
     # what commit_turn committed at each head revision, and the checkpoint refs seen
     checkpoints: CheckpointLedger = field(default_factory=CheckpointLedger)
 
@@ -273,6 +282,10 @@ LEASE_FORGERIES = (
     "gen_above",
     "session_before",
     "session_after",
+    "owner_before",
+    "owner_after",
+    "incarnation_before",
+    "incarnation_after",
 )
 CLAIM_FORGERIES = ("token_before", "token_after", "session_before", "session_after")
 COMPLETION_FORGERIES = (
@@ -346,7 +359,23 @@ def forge_lease_part(part: FencePart, request: str) -> FencePart:
     if request.startswith("gen_"):
         step = -1 if request == "gen_below" else 1
         return replace(part, fencing_token=part.fencing_token + step)
+    if request.startswith(("owner_", "incarnation_")):
+        return replace(part, owner=_forge_identity(part.owner, request))
     return replace(part, session_id=FORGED_SESSION_IDS[request])
+
+
+def _forge_identity(owner: LeaseOwnerIdentity, request: str) -> LeaseOwnerIdentity:
+    """``owner`` with its owner id or its incarnation id sorting just before (a proper prefix)
+    or just after the real one, the other id and the liveness kept: an identity sharing the
+    holder's incarnation id under another owner id, or its owner id under another
+    incarnation id."""
+
+    def forge(real: str) -> str:
+        return real[:-1] if request.endswith("_before") else real + ":forged"
+
+    if request.startswith("owner_"):
+        return replace(owner, owner_id=forge(owner.owner_id))
+    return replace(owner, incarnation_id=forge(owner.incarnation_id))
 
 
 Claim = TypeVar("Claim", QueuedWorkClaim, TurnInputClaim)
@@ -1155,6 +1184,61 @@ class KernelAdapter:
         )
         return self._lease_outcome(o, memory, outcome)
 
+    # -- session-1's input and by-ids claims across sessions (second_session = 2) -----------
+
+    def _do_s1_enqueue_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        row = self.world.store.enqueue_pending_turn_input(session1_input_draft())
+        if row.input_id in self.world.input_ids.values():
+            # session-0's row under the same source key (a store mixing up session ids)
+            return {"tag": "Replayed", "state": row.state.value}
+        self.world.s1_input_id = row.input_id
+        return {"tag": "Enqueued"}
+
+    def _do_cancel_s1_input(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        input_id = self.world.s1_input_id
+        if input_id is None:
+            raise BadActionParams("session-1's input was never enqueued")
+        outcome = self.world.store.cancel_pending_turn_input(SESSION, input_id)
+        return {"tag": _cancel_tag(outcome)}
+
+    def _do_s1_claim_by_ids(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        claim = self.world.store.claim_ready_queued_work_by_batch_ids(
+            SESSION1,
+            self._s1_fence(memory).fence(),
+            self._identity(o, memory),
+            ClaimBoundary.IDLE,
+            [self._slot_batch_id(picks)],
+        )
+        if claim is None:
+            return {"tag": "NoClaim"}
+        # session-0's row claimed by session-1 (a store mixing up session ids)
+        memory.s1_claim = claim
+        name, rows = name_queue_claim(self.world, claim)
+        return {"tag": "Claimed", "claim": name, "rows": rows}
+
+    def _do_claim_s1_batch_by_ids(self, picks: Mapping[str, Any]) -> dict[str, Any]:
+        o, memory = self._owner(picks)
+        batch_id = self.world.s1_batch_id
+        if batch_id is None:
+            raise BadActionParams("session-1's batch was never enqueued")
+        claim = self.world.store.claim_ready_queued_work_by_batch_ids(
+            SESSION,
+            self._fence(memory).fence(),
+            self._identity(o, memory),
+            ClaimBoundary.IDLE,
+            [batch_id],
+        )
+        return self._claimed_queue(memory, claim)
+
+    def _observe_session1_input(self, seen: Any) -> str:
+        """``s1_input_state``: session-1's input row as session-1's inspection shows it."""
+        input_id = self.world.s1_input_id
+        if input_id is None:
+            return "absent"
+        found = next((r for r, _ in seen.turn_inputs if r.input_id == input_id), None)
+        return found.state.value if found is not None else "vacuumed"
+
     def observe_session1(self) -> dict[str, Any]:
         """Session-1's variables of §2 (second_session): its lease row, batch and head, and
         what each owner holds of it."""
@@ -1199,6 +1283,8 @@ class KernelAdapter:
         state["owner_s1_claim"] = {
             o: self._name(memory.s1_claim) for o, memory in enumerate(w.owners)
         }
+        if self._bounds.get("second_session", 0) >= 2:
+            state["s1_input_state"] = self._observe_session1_input(seen)
         return state
 
     # -- projection ------------------------------------------------------------------------

@@ -205,6 +205,49 @@ PROMOTED_TRACES: dict[str, tuple[str, Bounds, Steps]] = {
         _SESSIONS,
         (_a("enqueue_batch", b=0), _a("s1_enqueue")),
     ),
+    # Owner identities compared field by field for equality: a restarted owner keeps its owner
+    # id under a new incarnation id, and only the incarnation tells it from the live lease's
+    # holder (LeaseOwnerIdentity.same_incarnation joined with `or`, or its incarnation ids
+    # compared with <=, let the new incarnation re-enter the old one's lease). The lease
+    # profile's acquire goals are met by the other owner's Busy first.
+    "restarted_owner_is_busy_behind_its_old_incarnation": (
+        "an owner restarted while its crashed incarnation's lease is still live is Busy (the "
+        "old incarnation holds the lease), not a re-entry of its own lease",
+        replace(SMALLEST_BOUNDS, max_incarnation=1),
+        (
+            _a("acquire", o=0),
+            _a("crash", o=0),
+            _a("restart", o=0),
+            _a("acquire", o=0),
+        ),
+    ),
+    # The fenced claimability view (rules.claimable_by_generation) read before the fence
+    # check: only claim_checkpoint_work's probe does, and only a stale fence whose generation
+    # is below the row's claim generation tells `!=` from `<` (the exact-checkpoint profile
+    # has one owner and one generation).
+    "stale_fence_probes_work_claimed_by_a_later_generation": (
+        "a checkpoint-work claim by a fence a later generation superseded, while that "
+        "generation holds the only turn work: the probe finds the row claimable for the stale "
+        "generation, so the fence is checked (SessionExecutionLeaseExpired), not NoClaim",
+        replace(
+            SMALLEST_BOUNDS,
+            owners=2,
+            batches=2,
+            max_generation=2,
+            max_head_revision=0,
+            exact_claims=1,
+        ),
+        (
+            _a("enqueue_batch", b=0),
+            _a("enqueue_batch", b=1),
+            _a("cancel_batch", b=0),
+            _a("acquire", o=0),
+            _a("expire"),
+            _a("acquire", o=1),
+            _a("claim_work", o=1, boundary="idle"),
+            _a("claim_checkpoint_work", o=0, checkpoint="after_work"),
+        ),
+    ),
     # Outside the outbox profile's bounds (one owner, one generation): a commit with an outbox
     # refused for a superseded claim, which enqueues nothing.
     "outbox_commit_superseded_queue_claim": (

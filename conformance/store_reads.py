@@ -11,7 +11,9 @@ step :func:`check_store_reads` reads the same session through each of them and c
 answers with the inspection's (what each call returns follows from the rows: the live lease
 is the lease row while its token is set and it has not expired; the fencing token is the
 row's, 0 without a row; a listing leaves out rows under a live claim, and inputs that are not
-pending; a row is found by its id within its session only).  A disagreement
+pending; a row is found by its id within its session only; a released lease row, which has
+no holder, keeps no lease times: lash's release sets ``claimed_at``/``expires_at`` to 0 in
+every store).  A disagreement
 raises :class:`StoreReadsDisagree`, which a replay reports as an error at that step.  So these
 reads are checked in every state the suite reaches, without trace actions of their own.
 With the cross-check on, the adapter also checks the transaction kind of every store call it
@@ -80,6 +82,12 @@ def check_store_reads(store: Store, session_id: str, seen: SessionInspection, no
     token = row.fencing_token if row is not None else 0
     # the inspection's parts, each on its own
     _agree("inspect_lease_row", store.inspect_lease_row(session_id), row)
+    if row is not None and row.owner is None:
+        _agree(
+            "inspect_lease_row's lease times of a released row",
+            (row.claimed_at_ms, row.expires_at_ms),
+            (0, 0),
+        )
     _agree("inspect_queued_work", store.inspect_queued_work(session_id), list(seen.queued_work))
     _agree("inspect_turn_inputs", store.inspect_turn_inputs(session_id), list(seen.turn_inputs))
     _agree("list_queued_work", store.list_queued_work(session_id), [b for b, _ in seen.queued_work])

@@ -46,7 +46,11 @@ system; ``store.md`` gives the semantics) into a finite transition system:
   (``head_revision``), bound by its first applied commit to that commit's session
   (``head_session``); a commit of the other session answers ``SessionBindingMismatch`` first.
   The ``session_isolation`` invariant (a monitor over every transition) says no action on one
-  session changes the other's state.
+  session changes the other's state. With ``second_session = 2`` session-1 also has one
+  input slot (``s1_input_state``) under session-0 slot i0's source key, enqueued by
+  ``s1_enqueue_input``, and calls name the other session's rows by id in more places:
+  ``cancel_s1_input`` (session-0 cancelling session-1's input), ``s1_claim_by_ids`` and
+  ``claim_s1_batch_by_ids`` (a by-ids claim of either session listing the other's batch).
 * **Liveness oracle**: all owners share host and boot (``LocalProcess`` identities), so the
   holder recorded on the row is *definitely dead* iff its owner is not alive or runs a newer
   incarnation (same pid, different process start).
@@ -252,7 +256,9 @@ MIN_BOUNDARY = EnumSort("TurnInputCheckpointBoundary", ("none", "after_work", "b
 #: How a forged request (bound ``bad_requests``) differs from the fence, lease completion,
 #: observation, claim or queue/input completion the store handed out: a token sorting before
 #: (a proper prefix) or after (a suffix appended) the real one, a generation one below or above,
-#: a session id sorting before or after the real one; for commit completions also a list
+#: a session id sorting before or after the real one, an owner id or an incarnation id sorting
+#: before or after the holder's own (the other half of the identity kept: lease forgeries
+#: only); for commit completions also a list
 #: naming a row twice, a list leaving a row out, and the real completion followed by a forged
 #: copy (docs/trace-format.md §3).
 FORGERY = EnumSort(
@@ -267,6 +273,10 @@ FORGERY = EnumSort(
         "listed_twice",
         "listed_partly",
         "completed_twice",
+        "owner_before",
+        "owner_after",
+        "incarnation_before",
+        "incarnation_after",
     ),
 )
 #: The forgeries of a lease fence, lease completion or observation.
@@ -277,6 +287,10 @@ LEASE_FORGERIES = (
     "gen_above",
     "session_before",
     "session_after",
+    "owner_before",
+    "owner_after",
+    "incarnation_before",
+    "incarnation_after",
 )
 #: The forgeries of a claim handed to abandon (it names no rows and carries no generation).
 CLAIM_FORGERIES = ("token_before", "token_after", "session_before", "session_after")
@@ -381,7 +395,7 @@ class Bounds:
             "head_cas": (0, 1),
             "turns": (0, 2),
             "multi_cancel": (0, 1),
-            "second_session": (0, 1),
+            "second_session": (0, 2),
             "source_replay": (0, 1),
             "delayed_work": (0, 1),
             "outbox": (0, 1),
@@ -507,12 +521,23 @@ SESSION1_ACTIONS: tuple[str, ...] = (
     "s1_commit",
     "s1_cancel_batch",
     "s1_cancel_input",
+    "s1_enqueue_input",
+    "s1_claim_by_ids",
 )
 
 #: Session-0 calls that name session-1's rows (bound ``second_session``): they work on
 #: session-0 and must find nothing of session-1 there, so they are session-0 actions for
 #: ``session_isolation``.
-CROSS_SESSION_ACTIONS: tuple[str, ...] = ("cancel_s1_batch", "reclaim_observing_s1")
+CROSS_SESSION_ACTIONS: tuple[str, ...] = (
+    "cancel_s1_batch",
+    "reclaim_observing_s1",
+    "cancel_s1_input",
+    "claim_s1_batch_by_ids",
+)
+
+#: Session-1's input slot (``second_session = 2``): a next-turn input whose source key is
+#: session-0 slot i0's (``input:i0``), so each session's enqueue must not find the other's row.
+SESSION1_INPUT_STATE = "s1_input_state"
 
 #: The actions of bound ``bad_requests``: forged and malformed requests, each refused.
 BAD_REQUEST_ACTIONS: tuple[str, ...] = (
@@ -671,6 +696,18 @@ def _session1_variables(s: _Sorts) -> tuple[Variable, ...]:
             BoolSort(),
             "an action on one session changed the other session's state",
             ghost=True,
+        ),
+    )
+
+
+def _session1_input_variables() -> tuple[Variable, ...]:
+    """Session-1's input slot (``second_session = 2``)."""
+    return (
+        Variable(
+            SESSION1_INPUT_STATE,
+            INPUT_STATE,
+            "session-1's input slot (session-0 slot i0's source key): absent or "
+            "deferred_next_turn (enqueued, never claimed)",
         ),
     )
 
@@ -2784,6 +2821,71 @@ class KernelBuilder:
             "acquired as by any reclaim",
         )
 
+    # -- session-1's input slot and by-ids claims across sessions (second_session = 2) -------
+
+    def s1_enqueue_input(self) -> Action:
+        s1_input = Var(SESSION1_INPUT_STATE)
+        return Action(
+            "s1_enqueue_input",
+            {},
+            s1_input.eq("absent"),
+            [Case(TRUE, {SESSION1_INPUT_STATE: Const("deferred_next_turn")}, Outcome("Enqueued"))],
+            doc="enqueue_pending_turn_input(draft of session-1's next-turn input s1i0, source "
+            "key input:i0 as session-0 slot i0): source keys are per session, so a session-0 "
+            "row under the key is not this input's, and a new row is enqueued",
+        )
+
+    def cancel_s1_input(self) -> Action:
+        s1_input = Var(SESSION1_INPUT_STATE)
+        return Action(
+            "cancel_s1_input",
+            {},
+            s1_input.ne("absent"),
+            [Case(TRUE, {}, Outcome("NotFound"))],
+            doc="cancel_pending_turn_input(session-0, id of session-1's input): an input of "
+            "another session is not found, so nothing is cancelled",
+        )
+
+    def s1_claim_by_ids(self) -> Action:
+        o, b = Param("o"), Param("b")
+        return Action(
+            "s1_claim_by_ids",
+            {"o": self.s.owner, "b": self.s.batch},
+            all_of(self.alive(o), owner_s1_fence[o].ne(0), batch_status[b].ne("absent")),
+            [
+                Case(~self.s1_valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(TRUE, {}, Outcome("NoClaim")),
+            ],
+            doc="claim_ready_queued_work_by_batch_ids(session-1, session-1 fence of o, idle, "
+            "[id of session-0's slot b]): the fence is checked first, then a listed batch of "
+            "another session is not claimable, so nothing is claimed",
+        )
+
+    def claim_s1_batch_by_ids(self) -> Action:
+        o = Param("o")
+        return Action(
+            "claim_s1_batch_by_ids",
+            {"o": self.s.owner},
+            all_of(self.alive(o), owner_fence[o].ne(0), s1_batch_status.ne("absent")),
+            [
+                Case(~self.valid_fence(o), {}, Outcome("SessionExecutionLeaseExpired")),
+                Case(TRUE, {}, Outcome("NoClaim")),
+            ],
+            doc="claim_ready_queued_work_by_batch_ids(session-0, fence of o, idle, [id of "
+            "session-1's batch]): the fence is checked first, then a listed batch of another "
+            "session is not claimable, so nothing is claimed",
+        )
+
+    def session1_input_actions(self) -> list[Action]:
+        if self.bounds.second_session < 2:
+            return []
+        return [
+            self.s1_enqueue_input(),
+            self.cancel_s1_input(),
+            self.s1_claim_by_ids(),
+            self.claim_s1_batch_by_ids(),
+        ]
+
     def session1_actions(self) -> list[Action]:
         if not self.bounds.second_session:
             return []
@@ -2849,6 +2951,7 @@ class KernelBuilder:
             self.renew_stale(),
             self.release_stale(),
             *self.session1_actions(),
+            *self.session1_input_actions(),
             *self.delayed_actions(),
             *self.outbox_actions(),
             *self.bad_request_actions(),
@@ -3144,7 +3247,10 @@ class KernelBuilder:
 
     def _unchanged(self, name: str) -> Expr:
         """Every leaf of variable ``name`` keeps its value across the transition."""
-        sorts = {v.name: v.sort for v in _variables(self.s) + _session1_variables(self.s)}
+        sorts = {
+            v.name: v.sort
+            for v in _variables(self.s) + _session1_variables(self.s) + _session1_input_variables()
+        }
 
         def leaf(cur: Expr, nxt: Expr, sort: Any, depth: int) -> Expr:
             if isinstance(sort, MapSort):
@@ -3157,6 +3263,12 @@ class KernelBuilder:
 
         return leaf(Var(name), Next(name), sorts[name], 0)
 
+    def session1_state(self) -> tuple[str, ...]:
+        """Session-1's variables at these bounds (its input slot with ``second_session = 2``)."""
+        if self.bounds.second_session >= 2:
+            return (*SESSION1_STATE, SESSION1_INPUT_STATE)
+        return SESSION1_STATE
+
     def session_isolation_ok(self) -> Expr:
         """A session-1 action leaves session-0's state alone, and a session-0 action leaves
         session-1's alone; only processes and the clock (``SHARED_ACTIONS``) touch both."""
@@ -3164,7 +3276,9 @@ class KernelBuilder:
         shared = any_of(*[ActionIs(a) for a in SHARED_ACTIONS])
         return all_of(
             on_s1.implies(all_of(*[self._unchanged(v) for v in SESSION0_STATE])),
-            (~any_of(on_s1, shared)).implies(all_of(*[self._unchanged(v) for v in SESSION1_STATE])),
+            (~any_of(on_s1, shared)).implies(
+                all_of(*[self._unchanged(v) for v in self.session1_state()])
+            ),
             any_of(head_session.eq(-1), Next("head_session").eq(head_session)),
         )
 
@@ -3637,6 +3751,9 @@ def build_model(bounds: Bounds = DEFAULT_BOUNDS) -> Model:
     if bounds.second_session:
         variables += _session1_variables(builder.s)
         init.update(_session1_initial(bounds))
+    if bounds.second_session >= 2:
+        variables += _session1_input_variables()
+        init[SESSION1_INPUT_STATE] = "absent"
     if bounds.delayed_work:
         variables += _delayed_variables(builder.s)
         init["batch_wait"] = {b: 0 for b in range(bounds.batches)}

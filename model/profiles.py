@@ -128,6 +128,22 @@ PROFILES: tuple[Profile, ...] = (
         ),
     ),
     Profile(
+        "session-inputs",
+        replace(SMALLEST_BOUNDS, batches=2, second_session=2),
+        "session-1's input under session-0 slot i0's source key, enqueued before and after "
+        "session-0's (keys are per session), session-0's cancel of it, and by-ids claims of "
+        "either session listing the other's batch: each finds nothing of the other session",
+        frozenset(
+            {
+                "s1_enqueue_input",
+                "cancel_s1_input",
+                "s1_claim_by_ids",
+                "claim_s1_batch_by_ids",
+                "enqueue_input",
+            }
+        ),
+    ),
+    Profile(
         "source-replay",
         replace(SMALLEST_BOUNDS, batches=2, max_claims_per_row=2, source_replay=1),
         "a slot's source key replayed after its batch was deleted or its input vacuumed: a new "

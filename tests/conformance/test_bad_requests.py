@@ -23,6 +23,10 @@ from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
 
 PROFILES = ("bad-requests", "bad-request-runs", "bad-request-inputs")
 
+_SAME_INCARNATION = (
+    "return self.owner_id == other.owner_id and self.incarnation_id == other.incarnation_id"
+)
+
 #: (kernel file, original code, mutated code): survivors of the last measurement.
 SURVIVORS: dict[str, tuple[str, str, str]] = {
     "_release reads the held row for another session's completion": (
@@ -94,6 +98,21 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
         "engine.py",
         "if len(set(ids)) != len(ids):",
         "if len(set(ids)) > len(ids):",
+    ),
+    "same_incarnation owner id >=": (
+        "types.py",
+        _SAME_INCARNATION,
+        _SAME_INCARNATION.replace("self.owner_id == other", "self.owner_id >= other"),
+    ),
+    "same_incarnation owner id <=": (
+        "types.py",
+        _SAME_INCARNATION,
+        _SAME_INCARNATION.replace("self.owner_id == other", "self.owner_id <= other"),
+    ),
+    "same_incarnation incarnation id >=": (
+        "types.py",
+        _SAME_INCARNATION,
+        _SAME_INCARNATION.replace("self.incarnation_id == other", "self.incarnation_id >= other"),
     ),
     "_check_session_id or->and": (
         "engine.py",

@@ -124,7 +124,7 @@ def test_schema_vocabulary_matches_the_model() -> None:
         Bounds(
             batches=3,
             inputs=3,
-            second_session=1,
+            second_session=2,
             source_replay=1,
             delayed_work=1,
             outbox=1,
@@ -148,7 +148,8 @@ def test_schema_vocabulary_matches_the_model() -> None:
     assert set(state["properties"]["mbt::nondetPicks"]["properties"]) == set(PICK_NAMES)
     assert "required" not in state["properties"]["mbt::nondetPicks"], "unused picks may be absent"
     variables = set(trace_state(model, model.initial_state()))
-    # session-1's variables are there exactly when the bound second_session is on, and
+    # session-1's variables are there exactly when the bound second_session is on (its input
+    # slot's with second_session = 2), and
     # batch_wait when delayed_work is
     optional = variables - set(trace_state(plain, plain.initial_state()))
     assert optional == {
@@ -162,6 +163,7 @@ def test_schema_vocabulary_matches_the_model() -> None:
         "head_session",
         "owner_s1_fence",
         "owner_s1_claim",
+        "s1_input_state",
         "batch_wait",
     }
     assert set(state["required"]) - {"mbt::actionTaken", "mbt::nondetPicks", "outcome"} == (

@@ -12,7 +12,13 @@ The mutation campaign (docs/mutation.md) found kernels surviving every edge-cove
   together), or take a queue claim's id from the last row of a join run (every run the edge
   cover claims has rows with equal claim fencing tokens);
 * drop or blank the claim diagnostics of a cancel answered AlreadyClaimed (format 3 kept only
-  the tag; format 4 keeps the pinned generation).
+  the tag; format 4 keeps the pinned generation);
+* let a restarted owner re-enter its crashed incarnation's live lease (owner identities
+  matched by owner id alone, or incarnation ids compared with ``<=``), or read a row claimed
+  by a later generation as unclaimable for a stale fence in claim_checkpoint_work's probe
+  (``<`` for ``!=``; format 6's promoted traces);
+* leave lease times on a released lease row (lash sets them to 0): the read cross-check
+  (conformance/store_reads.py) compares a released row's times with 0 after every step.
 
 Each case below is one such surviving mutant, applied by hand to a copy of ``kernel/``;
 replaying the promoted traces written for them (conformance/promoted_traces.py) through the
@@ -31,12 +37,19 @@ from lashspec.conformance.promoted_traces import PROMOTED_TRACES
 from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
 
 TRACES = (
+    "stale_fence_after_release",
     "session1_key_and_calls_across_sessions",
     "session0_key_then_session1",
     "stale_lease_token_renews_and_releases_nothing",
     "by_ids_claim_waits_for_available_at",
     "queue_claim_id_names_its_head",
     "cancel_of_a_claimed_input_names_the_claims_generation",
+    "restarted_owner_is_busy_behind_its_old_incarnation",
+    "stale_fence_probes_work_claimed_by_a_later_generation",
+)
+
+_SAME_INCARNATION = (
+    "return self.owner_id == other.owner_id and self.incarnation_id == other.incarnation_id"
 )
 
 #: What follows the head in _stamp_batches (the input claim's twin begins alike).
@@ -116,6 +129,30 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
         "c.claim_session_lease_generation if c.claim_token is not None else None",
         "c.claim_session_lease_generation if c.claim_token is None else None",
     ),
+    "same_incarnation and->or": (
+        "types.py",
+        _SAME_INCARNATION,
+        _SAME_INCARNATION.replace(" and ", " or "),
+    ),
+    "same_incarnation incarnation <=": (
+        "types.py",
+        _SAME_INCARNATION,
+        _SAME_INCARNATION.replace("self.incarnation_id == other", "self.incarnation_id <= other"),
+    ),
+    "claimable_by_generation <": (
+        "rules.py",
+        "claim.claim_session_lease_generation != generation",
+        "claim.claim_session_lease_generation < generation",
+    ),
+    **{
+        f"_release leaves {column} {value}": (
+            "engine.py",
+            "claimed_at_ms=0, expires_at_ms=0",
+            "claimed_at_ms=0, expires_at_ms=0".replace(f"{column}=0", f"{column}={value}"),
+        )
+        for column in ("claimed_at_ms", "expires_at_ms")
+        for value in ("1", "-1")
+    },
     "_validate_fence token >": (
         "engine.py",
         "if row.lease_token != fence.lease_token:",

@@ -53,7 +53,8 @@ def isolation() -> Trace:
 def test_the_extension_is_off_by_default_and_on_in_its_profile() -> None:
     assert Bounds().second_session == 0
     for prof in PROFILES:
-        assert prof.bounds.second_session == (prof.name == "sessions"), prof.name
+        expected = {"sessions": 1, "session-inputs": 2}.get(prof.name, 0)
+        assert prof.bounds.second_session == expected, prof.name
     plain = {v.name for v in build_model(Bounds()).variables}
     assert "s1_lease_gen" not in plain and "head_session" not in plain
     with pytest.raises(ActionNotEnabled):
