@@ -78,7 +78,7 @@ def test_suite_covers_every_declared_outcome_except_the_documented_dead_cases(
 def test_suite_has_every_kind_of_targeted_trace(suite: Suite) -> None:
     kinds = suite.kinds()
     assert kinds["scenario"] == 9
-    assert kinds["promoted"] == len(PROMOTED_TRACES) == 15
+    assert kinds["promoted"] == len(PROMOTED_TRACES) == 17
     assert kinds["witness"] == len(MUTANTS) == 18
     assert kinds["boundary"] == len(suite.boundaries) >= 10
     assert kinds["cover"] > 100
