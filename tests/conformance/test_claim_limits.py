@@ -47,11 +47,6 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
         "if len(selected) >= max_inputs:",
         "if len(selected) > max_inputs:",
     ),
-    "claim_checkpoint_work: an input limit of one claims no input": (
-        "engine.py",
-        "if max_inputs > 0\n                else None",
-        "if max_inputs > 1\n                else None",
-    ),
 }
 
 
