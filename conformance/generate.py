@@ -156,6 +156,9 @@ class GoalContext:
       (``TurnInputClaimSuperseded+queue_held``): the queue check passed, so a store that
       applies the queue completion before validating the input claim leaves a trace here;
     * a checkpoint-work claim taking inputs and turn work together (``CheckpointClaimed+both``);
+    * a claim with limit one (bound ``claim_limits``) taking fewer rows than the same claim
+      with limit all would (``Claimed+limited``, ``CheckpointClaimed+limited``): the limit
+      binds, against a store that takes more rows than asked;
     * a stamped commit of a turn already committed answering its recorded result
       (``Committed+replay``), against a first commit of the turn.
     """
@@ -198,6 +201,16 @@ class GoalContext:
         self._turn: list[int] = []  # turn_result position of a stamped commit, -1 otherwise
         self._lane: list[tuple[int, ...]] = []
         self._held: list[int] = []  # owner_qclaim position of a commit's owner, -1 otherwise
+        # a claim instance with limit one (bound claim_limits) -> its twin with limit all
+        self._successors = compiled.successors
+        twins = {(b.action, tuple(sorted(b.params.items()))): b.index for b in compiled.bindings}
+        self._uncapped = [
+            twins[(b.action, tuple(sorted({**b.params, "limit": "all"}.items())))]
+            if b.params.get("limit") == "one"
+            else -1
+            for b in compiled.bindings
+        ]
+        self._twin_outcomes: tuple[FlatState | None, dict[int, Any]] = (None, {})
         for binding in compiled.bindings:
             self._held.append(-1)
             if binding.action in SESSION1_LANE:
@@ -245,6 +258,8 @@ class GoalContext:
     def refined_tag(self, state: FlatState, binding: int, outcome: Any) -> str:
         tag = str(outcome[0])
         fields = dict(outcome[1])
+        if self._uncapped[binding] >= 0 and self._limit_binds(state, binding, outcome):
+            return f"{tag}+limited"
         if tag == "Claimed" and len(fields.get("rows", ())) >= 2:
             return "Claimed+run"
         if tag == "CheckpointClaimed" and fields.get("input_rows") and fields.get("queue_rows"):
@@ -256,6 +271,17 @@ class GoalContext:
         if tag == "Committed" and turn >= 0 and state[turn] != 0:
             return "Committed+replay"
         return tag
+
+    def _limit_binds(self, state: FlatState, binding: int, outcome: Any) -> bool:
+        """A limit-one claim took fewer rows than its twin with limit all would take here."""
+        if outcome[0] not in ("Claimed", "CheckpointClaimed"):
+            return False
+        cached_state, outcomes = self._twin_outcomes
+        if cached_state is not state:
+            outcomes = {b: o for b, o, _ in self._successors(state)}
+            self._twin_outcomes = (state, outcomes)
+        uncapped: Any = outcomes.get(self._uncapped[binding])
+        return bool(uncapped != outcome)
 
 
 def plain_tag(refined: str) -> str:

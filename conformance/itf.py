@@ -49,6 +49,7 @@ PICK_NAMES: tuple[str, ...] = (
     "content",
     "j",
     "request",
+    "limit",
 )
 #: Parameters only machine traces use (docs/machine-traces.md), written after the store ones.
 MACHINE_PICK_NAMES: tuple[str, ...] = ("at", "config", "reply", "session")

@@ -339,9 +339,26 @@ def _request(picks: Mapping[str, Any], allowed: tuple[str, ...]) -> str:
     return str(request)
 
 
-def _limit(limit: int | None, bound: int) -> int:
-    """A limit the request names (0 or -1), else the slot count (caps never bind)."""
-    return bound if limit is None else limit
+#: The limit a claim passes when no cap is to bind (the model's ``all``): any limit above the
+#: slot count (at most four rows a lane) is faithful. 32 is the scan surplus of a queued-work
+#: claim (lash's ``claim_scan_limit``: limit + 32 rows are read), so a scan window computed
+#: from the limit any other way than by that sum (limit % 32, limit ^ 32: no row at all) is
+#: seen by every claim that takes a row; the driver's default (64) would hide the ``^``.
+UNCAPPED = 32
+
+
+def _limit(limit: int | None) -> int:
+    """A limit the request names (0, -1 or 1), else :data:`UNCAPPED` (caps never bind)."""
+    return UNCAPPED if limit is None else limit
+
+
+def _claim_limit(picks: Mapping[str, Any]) -> int:
+    """A claim action's ``limit`` pick (bound claim_limits): ``one`` -> 1; ``all``, or no
+    pick, -> :data:`UNCAPPED`, which no selectable prefix reaches."""
+    limit = picks.get("limit", "all")
+    if limit not in ("all", "one"):
+        raise BadActionParams(f"limit must be all|one, got {limit!r}")
+    return 1 if limit == "one" else UNCAPPED
 
 
 def _forge_token(token: str, request: str) -> str:
@@ -688,7 +705,6 @@ class KernelAdapter:
         o, memory = self._owner(picks)
         request = _request(picks, BAD_REQUESTS)
         store, me = self.world.store, self._identity(o, memory)
-        batches, inputs = self._bounds.get("batches", 2), self._bounds.get("inputs", 2)
         if request in ("draft_no_payloads", "draft_mixed_payloads", "draft_available_negative"):
             store.enqueue_queued_work(bad_draft(request))
             return {"tag": "Enqueued"}
@@ -733,25 +749,23 @@ class KernelAdapter:
             )
             return self._claimed_queue(memory, work)
         if request.startswith("next_"):
-            claim = store.claim_next_turn_inputs(session, fence.fence(), me, _limit(limit, inputs))
+            claim = store.claim_next_turn_inputs(session, fence.fence(), me, _limit(limit))
             return self._claimed_inputs(memory, claim)
         if request.startswith("active_") or request == "unknown_checkpoint":
             claim = store.claim_active_turn_inputs(
-                session, fence.fence(), me, turn, after_work, _limit(limit, inputs)
+                session, fence.fence(), me, turn, after_work, _limit(limit)
             )
             return self._claimed_inputs(memory, claim)
         if request.startswith("checkpoint_"):
             lanes = {  # (max_inputs, max_batches)
                 "checkpoint_inputs_one": (1, 0),
                 "checkpoint_batches_one": (0, 1),
-            }.get(request, (_limit(limit, inputs), _limit(limit, batches)))
+            }.get(request, (_limit(limit), _limit(limit)))
             both = store.claim_checkpoint_work(session, fence.fence(), me, TURN, after_work, *lanes)
             if both == (None, None):
                 return {"tag": "NoClaim"}
             return {"tag": "CheckpointClaimed"}  # the store claimed: a divergence
-        work = store.claim_ready_queued_work(
-            session, fence.fence(), me, idle, _limit(limit, batches)
-        )
+        work = store.claim_ready_queued_work(session, fence.fence(), me, idle, _limit(limit))
         return self._claimed_queue(memory, work)
 
     def _do_expire(self, picks: Mapping[str, Any]) -> dict[str, Any]:
@@ -825,7 +839,7 @@ class KernelAdapter:
             self._fence(memory).fence(),
             self._identity(o, memory),
             ClaimBoundary(boundary),
-            self._bounds.get("batches", 2),
+            _claim_limit(picks),
         )
         return self._claimed_queue(memory, claim)
 
@@ -861,8 +875,8 @@ class KernelAdapter:
             self._identity(o, memory),
             TURN,
             self._checkpoint(picks),
-            self._bounds.get("inputs", 2),
-            self._bounds.get("batches", 2),
+            _claim_limit(picks),  # max_inputs
+            _claim_limit(picks),  # max_batches
         )
         if inputs is None and work is None:
             return {"tag": "NoClaim"}
@@ -938,7 +952,7 @@ class KernelAdapter:
             SESSION,
             self._fence(memory).fence(),
             self._identity(o, memory),
-            self._bounds.get("inputs", 2),
+            _claim_limit(picks),
         )
         return self._claimed_inputs(memory, claim)
 
@@ -955,7 +969,7 @@ class KernelAdapter:
             self._identity(o, memory),
             TURN,
             CheckpointKind(checkpoint),
-            self._bounds.get("inputs", 2),
+            _claim_limit(picks),
         )
         return self._claimed_inputs(memory, claim)
 

@@ -65,8 +65,12 @@ system; ``store.md`` gives the semantics) into a finite transition system:
   unclaimed or pinned to a generation other than G; the queue head gates (a ready session
   command blocks turn work; ``active_turn_checkpoint`` needs an ``earliest_safe_boundary``
   head); a join head extends over the contiguous run of matching join rows; the claim id is
-  derived from the head. ``max_batches``/``max_inputs`` equal the slot counts, so caps never
-  bind. A ``Claimed`` result replaces the owner's remembered claim of that lane (the runtime
+  derived from the head. A claim's ``max_batches``/``max_inputs`` leave every selectable row
+  to it, unless the bound ``claim_limits`` (0 disables it) gives ``claim_work``,
+  ``claim_next_inputs``, ``claim_active_inputs`` and ``claim_checkpoint_work`` a ``limit``
+  pick: ``all`` (no cap binds) or ``one`` (a limit of one, on both lanes of a checkpoint
+  claim), which takes the first row of the selectable prefix in enqueue order, its head. A
+  ``Claimed`` result replaces the owner's remembered claim of that lane (the runtime
   scenario context overwrites its claim the same way); the older claim is simply forgotten and
   recovered by generation fencing. ``NoClaim`` leaves memory unchanged.
 * **Commit** validates everything first (fence, queue completion, input completion: the rows
@@ -249,6 +253,9 @@ CHECKPOINT = EnumSort("CheckpointKind", ("after_work", "before_completion"))
 WORK_CLASS = EnumSort("QueuedWorkClass", ("session_command", "turn_work"))
 DELIVERY = EnumSort("DeliveryPolicy", ("earliest_safe_boundary", "after_current_turn_commit"))
 SLOT_POLICY = EnumSort("SlotPolicy", ("exclusive", "join"))
+#: A claim's row limit (bound ``claim_limits``): ``all`` passes a limit no selectable prefix
+#: reaches, ``one`` a limit of one, so the claim takes only the first selectable row.
+CLAIM_LIMIT = EnumSort("ClaimLimit", ("all", "one"))
 MERGE_KEY = EnumSort("MergeKey", ("never", "payload_default"))
 INGRESS = EnumSort("TurnInputIngress", ("next_turn", "active_turn"))
 MIN_BOUNDARY = EnumSort("TurnInputCheckpointBoundary", ("none", "after_work", "before_completion"))
@@ -380,6 +387,7 @@ class Bounds:
     delayed_work: int = 0
     outbox: int = 0
     bad_requests: int = 0
+    claim_limits: int = 0
 
     def __post_init__(self) -> None:
         limits = {
@@ -400,6 +408,7 @@ class Bounds:
             "delayed_work": (0, 1),
             "outbox": (0, 1),
             "bad_requests": (0, 1),
+            "claim_limits": (0, 1),
         }
         for name, (lo, hi) in limits.items():
             value = getattr(self, name)
@@ -807,6 +816,18 @@ class KernelBuilder:
         """TRUE when the vocabulary extension switched by ``bound`` is on (bound >= 1): its
         actions are disabled otherwise, so a profile explores only what it is for."""
         return TRUE if getattr(self.bounds, bound) >= 1 else FALSE
+
+    def limit_params(self) -> dict[str, EnumSort]:
+        """The ``limit`` pick of the claim actions, present only under ``claim_limits`` so the
+        profiles without the bound keep their action instances and traces."""
+        return {"limit": CLAIM_LIMIT} if self.bounds.claim_limits else {}
+
+    def within_limit(self, row: Expr, head: Expr) -> Expr:
+        """A selectable ``row`` is taken under the claim's limit: every one under ``all``,
+        only the head (the first in enqueue order) under ``one``."""
+        if not self.bounds.claim_limits:
+            return TRUE
+        return any_of(Param("limit").eq("all"), row.eq(head))
 
     @staticmethod
     def valid_fence(o: Expr) -> Expr:
@@ -1301,7 +1322,9 @@ class KernelBuilder:
             return let("h", self.queue_head(g), body)
 
         def selected_under(h: Expr) -> Any:
-            return lambda b: self.turn_work_selected(b, h, g, boundary)
+            return lambda b: all_of(
+                self.turn_work_selected(b, h, g, boundary), self.within_limit(b, h)
+            )
 
         def any_selected(h: Expr) -> Expr:
             return exists("qb", self.s.batch, selected_under(h))
@@ -1323,7 +1346,7 @@ class KernelBuilder:
         updates = {name: update_for(name) for name in names}
         return Action(
             "claim_work",
-            {"o": self.s.owner, "boundary": BOUNDARY},
+            {"o": self.s.owner, "boundary": BOUNDARY, **self.limit_params()},
             all_of(
                 self.alive(o),
                 owner_fence[o].ne(0),
@@ -1356,7 +1379,8 @@ class KernelBuilder:
                 ),
                 Case(TRUE, {}, Outcome("NoClaim")),
             ],
-            doc="claim_ready_queued_work at a boundary, max_batches = number of slots",
+            doc="claim_ready_queued_work at a boundary: every selectable row, or only the head "
+            "under limit one",
         )
 
     def claim_work_by_ids(self) -> Action:
@@ -1430,7 +1454,7 @@ class KernelBuilder:
         g = owner_fence[o]
         k = self.bounds.max_claims_per_row
 
-        def input_selected(i: Expr) -> Expr:
+        def input_selectable(i: Expr) -> Expr:
             return all_of(
                 input_state[i].eq("pending_active"),
                 ~input_rewritten[i],
@@ -1438,16 +1462,22 @@ class KernelBuilder:
                 any_of(input_claim[i].eq(0), input_claim_gen[i].ne(g)),
             )
 
+        input_head = first_where(self.s.input, input_selectable, -1)
+
+        def input_selected(i: Expr) -> Expr:
+            return all_of(input_selectable(i), self.within_limit(i, input_head))
+
         def with_head(body: Any) -> Expr:
             return let("h", self.queue_head(g), body)
 
         def queue_selected_under(h: Expr) -> Any:
-            return lambda b: self.turn_work_selected_at(b, h, g, FALSE)
+            return lambda b: all_of(
+                self.turn_work_selected_at(b, h, g, FALSE), self.within_limit(b, h)
+            )
 
-        any_input = exists("qi", self.s.input, input_selected)
+        any_input = exists("qi", self.s.input, input_selectable)
         any_queue = with_head(lambda h: exists("qb", self.s.batch, queue_selected_under(h)))
         probe = any_of(any_input, any_queue)
-        input_head = first_where(self.s.input, input_selected, -1)
         input_code = ite(any_input, self.claim_code(input_head, input_fencing), 0)
         queue_code = with_head(
             lambda h: ite(
@@ -1491,7 +1521,7 @@ class KernelBuilder:
         )
         return Action(
             "claim_checkpoint_work",
-            {"o": self.s.owner, "checkpoint": CHECKPOINT},
+            {"o": self.s.owner, "checkpoint": CHECKPOINT, **self.limit_params()},
             all_of(
                 self.switch("exact_claims"),
                 self.alive(o),
@@ -1709,11 +1739,16 @@ class KernelBuilder:
         g = owner_fence[o]
         k = self.bounds.max_claims_per_row
 
-        def selected(i: Expr) -> Expr:
+        def selectable(i: Expr) -> Expr:
             return all_of(eligible(i), any_of(input_claim[i].eq(0), input_claim_gen[i].ne(g)))
 
+        head = first_where(self.s.input, selectable, -1)
+
+        def selected(i: Expr) -> Expr:
+            return all_of(selectable(i), self.within_limit(i, head))
+
         def with_head(body: Any) -> Expr:
-            return let("h", first_where(self.s.input, selected, -1), body)
+            return let("h", head, body)
 
         stamp_names = [
             "input_claim",
@@ -1735,7 +1770,7 @@ class KernelBuilder:
         updates = {n: update_for(n) for n in stamp_names}
         return Action(
             name,
-            {"o": self.s.owner, **params},
+            {"o": self.s.owner, **params, **self.limit_params()},
             all_of(
                 self.alive(o),
                 owner_fence[o].ne(0),
@@ -1769,7 +1804,8 @@ class KernelBuilder:
             {},
             lambda i: input_state[i].eq("deferred_next_turn"),
             False,
-            "claim_next_turn_inputs: every claimable deferred_next_turn row, state unchanged",
+            "claim_next_turn_inputs: every claimable deferred_next_turn row (the first under "
+            "limit one), state unchanged",
         )
 
     def claim_active_inputs(self) -> Action:
@@ -1783,7 +1819,8 @@ class KernelBuilder:
                 self.input_admits(i, checkpoint),
             ),
             True,
-            "claim_active_turn_inputs for turn-0 at a checkpoint: matching rows become accepted",
+            "claim_active_turn_inputs for turn-0 at a checkpoint: matching rows (the first under "
+            "limit one) become accepted",
         )
 
     def abandon_inputs(self) -> Action:

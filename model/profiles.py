@@ -63,6 +63,19 @@ PROFILES: tuple[Profile, ...] = (
         frozenset({"Claimed+run"}),
     ),
     Profile(
+        "limit-run",
+        replace(SMALLEST_BOUNDS, batches=4, max_head_revision=0, claim_limits=1),
+        "turn-work claims with a limit of one: only the head of a join run of two rows",
+        frozenset({"Claimed+limited"}),
+    ),
+    Profile(
+        "limit-inputs",
+        replace(SMALLEST_BOUNDS, inputs=3, max_head_revision=0, exact_claims=1, claim_limits=1),
+        "input claims with a limit of one: the first of both active-turn inputs, alone and in "
+        "a checkpoint-work claim",
+        frozenset({"Claimed+limited", "CheckpointClaimed+limited"}),
+    ),
+    Profile(
         "time",
         replace(SMALLEST_BOUNDS, owners=2, max_generation=2, ttl_steps=2),
         "a TTL of two clock steps: renew and re-entry extend expiry, half-expired leases",

@@ -129,6 +129,7 @@ def test_schema_vocabulary_matches_the_model() -> None:
             delayed_work=1,
             outbox=1,
             bad_requests=1,
+            claim_limits=1,
         )
     )
     plain = build_model(Bounds(batches=3, inputs=3))

@@ -13,6 +13,7 @@ import os
 import random
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,21 @@ def test_the_module_carries_the_vocabulary_and_the_bounds(
     for invariant in small_model.invariants:
         assert f"\n  val {invariant.name} = " in small_spec
     assert render_quint(build_model(SMALL)) == small_spec  # generated, so reproducible
+
+
+def test_the_limit_pick_renders_on_the_claim_actions() -> None:
+    limited = replace(SMALL, batches=4, inputs=3, exact_claims=1, claim_limits=1)
+    spec = render_quint(build_model(limited))
+    assert parse_bounds(header_fields(spec)[HEADER_BOUNDS]) == limited.as_dict()
+    for action in (
+        "claim_work",
+        "claim_next_inputs",
+        "claim_active_inputs",
+        "claim_checkpoint_work",
+    ):
+        body = spec.split(f"\n  action {action} = {{", 1)[1].split("\n  action ", 1)[0]
+        assert "nondet limit = " in body, action
+    assert "nondet limit = " not in render_quint(build_model(SMALL))
 
 
 def test_a_seeded_bug_changes_the_rendered_action() -> None:

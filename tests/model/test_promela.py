@@ -100,3 +100,20 @@ def test_spin_follows_the_format_3_extensions(tmp_path: Path) -> None:
     assert stored_states(report) == ours.state_count
     transitions = re.search(r"(\d+) transitions", report)
     assert transitions is not None and int(transitions.group(1)) == ours.edge_count + 1
+
+
+#: Limit picks over a join run of two (model/profiles.py's limit-run; with both active-turn
+#: inputs as well the state space passes 900,000 states).
+CLAIM_LIMITS = replace(SMALLEST_BOUNDS, batches=4, max_head_revision=0, claim_limits=1)
+
+
+@needs_spin
+def test_spin_follows_the_claim_limits(tmp_path: Path) -> None:
+    """The limit pick translates: SPIN stores the same states and transitions."""
+    model = build_model(CLAIM_LIMITS)
+    ours = explore(model)
+    report = run_spin(model, tmp_path, invariants=True)
+    assert "errors: 0" in report
+    assert stored_states(report) == ours.state_count
+    transitions = re.search(r"(\d+) transitions", report)
+    assert transitions is not None and int(transitions.group(1)) == ours.edge_count + 1

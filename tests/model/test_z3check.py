@@ -329,6 +329,38 @@ def test_kernel_encoding_matches_interpreter_on_unreachable_states() -> None:
         assert_oracle_agrees(model, oracle, state)
 
 
+#: Claims with a limit pick (bound claim_limits) over a join run of two and both active-turn
+#: inputs: the smallest shape where a limit of one binds on every claim action.
+LIMIT_BOUNDS = Bounds(
+    owners=1,
+    max_incarnation=0,
+    batches=4,
+    inputs=3,
+    max_generation=1,
+    max_claims_per_row=1,
+    max_head_revision=0,
+    ttl_steps=1,
+    head_cas=0,
+    turns=0,
+    multi_cancel=0,
+    claim_limits=1,
+)
+
+
+def test_kernel_encoding_matches_interpreter_with_claim_limits() -> None:
+    model = build_model(LIMIT_BOUNDS)
+    oracle = StepOracle(model)
+    prefix = explore(model, max_states=4000)
+    rng = random.Random("z3-kernel-limits")
+    for state in rng.sample(prefix.states, 6):
+        assert_oracle_agrees(model, oracle, state)
+
+
+def test_kernel_proof_holds_with_claim_limits() -> None:
+    model, lemmas = kernel_builder()(LIMIT_BOUNDS.as_dict())
+    assert prove_inductive(model, lemmas).inductive
+
+
 def test_one_query_covers_every_binding_of_an_action() -> None:
     """Parameters are symbolic: the action's own z3 constants, one per parameter."""
     model = toy_model()
