@@ -349,6 +349,11 @@ def test_suite_works_two_sessions_side_by_side(suite: Suite) -> None:
         ("commit_turn", "SessionBindingMismatch"),
         # format 5: a commit whose runtime-state draft names another session is refused too
         ("bad_request", "SessionBindingMismatch"),
+        # format 6: session-1's input (second_session 2) and its by-ids claims of a
+        # session-0 batch
+        ("s1_enqueue_input", "Enqueued"),
+        ("s1_claim_by_ids", "NoClaim"),
+        ("s1_claim_by_ids", "SessionExecutionLeaseExpired"),
     }
     assert {("claim_work", "NoClaim"), ("claim_command", "Claimed"), ("acquire", "Acquired")} <= (
         beside
