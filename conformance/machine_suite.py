@@ -544,6 +544,25 @@ def _quiet(_: str) -> None:
     return None
 
 
+def promoted_trace(
+    compiled: CompiledModel,
+    profile: MachineProfile,
+    walk: PromotedWalk,
+    meta: Mapping[str, Any],
+) -> Trace:
+    """The trace of the promoted ``walk``, run on ``compiled`` (the model at ``profile``'s
+    bounds) or, when the walk widens them, on the model at the widened bounds; ``meta`` is
+    the profile's, which the trace's kind, purpose and bounds then replace."""
+    trace_id = f"{_machine_name(profile.name)}-promoted-{walk.name}"
+    promoted_meta = {**meta, "kind": "promoted", "purpose": walk.purpose}
+    on = compiled
+    if walk.widen:
+        bounds = replace(profile.bounds, **walk.widen)
+        on = compile_model(build_machine_model(bounds))
+        promoted_meta["bounds"] = bounds.as_dict()
+    return trace_of_walk(on, promoted_walk(on, walk), trace_id, promoted_meta)
+
+
 def generate_machine_suite(
     profiles: Sequence[MachineProfile] = MACHINE_PROFILES,
     *,
@@ -577,17 +596,8 @@ def generate_machine_suite(
                 effects = tuple(dict(fields).get("effects", ()))
                 suite.covered.add((compiled.bindings[binding].action, tag, effects))
         for promoted in PROMOTED_WALKS:
-            if promoted.profile != profile.name:
-                continue
-            trace_id = f"{_machine_name(profile.name)}-promoted-{promoted.name}"
-            promoted_meta = {**meta, "kind": "promoted", "purpose": promoted.purpose}
-            on = compiled
-            if promoted.widen:
-                bounds = replace(profile.bounds, **promoted.widen)
-                on = compile_model(build_machine_model(bounds))
-                promoted_meta["bounds"] = bounds.as_dict()
-            moves = promoted_walk(on, promoted)
-            suite.traces.append(trace_of_walk(on, moves, trace_id, promoted_meta))
+            if promoted.profile == profile.name:
+                suite.traces.append(promoted_trace(compiled, profile, promoted, meta))
         steps = sum(len(w) for w in walks)
         suite.cover.append(
             MachineCover(

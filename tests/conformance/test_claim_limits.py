@@ -21,7 +21,7 @@ import pytest
 from lashspec.conformance.generate import generate_suite, write_suite
 from lashspec.model.profiles import profile
 
-from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
+from tests.conformance.mutant_replay import assert_mutant_killed, assert_replay_passes
 
 PROFILES = ("limit-run", "limit-inputs")
 
@@ -75,12 +75,10 @@ def test_the_profiles_claim_with_a_binding_limit(suite: Path) -> None:
 
 
 def test_the_kernel_passes_the_claim_limit_traces(suite: Path) -> None:
-    result = replay(suite, KERNEL)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_replay_passes(suite)
 
 
 @pytest.mark.parametrize("survivor", SURVIVORS)
 def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
     file, original, mutated = SURVIVORS[survivor]
-    result = replay(suite, mutated_kernel(tmp_path, file, original, mutated))
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert_mutant_killed(suite, tmp_path, file, original, mutated)

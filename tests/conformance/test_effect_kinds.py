@@ -21,7 +21,7 @@ from lashspec.kernel import machine
 from lashspec.model.machine_model import EFFECTS
 from lashspec.model.profiles import machine_profile
 
-from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
+from tests.conformance.mutant_replay import assert_mutant_killed, assert_replay_passes
 
 
 def _effect_classes() -> list[type[machine.Effect]]:
@@ -117,13 +117,11 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_kernel_passes_the_cover(suite: Path) -> None:
-    result = replay(suite, KERNEL)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_replay_passes(suite)
 
 
 @pytest.mark.parametrize("survivor", SURVIVORS)
 def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
     original, mutated = SURVIVORS[survivor]
-    result = replay(suite, mutated_kernel(tmp_path, "machine.py", original, mutated))
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "EffectKindDisagrees" in result.stdout + result.stderr
+    output = assert_mutant_killed(suite, tmp_path, "machine.py", original, mutated)
+    assert "EffectKindDisagrees" in output

@@ -26,13 +26,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lashspec.conformance.itf import write_trace
-from lashspec.conformance.machine_suite import PROMOTED_WALKS, promoted_walk, trace_of_walk
-from lashspec.model.dsl import compile_model
-from lashspec.model.machine_model import build_machine_model
-from lashspec.model.profiles import machine_profile
+from lashspec.conformance.machine_suite import PROMOTED_WALKS
 
-from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
+from tests.conformance.mutant_replay import (
+    assert_mutant_killed,
+    assert_replay_passes,
+    write_promoted_machine_walks,
+)
 
 #: The promoted walks (conformance/machine_suite.py) the cases below need.
 WALKS = ("misfed-replies", "checkpoint-in-second-turn", "turn-work-is-no-command")
@@ -149,22 +149,15 @@ SURVIVORS: dict[str, tuple[str, str, str]] = {
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("host-replies")
-    for walk in (w for w in PROMOTED_WALKS if w.name in WALKS):
-        profile = machine_profile(walk.profile)
-        on = compile_model(build_machine_model(profile.bounds))
-        meta = {"system": "machine", "bounds": profile.bounds.as_dict(), "kind": "promoted"}
-        moves = promoted_walk(on, walk)
-        write_trace(trace_of_walk(on, moves, walk.name, meta), out / f"{walk.name}.itf.json")
+    write_promoted_machine_walks(out, (w for w in PROMOTED_WALKS if w.name in WALKS))
     return out
 
 
 def test_the_kernel_refuses_misfed_replies_as_the_model_says(suite: Path) -> None:
-    result = replay(suite, KERNEL)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_replay_passes(suite)
 
 
 @pytest.mark.parametrize("survivor", SURVIVORS)
 def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
     file, original, mutated = SURVIVORS[survivor]
-    result = replay(suite, mutated_kernel(tmp_path, file, original, mutated))
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert_mutant_killed(suite, tmp_path, file, original, mutated)

@@ -32,9 +32,12 @@ from lashspec.conformance.machine_suite import (
 )
 from lashspec.model.dsl import compile_model
 from lashspec.model.machine_model import DRIVER_CONFIGS, MachineBounds, build_machine_model
-from lashspec.model.profiles import machine_profile
 
-from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
+from tests.conformance.mutant_replay import (
+    assert_mutant_killed,
+    assert_replay_passes,
+    write_promoted_machine_walks,
+)
 
 #: The promoted walks (conformance/machine_suite.py) the cases below need.
 WALKS = ("lease-expires-", "interrupted-")
@@ -119,22 +122,15 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trace = trace_of_walk(compiled, promoted_walk(compiled, walk), "driver-configurations", meta)
     out = tmp_path_factory.mktemp("driver-configurations")
     write_trace(trace, out / "machine-driver-configurations.itf.json")
-    for expiry in (w for w in PROMOTED_WALKS if w.name.startswith(WALKS)):
-        profile = machine_profile(expiry.profile)
-        on = compile_model(build_machine_model(profile.bounds))
-        meta = {"system": "machine", "bounds": profile.bounds.as_dict(), "kind": "promoted"}
-        moves = promoted_walk(on, expiry)
-        write_trace(trace_of_walk(on, moves, expiry.name, meta), out / f"{expiry.name}.itf.json")
+    write_promoted_machine_walks(out, (w for w in PROMOTED_WALKS if w.name.startswith(WALKS)))
     return out
 
 
 def test_the_kernel_builds_drivers_as_the_model_says(suite: Path) -> None:
-    result = replay(suite, KERNEL)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_replay_passes(suite)
 
 
 @pytest.mark.parametrize("survivor", SURVIVORS)
 def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
     file, original, mutated = SURVIVORS[survivor]
-    result = replay(suite, mutated_kernel(tmp_path, file, original, mutated))
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert_mutant_killed(suite, tmp_path, file, original, mutated)

@@ -28,7 +28,7 @@ from lashspec.conformance.modeltrace import ModelRunner, trace_of
 from lashspec.conformance.promoted_traces import PROMOTED_TRACES
 from lashspec.model.kernel_model import SMALLEST_BOUNDS
 
-from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
+from tests.conformance.mutant_replay import assert_mutant_killed, assert_replay_passes
 
 PROMOTED = ("second_turn_redelivered_by_another_owner",)
 
@@ -143,12 +143,10 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_kernel_passes(suite: Path) -> None:
-    result = replay(suite, KERNEL)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_replay_passes(suite)
 
 
 @pytest.mark.parametrize("survivor", SURVIVORS)
 def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
     file, original, mutated = SURVIVORS[survivor]
-    result = replay(suite, mutated_kernel(tmp_path, file, original, mutated))
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert_mutant_killed(suite, tmp_path, file, original, mutated)

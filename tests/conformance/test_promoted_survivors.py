@@ -34,7 +34,7 @@ from lashspec.conformance.itf import write_trace
 from lashspec.conformance.modeltrace import ModelRunner, trace_of
 from lashspec.conformance.promoted_traces import PROMOTED_TRACES
 
-from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
+from tests.conformance.mutant_replay import assert_mutant_killed, assert_replay_passes
 
 TRACES = (
     "stale_fence_after_release",
@@ -172,12 +172,10 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_kernel_passes_the_promoted_traces(suite: Path) -> None:
-    result = replay(suite, KERNEL)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_replay_passes(suite)
 
 
 @pytest.mark.parametrize("survivor", SURVIVORS)
 def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
     file, original, mutated = SURVIVORS[survivor]
-    result = replay(suite, mutated_kernel(tmp_path, file, original, mutated))
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert_mutant_killed(suite, tmp_path, file, original, mutated)

@@ -22,7 +22,7 @@ from lashspec.model.check import check_model
 from lashspec.model.profiles import profile
 from lashspec.model.z3check import prove_kernel
 
-from tests.conformance.mutant_replay import KERNEL, mutated_kernel, replay
+from tests.conformance.mutant_replay import assert_mutant_killed, assert_replay_passes
 
 _INPUT_KEY = "if r.row.session_id == session_id and r.row.source_key == source_key:"
 _BY_IDS_SESSION = (
@@ -83,12 +83,10 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_kernel_passes_the_session_input_traces(suite: Path) -> None:
-    result = replay(suite, KERNEL)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_replay_passes(suite)
 
 
 @pytest.mark.parametrize("survivor", SURVIVORS)
 def test_a_former_survivor_is_killed(suite: Path, survivor: str, tmp_path: Path) -> None:
     file, original, mutated = SURVIVORS[survivor]
-    result = replay(suite, mutated_kernel(tmp_path, file, original, mutated))
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert_mutant_killed(suite, tmp_path, file, original, mutated)
