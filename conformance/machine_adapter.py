@@ -274,8 +274,6 @@ class MachineAdapter:
         check_reads: bool = False,
     ) -> None:
         self._env = KernelAdapter(store_factory, check_reads=check_reads)
-        #: the cross-check also compares every emitted effect's kind with the model's
-        self._check_effect_kinds = check_reads
         #: tests swap in deliberately broken machines to see replay catch them
         self._machine_class = machine_class
         self._drivers: list[_TraceDriver | None] = []
@@ -595,7 +593,7 @@ class MachineAdapter:
             run()
         except TurnMachineError as error:
             raise ActionNotEnabled(f"owner {o}'s machine rejected the event: {error}") from None
-        if self._check_effect_kinds:
+        if self._env.check_reads:  # the cross-check also compares each effect's kind
             for _, emitted in driver.log[handled:]:
                 for effect in emitted:
                     check_effect_kind(effect)
