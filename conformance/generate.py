@@ -42,9 +42,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..model.dsl import CompiledModel, FlatState, compile_model
+from ..model.dsl import CompiledModel, FlatState
 from ..model.explore import ExplorationResult, Violation, explore
-from ..model.kernel_model import DEFAULT_BOUNDS, SESSION1_ACTIONS, Bounds, build_model
+from ..model.kernel_model import (
+    DEFAULT_BOUNDS,
+    SESSION1_ACTIONS,
+    Bounds,
+    build_model,
+    compiled_model,
+)
 from ..model.mutants import MUTANTS
 from ..model.profiles import PROFILES, SCENARIO_BOUNDS, UNREACHABLE_BY_DESIGN, Profile
 from .itf import SUITE_INDEX_FILE, Trace, dumps_canonical, file_sha256, trace_to_json
@@ -615,7 +621,7 @@ def generate_suite(
             result = reuse
         else:
             progress(f"suite: exploring profile {prof.name}")
-            result = explore(compile_model(build_model(prof.bounds)))
+            result = explore(compiled_model(prof.bounds))
         compiled = result.compiled
         declared |= declared_action_outcomes(compiled)
         invariants |= {inv.name for inv in compiled.model.invariants}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..model.dsl import CompiledModel, FlatState, compile_model
-from ..model.kernel_model import Bounds, build_model, trace_outcome, trace_state
+from ..model.dsl import CompiledModel, FlatState
+from ..model.kernel_model import Bounds, compiled_model, trace_outcome, trace_state
 from .itf import Trace, TraceStep, normalise_outcome, normalise_state
 
 INIT_OUTCOME: dict[str, Any] = {"tag": "Ok"}
@@ -38,7 +38,7 @@ class ModelRunner:
 
     def __init__(self, bounds: Bounds) -> None:
         self.bounds = bounds
-        self.compiled: CompiledModel = compile_model(build_model(bounds))
+        self.compiled: CompiledModel = compiled_model(bounds)
         self._binding_index = {
             (b.action, tuple(sorted(b.params.items()))): b.index for b in self.compiled.bindings
         }

@@ -105,10 +105,14 @@ convert between flat tuples and decoded dicts.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeAlias
+
+from . import compile_cache
 
 Value: TypeAlias = Any
 """A decoded value: bool, int, str, dict (map), frozenset (SetOf) or tuple (ListOf/outcome)."""
@@ -1758,8 +1762,40 @@ def compile_model(model: Model, *, checked: bool = False) -> CompiledModel:
     constants, quantifiers are unrolled, selects with constant keys become direct slot reads,
     constant sub-expressions are folded, guards are tested conjunct by conjunct and ``Let``
     values are computed once per code path. With ``checked`` the generated code also verifies
-    that every post-state value lies in its variable's sort (slower; used by tests).
+    that every post-state value lies in its variable's sort (slower; used by tests). The
+    generated source is kept in the on-disk cache of :mod:`.compile_cache`, keyed by the
+    model's content and this compiler's source, so each model is specialised once.
     """
+    key = compile_cache.entry_key(repr(model), checked, _compiler_source())
+    source = compile_cache.load(key)
+    if source is None:
+        source = _generate_source(model, checked)
+        compile_cache.store(key, source)
+    bindings = [(action.name, params) for action in model.actions for params in action.bindings()]
+    namespace: dict[str, Any] = {
+        "NoCaseMatchedError": NoCaseMatchedError,
+        "_undefined": _raise_undefined,
+        "_check_sorts": _make_sort_checker(model),
+    }
+    exec(compile(source, f"<compiled model {model.name}>", "exec"), namespace)
+    return CompiledModel(
+        model,
+        tuple(Binding(index, name, params) for index, (name, params) in enumerate(bindings)),
+        namespace["successors"],
+        namespace["violations"],
+        source,
+        checked,
+    )
+
+
+@functools.cache
+def _compiler_source() -> bytes:
+    """This module's source: the generated code is a function of it and of the model."""
+    return Path(__file__).read_bytes()
+
+
+def _generate_source(model: Model, checked: bool) -> str:
+    """The Python source of ``successors`` and ``violations`` (see :func:`compile_model`)."""
     comp = _Compiler(model)
     width = len(comp.layout)
     monitored = {m.variable for m in model.monitors}
@@ -1769,11 +1805,11 @@ def compile_model(model: Model, *, checked: bool = False) -> CompiledModel:
     lines.append(f"    {unpack}")
     lines.append("    out = []")
     lines.append("    append = out.append")
-    bindings: list[Binding] = []
+    index = 0
     for action in model.actions:
         for params in action.bindings():
-            binding = Binding(len(bindings), action.name, params)
-            bindings.append(binding)
+            binding = Binding(index, action.name, params)
+            index += 1
             env: dict[str, Expr] = {k: Const(v) for k, v in params.items()}
             lines.extend(_emit_binding(comp, model, action, binding, env, monitored, checked))
     lines.append("    return out")
@@ -1796,21 +1832,7 @@ def compile_model(model: Model, *, checked: bool = False) -> CompiledModel:
         lines.append("    return tuple(bad)")
     else:
         lines.append("    return ()")
-    source = "\n".join(lines) + "\n"
-    namespace: dict[str, Any] = {
-        "NoCaseMatchedError": NoCaseMatchedError,
-        "_undefined": _raise_undefined,
-        "_check_sorts": _make_sort_checker(model),
-    }
-    exec(compile(source, f"<compiled model {model.name}>", "exec"), namespace)
-    return CompiledModel(
-        model,
-        tuple(bindings),
-        namespace["successors"],
-        namespace["violations"],
-        source,
-        checked,
-    )
+    return "\n".join(lines) + "\n"
 
 
 def _conjuncts(expr: Expr) -> list[Expr]:

@@ -115,6 +115,7 @@ modelled).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -126,6 +127,7 @@ from .dsl import (
     ActionIs,
     BoolSort,
     Case,
+    CompiledModel,
     Const,
     EnumSort,
     Expr,
@@ -143,6 +145,7 @@ from .dsl import (
     Variable,
     all_of,
     any_of,
+    compile_model,
     count,
     exists,
     first_where,
@@ -3807,6 +3810,17 @@ def build_model(bounds: Bounds = DEFAULT_BOUNDS) -> Model:
         bounds=bounds.as_dict(),
         doc=__doc__ or "",
     )
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_model(bounds: Bounds = DEFAULT_BOUNDS) -> CompiledModel:
+    """The kernel model at ``bounds``, compiled once per process.
+
+    Compiling specialises every action instance (a second or more at the larger bounds);
+    suite generation asks for the same bounds many times (a profile's exploration and its
+    traces, the promoted traces), so the compiled model is shared. It holds no mutable state.
+    """
+    return compile_model(build_model(bounds))
 
 
 # --------------------------------------------------------------------------------------------
