@@ -30,13 +30,19 @@ MAX_ENTRIES = 512
 SUFFIX = ".py.z"
 
 
+def user_cache_root() -> Path:
+    """lashspec's folder in the user's cache: ``$XDG_CACHE_HOME/lashspec`` or
+    ``~/.cache/lashspec`` (compiled model source here, C explorers in ``fastexplore``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lashspec"
+
+
 def cache_dir() -> Path | None:
     """The cache folder, or None when ``$LASHSPEC_CACHE_DIR`` is set to the empty string."""
     given = os.environ.get(CACHE_DIR_VARIABLE)
     if given is not None:
         return Path(given) if given else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lashspec" / "compiled"
+    return user_cache_root() / "compiled"
 
 
 def entry_key(model_repr: str, checked: bool, compiler_source: bytes) -> str:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from . import compile_cache
 from .check import CheckResult, InvariantStatus
 from .dsl import (
     FALSE,
@@ -1252,8 +1253,7 @@ def default_jobs() -> int:
 
 def cache_dir() -> Path:
     """Where compiled explorers are kept: ``$XDG_CACHE_HOME/lashspec`` (``~/.cache/lashspec``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lashspec"
+    return compile_cache.user_cache_root()
 
 
 def render_c(model: Model, symmetry: Symmetry | None = None) -> str:
