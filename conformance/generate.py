@@ -36,6 +36,7 @@ files are canonical JSON, so the same model and bounds give byte-identical files
 from __future__ import annotations
 
 import functools
+import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -253,29 +254,40 @@ class GoalContext:
             else:
                 self._lane.append(())
             self._lane[-1] += other_session
+        # goals are computed for every edge of every explored state: read each lane with one
+        # C-level call instead of a generator over its positions
+        self._lane_readers = [_positions_reader(lane) for lane in self._lane]
 
     def goal(self, state: FlatState, binding: int, outcome: Any) -> Goal:
         """The goal of taking ``binding`` from ``state`` with ``outcome`` (tag, fields)."""
-        return (binding, self.refined_tag(state, binding, outcome), self.lane(state, binding))
+        return (
+            binding,
+            self.refined_tag(state, binding, outcome),
+            self._lane_readers[binding](state),
+        )
 
     def lane(self, state: FlatState, binding: int) -> tuple[Any, ...]:
-        return tuple(state[i] for i in self._lane[binding])
+        return self._lane_readers[binding](state)
 
     def refined_tag(self, state: FlatState, binding: int, outcome: Any) -> str:
         tag = str(outcome[0])
-        fields = dict(outcome[1])
         if self._uncapped[binding] >= 0 and self._limit_binds(state, binding, outcome):
             return f"{tag}+limited"
-        if tag == "Claimed" and len(fields.get("rows", ())) >= 2:
-            return "Claimed+run"
-        if tag == "CheckpointClaimed" and fields.get("input_rows") and fields.get("queue_rows"):
-            return "CheckpointClaimed+both"
-        held = self._held[binding]
-        if tag == "TurnInputClaimSuperseded" and held >= 0 and state[held] != 0:
-            return "TurnInputClaimSuperseded+queue_held"
-        turn = self._turn[binding]
-        if tag == "Committed" and turn >= 0 and state[turn] != 0:
-            return "Committed+replay"
+        if tag == "Claimed":
+            if len(dict(outcome[1]).get("rows", ())) >= 2:
+                return "Claimed+run"
+        elif tag == "CheckpointClaimed":
+            fields = dict(outcome[1])
+            if fields.get("input_rows") and fields.get("queue_rows"):
+                return "CheckpointClaimed+both"
+        elif tag == "TurnInputClaimSuperseded":
+            held = self._held[binding]
+            if held >= 0 and state[held] != 0:
+                return "TurnInputClaimSuperseded+queue_held"
+        elif tag == "Committed":
+            turn = self._turn[binding]
+            if turn >= 0 and state[turn] != 0:
+                return "Committed+replay"
         return tag
 
     def _limit_binds(self, state: FlatState, binding: int, outcome: Any) -> bool:
@@ -288,6 +300,17 @@ class GoalContext:
             self._twin_outcomes = (state, outcomes)
         uncapped: Any = outcomes.get(self._uncapped[binding])
         return bool(uncapped != outcome)
+
+
+def _positions_reader(positions: tuple[int, ...]) -> Callable[[FlatState], tuple[Any, ...]]:
+    """A function returning the tuple of a state's values at ``positions``."""
+    if not positions:
+        return lambda state: ()
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda state: (state[only],)
+    reader: Callable[[FlatState], tuple[Any, ...]] = operator.itemgetter(*positions)
+    return reader
 
 
 def plain_tag(refined: str) -> str:
