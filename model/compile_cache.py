@@ -13,7 +13,8 @@ miss, never read another's source. Entries are zlib-compressed text written atom
 entry; an unreadable entry counts as a miss and is rewritten. The folder is
 ``$LASHSPEC_CACHE_DIR`` when set (an empty value turns the cache off), else
 ``$XDG_CACHE_HOME/lashspec/compiled``, else ``~/.cache/lashspec/compiled``; it keeps the
-:data:`MAX_ENTRIES` most recently written entries.
+:data:`MAX_ENTRIES` most recently written entries. A folder that cannot be created or
+written to, or a process without a home folder, only costs the cache: models still compile.
 """
 
 from __future__ import annotations
@@ -30,19 +31,27 @@ MAX_ENTRIES = 512
 SUFFIX = ".py.z"
 
 
-def user_cache_root() -> Path:
+def user_cache_root() -> Path | None:
     """lashspec's folder in the user's cache: ``$XDG_CACHE_HOME/lashspec`` or
-    ``~/.cache/lashspec`` (compiled model source here, C explorers in ``fastexplore``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    ``~/.cache/lashspec`` (compiled model source here, C explorers in ``fastexplore``); None
+    when there is no home folder to find it in."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no $HOME and no password entry
+            return None
     return Path(base) / "lashspec"
 
 
 def cache_dir() -> Path | None:
-    """The cache folder, or None when ``$LASHSPEC_CACHE_DIR`` is set to the empty string."""
+    """The cache folder, or None when ``$LASHSPEC_CACHE_DIR`` is set to the empty string or
+    there is no user cache folder (never a shared temporary folder: entries are code)."""
     given = os.environ.get(CACHE_DIR_VARIABLE)
     if given is not None:
         return Path(given) if given else None
-    return user_cache_root() / "compiled"
+    root = user_cache_root()
+    return root / "compiled" if root is not None else None
 
 
 def entry_key(model_repr: str, checked: bool, compiler_source: bytes) -> str:

@@ -31,6 +31,8 @@ are replayed on concrete states, so they are real paths of the unreduced model.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import importlib.util
 import itertools
@@ -1252,8 +1254,26 @@ def default_jobs() -> int:
 
 
 def cache_dir() -> Path:
-    """Where compiled explorers are kept: ``$XDG_CACHE_HOME/lashspec`` (``~/.cache/lashspec``)."""
-    return compile_cache.user_cache_root()
+    """Where compiled explorers are kept: ``$XDG_CACHE_HOME/lashspec`` (``~/.cache/lashspec``),
+    or, when that cannot be written to (no home folder, a read-only one), a private folder
+    removed when the process exits."""
+    root = compile_cache.user_cache_root()
+    if root is not None:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+        else:
+            if os.access(root, os.W_OK | os.X_OK):
+                return root
+    return _private_build_dir()
+
+
+@functools.cache
+def _private_build_dir() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="lashspec-explorers-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def render_c(model: Model, symmetry: Symmetry | None = None) -> str:

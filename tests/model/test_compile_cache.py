@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from lashspec.model import compile_cache, dsl
+from lashspec.model import compile_cache, dsl, fastexplore
 from lashspec.model.dsl import compile_model
 from lashspec.model.kernel_model import SMALLEST_BOUNDS, build_model
 
@@ -109,3 +109,30 @@ def test_only_the_newest_entries_are_kept(cache: Path, monkeypatch: pytest.Monke
     assert kept == ["key2", "key3", "key4"]
     assert compile_cache.load("key4") == "source 4"
     assert compile_cache.load("key0") is None
+
+
+def test_without_a_home_folder_the_cache_is_off_and_models_compile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv(compile_cache.CACHE_DIR_VARIABLE, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert compile_cache.cache_dir() is None
+    compiled = compile_model(build_model(SMALLEST_BOUNDS))
+    assert compiled.violations(compiled.model.initial_state()) == ()
+
+
+def test_c_explorers_build_in_a_private_folder_when_the_cache_is_unwritable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # lashspec/ cannot be made under a file
+    folder = fastexplore.cache_dir()
+    assert blocker not in folder.parents
+    assert folder.is_dir() and os.access(folder, os.W_OK)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert fastexplore.cache_dir() == tmp_path / "cache" / "lashspec"
