@@ -34,22 +34,24 @@ from .protocol import AdapterError
 
 # One measured run (the stage seconds of its --report), so the user knows which stage waits.
 CHECK_DURATIONS = """\
-Cost of each stage, from one run on an otherwise idle 2-core machine (CI, --jobs 2: 3.6
-minutes of wall time, 6.1 minutes of CPU time; the model stages run beside the rest):
-  explore:<profile>        1-6 s each (the nineteen store profiles: about 45 s)
-  explore:machine-<profile>  5-6 s each; machine:rules about a second
+Cost of each stage, from one run on an otherwise idle 2-core machine (--jobs 2: 2.7 minutes
+of wall time, 4 minutes of CPU time; the model stages run beside the rest). Compiling each
+model costs a second or more the first time; compiled models are cached on disk
+(LASHSPEC_CACHE_DIR), so a second check takes about 1.9 minutes:
+  explore:<profile>        0.5-4.5 s each (the 21 store profiles: about 32 s)
+  explore:machine-<profile>  4-6 s each; machine:rules about a second
   explore:phase-order      instant
-  seeded-bugs              about 35 s (each bug explored to its first violation)
-  z3:induction             about 2 s; z3:induction-unbounded about 2 s
-  z3:bmc                   the longest model stage: about 90 s at depth 8 (the default;
+  seeded-bugs              about 25 s (each bug explored to its first violation; 2 s cached)
+  z3:induction             about 1 s; z3:induction-unbounded about 1 s
+  z3:bmc                   the longest model stage: about 35 s at depth 8 (the default;
                            each depth slower than the last; --skip-z3 skips z3)
-  machine:seeded-bugs      about 30 s (each explored, then z3 BMC over its last steps)
-  machine:z3-induction     about 2 s; machine:z3-bmc about 7 s (depth 6, one owner)
-  suite                    the longest stage: about 2 minutes (generating and writing about
-                           1,650 traces, witnesses of the seeded bugs included)
-  replay:memory            about 2 s; replay:sqlite about 25 s (a durable transaction per
+  machine:seeded-bugs      about 20 s (each explored, then z3 BMC over its last steps)
+  machine:z3-induction     about 1 s; machine:z3-bmc about 5 s (depth 6, one owner)
+  suite                    the longest stage: about 75 s, 50 s cached (generating and
+                           writing 1,769 traces, witnesses of the seeded bugs included)
+  replay:memory            about 1.5 s; replay:sqlite about 15 s (a durable transaction per
                            store call, a new file per trace)
-  machine:suite and its replays  a second or two
+  machine:suite and its replays  about 5 s
   replay:postgres          (--backend all) about a minute on a local throwaway server
 Progress lines on stderr show each phase; a silent phase prints a line every 10 s."""
 
