@@ -266,9 +266,6 @@ class GoalContext:
             self._lane_readers[binding](state),
         )
 
-    def lane(self, state: FlatState, binding: int) -> tuple[Any, ...]:
-        return self._lane_readers[binding](state)
-
     def refined_tag(self, state: FlatState, binding: int, outcome: Any) -> str:
         tag = str(outcome[0])
         if self._uncapped[binding] >= 0 and self._limit_binds(state, binding, outcome):

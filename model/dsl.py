@@ -1766,12 +1766,13 @@ def compile_model(model: Model, *, checked: bool = False) -> CompiledModel:
     generated source is kept in the on-disk cache of :mod:`.compile_cache`, keyed by the
     model's content and this compiler's source, so each model is specialised once.
     """
+    instances = [(action.name, params) for action in model.actions for params in action.bindings()]
+    bindings = tuple(Binding(index, name, params) for index, (name, params) in enumerate(instances))
     key = compile_cache.entry_key(repr(model), checked, _compiler_source())
     source = compile_cache.load(key)
     if source is None:
-        source = _generate_source(model, checked)
+        source = _generate_source(model, bindings, checked)
         compile_cache.store(key, source)
-    bindings = [(action.name, params) for action in model.actions for params in action.bindings()]
     namespace: dict[str, Any] = {
         "NoCaseMatchedError": NoCaseMatchedError,
         "_undefined": _raise_undefined,
@@ -1780,7 +1781,7 @@ def compile_model(model: Model, *, checked: bool = False) -> CompiledModel:
     exec(compile(source, f"<compiled model {model.name}>", "exec"), namespace)
     return CompiledModel(
         model,
-        tuple(Binding(index, name, params) for index, (name, params) in enumerate(bindings)),
+        bindings,
         namespace["successors"],
         namespace["violations"],
         source,
@@ -1794,8 +1795,10 @@ def _compiler_source() -> bytes:
     return Path(__file__).read_bytes()
 
 
-def _generate_source(model: Model, checked: bool) -> str:
-    """The Python source of ``successors`` and ``violations`` (see :func:`compile_model`)."""
+def _generate_source(model: Model, bindings: Sequence[Binding], checked: bool) -> str:
+    """The Python source of ``successors`` (one block per binding, in binding order) and
+    ``violations`` (see :func:`compile_model`)."""
+    actions = {action.name: action for action in model.actions}
     comp = _Compiler(model)
     width = len(comp.layout)
     monitored = {m.variable for m in model.monitors}
@@ -1805,13 +1808,10 @@ def _generate_source(model: Model, checked: bool) -> str:
     lines.append(f"    {unpack}")
     lines.append("    out = []")
     lines.append("    append = out.append")
-    index = 0
-    for action in model.actions:
-        for params in action.bindings():
-            binding = Binding(index, action.name, params)
-            index += 1
-            env: dict[str, Expr] = {k: Const(v) for k, v in params.items()}
-            lines.extend(_emit_binding(comp, model, action, binding, env, monitored, checked))
+    for binding in bindings:
+        action = actions[binding.action]
+        env: dict[str, Expr] = {k: Const(v) for k, v in binding.params.items()}
+        lines.extend(_emit_binding(comp, model, action, binding, env, monitored, checked))
     lines.append("    return out")
     lines.append("")
     lines.append("def violations(s):")

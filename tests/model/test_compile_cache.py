@@ -25,7 +25,7 @@ def entries(folder: Path) -> list[Path]:
 
 
 def forbid_generation(monkeypatch: pytest.MonkeyPatch) -> None:
-    def generate(model: dsl.Model, checked: bool) -> str:
+    def generate(model: dsl.Model, bindings: object, checked: bool) -> str:
         raise AssertionError(f"{model.name} was specialised again")
 
     monkeypatch.setattr(dsl, "_generate_source", generate)
