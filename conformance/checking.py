@@ -27,7 +27,7 @@ from ..model.mutants import MUTANTS
 from ..model.profiles import MACHINE_PROFILES, PROFILES, MachineProfile, Profile
 from .broken_kernels import broken_memory_store_factory
 from .generate import Suite, generate_suite, shortest_counterexample, write_suite
-from .itf import Trace, TraceFormatError, read_trace, read_trace_document
+from .itf import Trace, TraceFormatError, collector_paused, read_trace, read_trace_document
 from .kernel_adapter import KernelAdapter
 from .machine_suite import (
     MachineSuite,
@@ -350,7 +350,8 @@ def _suite_stage(
     started, cpu = time.perf_counter(), time.process_time()
     suite = generate_suite(profiles, explored=explored, progress=progress)
     write_suite(suite, out_dir)
-    traces = [read_trace(path) for path in sorted(out_dir.glob("*.itf.json"))]
+    with collector_paused():
+        traces = [read_trace(path) for path in sorted(out_dir.glob("*.itf.json"))]
     unexplained = suite.unexplained_unreached
     covered = len(suite.covered_action_outcomes)
     declared = len(suite.declared_action_outcomes)
@@ -1100,18 +1101,19 @@ def load_traces(
     traces = []
     progress(f"loading {len(files)} trace files" + (" (validating each)" if validate else ""))
     last_report = time.perf_counter()
-    for number, path in enumerate(files, start=1):
-        if time.perf_counter() - last_report >= LOAD_PROGRESS_SECONDS:
-            last_report = time.perf_counter()
-            progress(f"loaded {number - 1}/{len(files)} trace files")
-        try:
-            if validate:
-                validate_any_trace_document(read_trace_document(path), str(path))
-            traces.append(read_trace(path, quint_bounds))
-        except TraceFormatError as error:
-            raise JobError(f"malformed trace: {error}") from None
-        except (OSError, ValueError) as error:
-            raise JobError(f"malformed trace: {path}: {error}") from None
+    with collector_paused():  # for the whole suite, not only each file: see its docstring
+        for number, path in enumerate(files, start=1):
+            if time.perf_counter() - last_report >= LOAD_PROGRESS_SECONDS:
+                last_report = time.perf_counter()
+                progress(f"loaded {number - 1}/{len(files)} trace files")
+            try:
+                if validate:
+                    validate_any_trace_document(read_trace_document(path), str(path))
+                traces.append(read_trace(path, quint_bounds))
+            except TraceFormatError as error:
+                raise JobError(f"malformed trace: {error}") from None
+            except (OSError, ValueError) as error:
+                raise JobError(f"malformed trace: {path}: {error}") from None
     return traces
 
 
