@@ -34,7 +34,14 @@ from .machine_suite import (
     generate_machine_suite,
     write_machine_suite,
 )
-from .replay import ReplayReport, ReplayTarget, kernel_target, replay_all
+from .replay import (
+    ReplayReport,
+    ReplayTarget,
+    kernel_target,
+    kernel_targets,
+    replay_all,
+    replay_in_workers,
+)
 
 Progress = Callable[[str], None]
 ExploreProgress = Callable[[ExploreReport], None]
@@ -1128,23 +1135,46 @@ def run_replay(
     validate: bool = False,
     progress: Progress = _quiet,
     quint_bounds: Mapping[str, int] | None = None,
+    jobs: int | None = None,
 ) -> ReplayReport:
+    """Load ``files`` and replay them; ``jobs`` worker processes, each with its own target
+    (default: the CPUs for our kernel in memory or SQLite, one for an adapter, whose port may
+    not run twice side by side, and for PostgreSQL)."""
+    serial_only = backend == "postgres" and adapter is None and kernel_variant is None
+    if jobs is None:
+        jobs = 1 if serial_only or adapter is not None else default_jobs()
+    if jobs < 1:
+        raise JobError(f"--jobs must be at least 1, not {jobs}")
+    if jobs > 1 and serial_only:
+        raise JobError("--jobs: PostgreSQL replays in one process; leave --jobs out or give 1")
     traces = load_traces(files, validate=validate, progress=progress, quint_bounds=quint_bounds)
-    target: ReplayTarget
+    workers = f" in {min(jobs, len(traces))} processes" if jobs > 1 and len(traces) > 1 else ""
     if kernel_variant is not None:
-        target = KernelAdapter(broken_memory_store_factory(kernel_variant))
-        progress(f"replay {len(traces)} traces on the broken kernel {kernel_variant}")
-    elif adapter is not None:
+        variant = kernel_variant
+        progress(f"replay {len(traces)} traces on the broken kernel {variant}{workers}")
+        return replay_in_workers(
+            traces,
+            lambda worker: KernelAdapter(broken_memory_store_factory(variant)),
+            jobs,
+            progress,
+        )
+    if adapter is not None:
         from .protocol import AdapterClient
 
-        target = AdapterClient(adapter, timeout=timeout)
-        progress(f"replay {len(traces)} traces through adapter: {adapter}")
-    else:
+        command = adapter
+        progress(f"replay {len(traces)} traces through adapter: {command}{workers}")
+        return replay_in_workers(
+            traces, lambda worker: AdapterClient(command, timeout=timeout), jobs, progress
+        )
+    if backend == "postgres":
         from .postgres_replay import PostgresUnavailable
 
         try:
-            target = kernel_target(backend, dsn=dsn)
+            target: ReplayTarget = kernel_target(backend, dsn=dsn)
         except PostgresUnavailable as error:
             raise JobError(str(error)) from None
         progress(f"replay {len(traces)} traces on {backend}")
-    return replay_all(traces, target, progress=progress)
+        return replay_all(traces, target, progress=progress)
+    progress(f"replay {len(traces)} traces on {backend}{workers}")
+    with kernel_targets(backend) as make_target:
+        return replay_in_workers(traces, make_target, jobs, progress)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from ..model.profiles import PROFILES
 from .broken_kernels import BROKEN_KERNELS
 from .checking import JobError, Progress
 from .protocol import AdapterError
+from .replay import ReplayWorkerError
 
 # One measured run (the stage seconds of its --report), so the user knows which stage waits.
 CHECK_DURATIONS = """\
@@ -100,6 +103,7 @@ class ProgressPrinter:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        _LIVE_PRINTERS.add(self)
 
     def __call__(self, message: str) -> None:
         now = time.perf_counter()
@@ -133,6 +137,35 @@ class ProgressPrinter:
         self._stopped.set()
         if self._thread is not None:
             self._thread.join()
+
+
+# Replay forks its workers (replay.py) while the heartbeat thread may be printing. A fork
+# child gets every lock in the state it had at that instant, and one held by a thread that
+# does not exist in the child is never released. So each printer's lock is taken before a
+# fork and given back on both sides: no heartbeat is then half-way through a line, and
+# stderr's own lock is free in the child.
+_LIVE_PRINTERS: weakref.WeakSet[ProgressPrinter] = weakref.WeakSet()
+_HELD_OVER_FORK: list[threading.Lock] = []
+
+
+def _take_printer_locks() -> None:
+    _HELD_OVER_FORK[:] = [printer._lock for printer in list(_LIVE_PRINTERS)]
+    for lock in _HELD_OVER_FORK:
+        lock.acquire()
+
+
+def _give_printer_locks_back() -> None:
+    for lock in _HELD_OVER_FORK:
+        lock.release()
+    _HELD_OVER_FORK.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_take_printer_locks,
+        after_in_parent=_give_printer_locks_back,
+        after_in_child=_give_printer_locks_back,
+    )
 
 
 def _print_to_stderr(line: str) -> None:
@@ -394,6 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
         "owners=1,batches=1,inputs=1,max_generation=2,max_incarnation=0,"
         "max_claims_per_row=1,max_head_revision=1",
     )
+    replay.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        help="worker processes, each replaying its share of the traces against its own "
+        "target (default: the CPUs this process may use for our kernel in memory or SQLite; "
+        "1 for PostgreSQL and for --adapter, since a port's adapter may not run twice side "
+        "by side)",
+    )
     replay.set_defaults(handler=_cmd_replay)
 
     render = sub.add_parser(
@@ -567,6 +609,7 @@ def _cmd_replay(args: argparse.Namespace, progress: Progress) -> int:
         validate=args.validate,
         progress=progress,
         quint_bounds=_quint_bounds(args.bounds),
+        jobs=args.jobs,
     )
     print(result.report())
     return EXIT_OK if result.ok else EXIT_VIOLATION
@@ -612,6 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except AdapterError as error:
         print(f"lashspec: adapter failed: {error}{_adapter_hint(error)}", file=sys.stderr)
+        return EXIT_VIOLATION
+    except ReplayWorkerError as error:
+        print(f"lashspec: {error}", file=sys.stderr)
         return EXIT_VIOLATION
     except KeyboardInterrupt:
         print("lashspec: interrupted", file=sys.stderr)

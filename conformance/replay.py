@@ -10,11 +10,15 @@ state variable with the trace; the first difference stops the replay.
 from __future__ import annotations
 
 import contextlib
+import gc
+import multiprocessing
 import shutil
 import tempfile
+import traceback
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -100,6 +104,7 @@ class TraceResult:
 class ReplayReport:
     results: list[TraceResult] = field(default_factory=list)
     not_run: int = 0  # traces left unreplayed because the adapter failed
+    workers: int = 1  # processes that replayed the traces (replay_in_workers)
 
     @property
     def ok(self) -> bool:
@@ -127,7 +132,9 @@ class ReplayReport:
             source = f" ({stopped.source})" if stopped.source else ""
             summary += (
                 f"; the adapter failed in trace {stopped.trace_id}{source} at "
-                f"{stopped.divergence.where()}, so the remaining traces did not run"
+                f"{stopped.divergence.where()}, so the remaining traces "
+                + ("of its worker process " if self.workers > 1 else "")
+                + "did not run"
             )
         lines.append(summary)
         return "\n".join(lines)
@@ -318,3 +325,186 @@ def replay_trace_until_failure(trace: Trace, target: ReplayTarget) -> TraceResul
         result = TraceResult(trace.trace_id, tracker.step, failure)
     result.source = trace.source
     return result
+
+
+# ---------------------------------------------------------------------------
+# Replay in worker processes
+# ---------------------------------------------------------------------------
+
+TargetMaker = Callable[[int], ReplayTarget]
+"""Makes worker ``k``'s own target (called in that worker): two workers never share a store,
+a database file or an adapter process."""
+
+
+class ReplayWorkerError(RuntimeError):
+    """A replay worker process raised or died; the message holds what it reported."""
+
+
+@contextlib.contextmanager
+def kernel_targets(backend: str, directory: Path | None = None) -> Iterator[TargetMaker]:
+    """Makers of our kernel on ``backend`` for :func:`replay_in_workers`: memory, or sqlite
+    with worker k's database files in ``directory/worker-k`` (default: a scratch folder that
+    goes when the block ends). PostgreSQL replays in one process (postgres_replay.py)."""
+    if backend == "memory":
+        yield lambda worker: kernel_target("memory")
+        return
+    if backend != "sqlite":
+        raise ValueError(f"replay in workers runs on memory or sqlite, not {backend!r}")
+    with contextlib.ExitStack() as stack:
+        if directory is None:
+            directory = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="lashspec-replay-"))
+            )
+
+        def sqlite_target(worker: int) -> ReplayTarget:
+            folder = directory / f"worker-{worker}"
+            folder.mkdir(parents=True, exist_ok=True)
+            return kernel_target("sqlite", folder)
+
+        yield sqlite_target
+
+
+def can_replay_in_workers() -> bool:
+    """Workers are forked, so that they start at once with the traces already loaded (a
+    spawned worker would import the package and unpickle its traces: longer than replaying
+    them). Where the platform cannot fork, replay runs in this process."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def replay_in_workers(
+    traces: Sequence[Trace],
+    make_target: TargetMaker,
+    jobs: int,
+    progress: Callable[[str], None] | None = None,
+    every: int = 200,
+) -> ReplayReport:
+    """:func:`replay_all` spread over ``jobs`` forked processes, each replaying every
+    ``jobs``-th trace against its own target; the report lists results in trace order.
+
+    A port's adapter that fails stops only its own worker's traces (they count as not run).
+    Checkpoint references are compared across the traces of each worker (checkpoints.py),
+    not across workers. Call it from a process whose other threads, if any, hold no lock the
+    workers need: the CLI's progress printer takes care of its own (cli.py).
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    jobs = min(jobs, len(traces))
+    if jobs <= 1 or not can_replay_in_workers():
+        return replay_all(traces, make_target(0), progress, every)
+    context = multiprocessing.get_context("fork")
+    workers, connections = [], []
+    # Frozen objects are left out of collections: a worker's collector then never touches
+    # the traces, whose pages stay shared with this process instead of being copied.
+    thaw = gc.get_freeze_count() == 0  # leave a caller's own frozen objects frozen
+    gc.freeze()
+    for worker in range(jobs):
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_replay_worker,
+            args=(
+                traces,
+                range(worker, len(traces), jobs),
+                make_target,
+                worker,
+                sender,
+                max(1, every // jobs),  # so that the sum crosses each multiple of every
+            ),
+            name=f"lashspec-replay-{worker}",
+            daemon=True,
+        )
+        process.start()
+        sender.close()  # the worker holds the only sending end: its death ends the pipe
+        workers.append(process)
+        connections.append(receiver)
+    if thaw:
+        gc.unfreeze()
+    try:
+        return _gather(traces, workers, connections, progress, every)
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+        for connection in connections:
+            connection.close()
+
+
+def _gather(
+    traces: Sequence[Trace],
+    workers: Sequence[Any],
+    connections: Sequence[Connection],
+    progress: Callable[[str], None] | None,
+    every: int,
+) -> ReplayReport:
+    """Collect the workers' messages until each has sent its results."""
+    done = [0] * len(workers)
+    failed = [0] * len(workers)
+    reported = 0
+    indexed: list[tuple[int, TraceResult]] = []
+    report = ReplayReport(workers=len(workers))
+    waiting = dict(enumerate(connections))
+    while waiting:
+        ready = wait(list(waiting.values()))
+        for worker, connection in list(waiting.items()):
+            if connection not in ready:
+                continue
+            try:
+                message = connection.recv()
+            except EOFError:
+                code = workers[worker].exitcode
+                raise ReplayWorkerError(
+                    f"replay worker {worker} ended without its results (exit code {code})"
+                ) from None
+            kind = message[0]
+            if kind == "progress":
+                done[worker], failed[worker] = message[1], message[2]
+            elif kind == "results":
+                indexed.extend(message[1])
+                report.not_run += message[2]
+                del waiting[worker]
+            elif kind == "adapter":  # the port's adapter would not start: as in one process
+                raise AdapterError(message[1])
+            else:  # "error"
+                raise ReplayWorkerError(f"replay worker {worker} failed:\n{message[1]}")
+        total = sum(done)
+        if progress is not None and total // every > reported // every:
+            progress(f"replayed {total}/{len(traces)} traces, {sum(failed)} failed")
+        reported = total
+    indexed.sort(key=lambda pair: pair[0])
+    report.results = [result for _, result in indexed]
+    return report
+
+
+def _replay_worker(
+    traces: Sequence[Trace],
+    indexes: range,
+    make_target: TargetMaker,
+    worker: int,
+    results: Connection,
+    every: int,
+) -> None:  # pragma: no cover - runs in a forked process (its results are tested)
+    try:
+        replayed: list[tuple[int, TraceResult]] = []
+        not_run = failed = 0
+        target = make_target(worker)
+        try:
+            for number, index in enumerate(indexes, start=1):
+                result = replay_trace_until_failure(traces[index], target)
+                replayed.append((index, result))
+                failed += not result.ok
+                if number % every == 0:
+                    results.send(("progress", number, failed))
+                if result.adapter_failed:
+                    not_run = len(indexes) - number
+                    break
+        finally:
+            with contextlib.suppress(AdapterError):
+                target.close()
+        results.send(("progress", len(replayed), failed))
+        results.send(("results", replayed, not_run))
+    except AdapterError as error:  # only make_target raises it: replay reports the rest
+        results.send(("adapter", str(error)))
+    except BaseException:  # everything reaches the parent, which raises ReplayWorkerError
+        results.send(("error", traceback.format_exc()))
+    finally:
+        results.close()
