@@ -37,6 +37,9 @@ from .machine_suite import (
 from .replay import (
     ReplayReport,
     ReplayTarget,
+    TraceFiles,
+    TraceLoadError,
+    can_replay_in_workers,
     kernel_target,
     kernel_targets,
     replay_all,
@@ -1096,6 +1099,24 @@ def load_traces(
 
     Reports how far it got every couple of seconds: a thousand files take several.
     """
+    load = trace_file_loader(validate=validate, quint_bounds=quint_bounds)
+    traces = []
+    progress(f"loading {len(files)} trace files" + (" (validating each)" if validate else ""))
+    last_report = time.perf_counter()
+    with collector_paused():  # for the whole suite, not only each file: see its docstring
+        for number, path in enumerate(files, start=1):
+            if time.perf_counter() - last_report >= LOAD_PROGRESS_SECONDS:
+                last_report = time.perf_counter()
+                progress(f"loaded {number - 1}/{len(files)} trace files")
+            traces.append(load(path))
+    return traces
+
+
+def trace_file_loader(
+    *, validate: bool = False, quint_bounds: Mapping[str, int] | None = None
+) -> Callable[[Path], Trace]:
+    """Reads one trace file (``load_traces``'s options); a bad file is a :class:`JobError`
+    naming it."""
     if validate:
         try:
             import jsonschema  # noqa: F401
@@ -1105,23 +1126,17 @@ def load_traces(
             ) from None
         from .machine_schema import validate_any_trace_document
 
-    traces = []
-    progress(f"loading {len(files)} trace files" + (" (validating each)" if validate else ""))
-    last_report = time.perf_counter()
-    with collector_paused():  # for the whole suite, not only each file: see its docstring
-        for number, path in enumerate(files, start=1):
-            if time.perf_counter() - last_report >= LOAD_PROGRESS_SECONDS:
-                last_report = time.perf_counter()
-                progress(f"loaded {number - 1}/{len(files)} trace files")
-            try:
-                if validate:
-                    validate_any_trace_document(read_trace_document(path), str(path))
-                traces.append(read_trace(path, quint_bounds))
-            except TraceFormatError as error:
-                raise JobError(f"malformed trace: {error}") from None
-            except (OSError, ValueError) as error:
-                raise JobError(f"malformed trace: {path}: {error}") from None
-    return traces
+    def load(path: Path) -> Trace:
+        try:
+            if validate:
+                validate_any_trace_document(read_trace_document(path), str(path))
+            return read_trace(path, quint_bounds)
+        except TraceFormatError as error:
+            raise JobError(f"malformed trace: {error}") from None
+        except (OSError, ValueError) as error:
+            raise JobError(f"malformed trace: {path}: {error}") from None
+
+    return load
 
 
 def run_replay(
@@ -1147,8 +1162,35 @@ def run_replay(
         raise JobError(f"--jobs must be at least 1, not {jobs}")
     if jobs > 1 and serial_only:
         raise JobError("--jobs: PostgreSQL replays in one process; leave --jobs out or give 1")
-    traces = load_traces(files, validate=validate, progress=progress, quint_bounds=quint_bounds)
-    workers = f" in {min(jobs, len(traces))} processes" if jobs > 1 and len(traces) > 1 else ""
+    traces: Sequence[Trace] | TraceFiles
+    if jobs > 1 and len(files) > 1 and can_replay_in_workers():
+        # each worker reads its own share of the files (replay_in_workers)
+        if validate:
+            progress("validating each trace file against the schema")
+        traces = TraceFiles(files, trace_file_loader(validate=validate, quint_bounds=quint_bounds))
+        workers = f" in {min(jobs, len(files))} processes"
+    else:
+        traces = load_traces(files, validate=validate, progress=progress, quint_bounds=quint_bounds)
+        jobs, workers = 1, ""
+    try:
+        return _replay_with(
+            traces, jobs, workers, backend, dsn, adapter, timeout, kernel_variant, progress
+        )
+    except TraceLoadError as error:
+        raise JobError(str(error)) from None
+
+
+def _replay_with(
+    traces: Sequence[Trace] | TraceFiles,
+    jobs: int,
+    workers: str,
+    backend: str,
+    dsn: str | None,
+    adapter: str | None,
+    timeout: float,
+    kernel_variant: str | None,
+    progress: Progress,
+) -> ReplayReport:
     if kernel_variant is not None:
         variant = kernel_variant
         progress(f"replay {len(traces)} traces on the broken kernel {variant}{workers}")
@@ -1173,6 +1215,7 @@ def run_replay(
             target: ReplayTarget = kernel_target(backend, dsn=dsn)
         except PostgresUnavailable as error:
             raise JobError(str(error)) from None
+        assert not isinstance(traces, TraceFiles)  # PostgreSQL replays in one process
         progress(f"replay {len(traces)} traces on {backend}")
         return replay_all(traces, target, progress=progress)
     progress(f"replay {len(traces)} traces on {backend}{workers}")

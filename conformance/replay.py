@@ -14,6 +14,7 @@ import gc
 import multiprocessing
 import shutil
 import tempfile
+import time
 import traceback
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,10 +26,13 @@ from typing import Any, Protocol, runtime_checkable
 from ..kernel.clock import FakeProcessTable, ManualClock
 from ..kernel.sqlite import SqliteStore
 from ..kernel.store import Store
-from .itf import Trace, normalise_outcome, normalise_state
+from .itf import Trace, collector_paused, normalise_outcome, normalise_state
 from .kernel_adapter import BadActionParams, KernelAdapter, UnknownAction, memory_store_factory
 from .machine_adapter import KernelSystems, UnsupportedSystem, trace_system
 from .protocol import AdapterError, AdapterRefused
+
+#: How often loading trace files reports how far it got, in seconds.
+LOAD_PROGRESS_SECONDS = 2.0
 
 
 class ReplayTarget(Protocol):
@@ -336,6 +340,24 @@ TargetMaker = Callable[[int], ReplayTarget]
 a database file or an adapter process."""
 
 
+@dataclass(frozen=True)
+class TraceFiles:
+    """Trace files that the workers read themselves, each its own share, so that reading
+    (most of the time of a replay in memory) is spread over the workers too.  ``load`` reads
+    one file; whatever it raises is the file's error."""
+
+    paths: Sequence[Path]
+    load: Callable[[Path], Trace]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+class TraceLoadError(Exception):
+    """A worker could not read a trace file; the message is what the loader raised, for the
+    first such file in the given order (the one a reading in one process stops at)."""
+
+
 class ReplayWorkerError(RuntimeError):
     """A replay worker process raised or died; the message holds what it reported."""
 
@@ -352,9 +374,8 @@ def kernel_targets(backend: str, directory: Path | None = None) -> Iterator[Targ
         raise ValueError(f"replay in workers runs on memory or sqlite, not {backend!r}")
     with contextlib.ExitStack() as stack:
         if directory is None:
-            directory = Path(
-                stack.enter_context(tempfile.TemporaryDirectory(prefix="lashspec-replay-"))
-            )
+            scratch = tempfile.TemporaryDirectory(prefix="lashspec-replay-")
+            directory = Path(stack.enter_context(scratch))
 
         def sqlite_target(worker: int) -> ReplayTarget:
             folder = directory / f"worker-{worker}"
@@ -365,14 +386,14 @@ def kernel_targets(backend: str, directory: Path | None = None) -> Iterator[Targ
 
 
 def can_replay_in_workers() -> bool:
-    """Workers are forked, so that they start at once with the traces already loaded (a
-    spawned worker would import the package and unpickle its traces: longer than replaying
-    them). Where the platform cannot fork, replay runs in this process."""
+    """Workers are forked, so that they start at once with the traces (or the loader)
+    already there: a spawned worker would import the package and unpickle its traces, which
+    takes longer than replaying them. Where the platform cannot fork, replay runs here."""
     return "fork" in multiprocessing.get_all_start_methods()
 
 
 def replay_in_workers(
-    traces: Sequence[Trace],
+    traces: Sequence[Trace] | TraceFiles,
     make_target: TargetMaker,
     jobs: int,
     progress: Callable[[str], None] | None = None,
@@ -381,6 +402,8 @@ def replay_in_workers(
     """:func:`replay_all` spread over ``jobs`` forked processes, each replaying every
     ``jobs``-th trace against its own target; the report lists results in trace order.
 
+    Given :class:`TraceFiles`, every worker first reads its share; if any file cannot be
+    read, nothing is replayed and :class:`TraceLoadError` names the first such file.
     A port's adapter that fails stops only its own worker's traces (they count as not run).
     Checkpoint references are compared across the traces of each worker (checkpoints.py),
     not across workers. Call it from a process whose other threads, if any, hold no lock the
@@ -390,7 +413,7 @@ def replay_in_workers(
         raise ValueError(f"jobs must be at least 1, not {jobs}")
     jobs = min(jobs, len(traces))
     if jobs <= 1 or not can_replay_in_workers():
-        return replay_all(traces, make_target(0), progress, every)
+        return replay_all(_read_all(traces, progress), make_target(0), progress, every)
     context = multiprocessing.get_context("fork")
     workers, connections = [], []
     # Frozen objects are left out of collections: a worker's collector then never touches
@@ -398,7 +421,7 @@ def replay_in_workers(
     thaw = gc.get_freeze_count() == 0  # leave a caller's own frozen objects frozen
     gc.freeze()
     for worker in range(jobs):
-        receiver, sender = context.Pipe(duplex=False)
+        here, there = context.Pipe()
         process = context.Process(
             target=_replay_worker,
             args=(
@@ -406,20 +429,24 @@ def replay_in_workers(
                 range(worker, len(traces), jobs),
                 make_target,
                 worker,
-                sender,
+                there,
                 max(1, every // jobs),  # so that the sum crosses each multiple of every
             ),
             name=f"lashspec-replay-{worker}",
             daemon=True,
         )
         process.start()
-        sender.close()  # the worker holds the only sending end: its death ends the pipe
+        there.close()  # the worker holds the only other end: its death ends the pipe
         workers.append(process)
-        connections.append(receiver)
+        connections.append(here)
     if thaw:
         gc.unfreeze()
     try:
-        return _gather(traces, workers, connections, progress, every)
+        if isinstance(traces, TraceFiles):
+            _await_reading(traces, workers, connections, progress)
+        for connection in connections:
+            connection.send("replay")
+        return _gather(len(traces), workers, connections, progress, every)
     finally:
         for process in workers:
             if process.is_alive():
@@ -429,8 +456,71 @@ def replay_in_workers(
             connection.close()
 
 
+def _read_all(
+    traces: Sequence[Trace] | TraceFiles, progress: Callable[[str], None] | None
+) -> Sequence[Trace]:
+    """The traces, read in this process when they are files."""
+    if not isinstance(traces, TraceFiles):
+        return traces
+    with collector_paused():
+        read = []
+        for path in traces.paths:
+            try:
+                read.append(traces.load(path))
+            except Exception as error:
+                raise TraceLoadError(str(error)) from error
+    return read
+
+
+def _receive(worker: int, workers: Sequence[Any], connection: Connection) -> Any:
+    """The worker's next message; an error if it raised or died."""
+    try:
+        message = connection.recv()
+    except EOFError:
+        code = workers[worker].exitcode
+        raise ReplayWorkerError(
+            f"replay worker {worker} ended without its results (exit code {code})"
+        ) from None
+    if message[0] == "adapter":  # the port's adapter would not start: as in one process
+        raise AdapterError(message[1])
+    if message[0] == "error":
+        raise ReplayWorkerError(f"replay worker {worker} failed:\n{message[1]}")
+    return message
+
+
+def _await_reading(
+    files: TraceFiles,
+    workers: Sequence[Any],
+    connections: Sequence[Connection],
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Wait until every worker has read its files; the first unreadable file is an error."""
+    if progress is not None:
+        progress(f"loading {len(files)} trace files in {len(workers)} processes")
+    read = [0] * len(workers)
+    failures: list[tuple[int, str]] = []
+    waiting = dict(enumerate(connections))
+    last_report = time.perf_counter()
+    while waiting:
+        ready = wait(list(waiting.values()))
+        for worker, connection in list(waiting.items()):
+            if connection in ready:
+                message = _receive(worker, workers, connection)
+                if message[0] == "reading":
+                    read[worker] = message[1]
+                    continue
+                del waiting[worker]
+                if message[0] == "unreadable":
+                    failures.append((message[1], message[2]))
+        if progress is not None and time.perf_counter() - last_report >= LOAD_PROGRESS_SECONDS:
+            last_report = time.perf_counter()
+            progress(f"loaded {sum(read)}/{len(files)} trace files")
+    if failures:
+        raise TraceLoadError(min(failures)[1])
+
+
 def _gather(
-    traces: Sequence[Trace],
+    count: int,
     workers: Sequence[Any],
     connections: Sequence[Connection],
     progress: Callable[[str], None] | None,
@@ -448,63 +538,72 @@ def _gather(
         for worker, connection in list(waiting.items()):
             if connection not in ready:
                 continue
-            try:
-                message = connection.recv()
-            except EOFError:
-                code = workers[worker].exitcode
-                raise ReplayWorkerError(
-                    f"replay worker {worker} ended without its results (exit code {code})"
-                ) from None
-            kind = message[0]
-            if kind == "progress":
+            message = _receive(worker, workers, connection)
+            if message[0] == "progress":
                 done[worker], failed[worker] = message[1], message[2]
-            elif kind == "results":
+            else:  # "results"
                 indexed.extend(message[1])
                 report.not_run += message[2]
                 del waiting[worker]
-            elif kind == "adapter":  # the port's adapter would not start: as in one process
-                raise AdapterError(message[1])
-            else:  # "error"
-                raise ReplayWorkerError(f"replay worker {worker} failed:\n{message[1]}")
         total = sum(done)
         if progress is not None and total // every > reported // every:
-            progress(f"replayed {total}/{len(traces)} traces, {sum(failed)} failed")
+            progress(f"replayed {total}/{count} traces, {sum(failed)} failed")
         reported = total
     indexed.sort(key=lambda pair: pair[0])
     report.results = [result for _, result in indexed]
     return report
 
 
+#: How often a worker reading files says how far it got, in files.
+READING_REPORT_EVERY = 50
+
+
 def _replay_worker(
-    traces: Sequence[Trace],
+    traces: Sequence[Trace] | TraceFiles,
     indexes: range,
     make_target: TargetMaker,
     worker: int,
-    results: Connection,
+    parent: Connection,
     every: int,
 ) -> None:  # pragma: no cover - runs in a forked process (its results are tested)
     try:
+        share: dict[int, Trace] = {}
+        if isinstance(traces, TraceFiles):
+            with collector_paused():
+                for number, index in enumerate(indexes, start=1):
+                    try:
+                        share[index] = traces.load(traces.paths[index])
+                    except Exception as error:
+                        parent.send(("unreadable", index, str(error)))
+                        return
+                    if number % READING_REPORT_EVERY == 0:
+                        parent.send(("reading", number))
+            parent.send(("read", len(share)))
+        else:
+            share = {index: traces[index] for index in indexes}
+        if parent.recv() != "replay":
+            return
         replayed: list[tuple[int, TraceResult]] = []
         not_run = failed = 0
         target = make_target(worker)
         try:
             for number, index in enumerate(indexes, start=1):
-                result = replay_trace_until_failure(traces[index], target)
+                result = replay_trace_until_failure(share[index], target)
                 replayed.append((index, result))
                 failed += not result.ok
                 if number % every == 0:
-                    results.send(("progress", number, failed))
+                    parent.send(("progress", number, failed))
                 if result.adapter_failed:
                     not_run = len(indexes) - number
                     break
         finally:
             with contextlib.suppress(AdapterError):
                 target.close()
-        results.send(("progress", len(replayed), failed))
-        results.send(("results", replayed, not_run))
+        parent.send(("progress", len(replayed), failed))
+        parent.send(("results", replayed, not_run))
     except AdapterError as error:  # only make_target raises it: replay reports the rest
-        results.send(("adapter", str(error)))
+        parent.send(("adapter", str(error)))
     except BaseException:  # everything reaches the parent, which raises ReplayWorkerError
-        results.send(("error", traceback.format_exc()))
+        parent.send(("error", traceback.format_exc()))
     finally:
-        results.close()
+        parent.close()

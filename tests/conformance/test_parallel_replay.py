@@ -274,3 +274,35 @@ def test_a_fork_waits_for_the_heartbeat_line_being_printed() -> None:
         forked = time.monotonic()
         os.waitpid(pid, 0)
     assert finished and finished[0] <= forked
+
+
+def test_workers_read_their_own_files_and_report_as_one_process_does(
+    suite: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["replay", str(suite), "--jobs", "1"]) == EXIT_OK
+    alone = capsys.readouterr().out
+    assert main(["replay", str(suite), "--jobs", "2"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert out == alone
+    assert "loading 9 trace files in 2 processes" in err
+
+
+@pytest.mark.parametrize("bad_files", [(3,), (6, 3), (2, 7)])
+def test_the_first_unreadable_file_is_named_whichever_worker_reads_it(
+    suite: Path, tmp_path: Path, bad_files: tuple[int, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "suite"
+    copy.mkdir()
+    files = sorted(suite.glob("*.itf.json"))
+    for number, path in enumerate(files):
+        text = path.read_text()
+        (copy / path.name).write_text(text[:-40] if number in bad_files else text)
+    messages = []
+    for jobs in ("1", "2", "3"):
+        assert main(["replay", str(copy), "--jobs", jobs]) == EXIT_USAGE
+        out, err = capsys.readouterr()
+        assert out == ""
+        messages.append(err.strip().splitlines()[-1])
+    first_bad = files[min(bad_files)].name
+    assert messages[0].startswith("lashspec: error: malformed trace:") and first_bad in messages[0]
+    assert messages[1] == messages[0] and messages[2] == messages[0]
