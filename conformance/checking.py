@@ -57,6 +57,12 @@ def _quiet(_: str) -> None:
     return None
 
 
+def _reaped_children_cpu() -> float:
+    """CPU seconds of this process's children that have ended and been waited for."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def _seconds_since(started: float) -> float:
     """CPU seconds of this process since ``started`` (``time.process_time``): what a stage
     costs, whatever else the machine runs."""
@@ -394,15 +400,26 @@ def _replay_stage(
     *,
     label: str = "",
     dsn: str | None = None,
+    jobs: int = 1,
 ) -> CheckStage:
+    """Replay ``traces`` on ``backend``; in memory and SQLite in ``jobs`` worker processes
+    (replay_in_workers), whose CPU time the stage's counts too."""
     started, cpu = time.perf_counter(), time.process_time()
+    workers_cpu = _reaped_children_cpu()
     kind = f"{label.rstrip('-')} " if label else ""
-    progress(f"replay {len(traces)} {kind}traces on {backend}")
-    report = replay_all(traces, kernel_target(backend, dsn=dsn), progress=progress)
+    in_workers = jobs > 1 and backend in ("memory", "sqlite") and len(traces) > 1
+    processes = f" in {min(jobs, len(traces))} processes" if in_workers else ""
+    progress(f"replay {len(traces)} {kind}traces on {backend}{processes}")
+    if in_workers:
+        with kernel_targets(backend) as make_target:
+            report = replay_in_workers(traces, make_target, jobs, progress)
+    else:
+        report = replay_all(traces, kernel_target(backend, dsn=dsn), progress=progress)
     seconds = time.perf_counter() - started
+    cpu_seconds = _seconds_since(cpu) + _reaped_children_cpu() - workers_cpu
     failures = [r for r in report.results if not r.ok]
     detail = f"{len(traces) - len(failures)}/{len(traces)} traces, {report.actions} actions"
-    data: dict[str, Any] = {"actions": report.actions, "cpu_seconds": round(_seconds_since(cpu), 3)}
+    data: dict[str, Any] = {"actions": report.actions, "cpu_seconds": round(cpu_seconds, 3)}
     if failures:
         first = failures[0]
         assert first.divergence is not None
@@ -850,6 +867,7 @@ def run_check(
             dsn,
             options,
             workers,
+            jobs,
         )
 
 
@@ -898,6 +916,7 @@ def _run_pipeline(
     dsn: str | None,
     options: CheckOptions,
     workers: _ModelStagesInWorkers | None,
+    jobs: int = 1,
 ) -> CheckReport:
     """The explorations, suite and replays in this process, then the model stages (here, or
     collected from the workers) in their place in the report."""
@@ -924,7 +943,7 @@ def _run_pipeline(
         stage, traces = _suite_stage(explored, profiles, folder, progress)
         report.stages.append(stage)
         for backend in backends:
-            report.stages.append(_replay_stage(traces, backend, progress, dsn=dsn))
+            report.stages.append(_replay_stage(traces, backend, progress, dsn=dsn, jobs=jobs))
         stage, machine_suite = _machine_suite_stage(
             machine_profiles, machine_explored, folder, progress
         )
@@ -932,7 +951,9 @@ def _run_pipeline(
         report.stages.append(stage)
         for backend in backends:
             report.stages.append(
-                _replay_stage(machine_suite.traces, backend, progress, label="machine-", dsn=dsn)
+                _replay_stage(
+                    machine_suite.traces, backend, progress, label="machine-", dsn=dsn, jobs=jobs
+                )
             )
     if workers is not None:
         model_stages = workers.results()

@@ -330,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="processes to run the stages in (default: the CPUs this process may use); the "
-        "z3 proofs and seeded bugs run beside the explorations, suite and replays; with "
+        "z3 proofs and seeded bugs run beside the explorations, suite and replays, and the "
+        "replays in memory and SQLite are spread over this many worker processes; with "
         "--profile core or full, the threads of the C explorer",
     )
     check.add_argument("--report", type=Path, help="write a JSON report to this file")

@@ -306,3 +306,19 @@ def test_the_first_unreadable_file_is_named_whichever_worker_reads_it(
     first_bad = files[min(bad_files)].name
     assert messages[0].startswith("lashspec: error: malformed trace:") and first_bad in messages[0]
     assert messages[1] == messages[0] and messages[2] == messages[0]
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_check_replay_stage_in_workers_reports_what_one_process_does(
+    traces: list[Trace], backend: str
+) -> None:
+    from lashspec.conformance.checking import _replay_stage
+
+    lines: list[str] = []
+    alone = _replay_stage(traces, backend, lines.append)
+    spread = _replay_stage(traces, backend, lines.append, jobs=2)
+    assert (spread.name, spread.ok, spread.detail) == (alone.name, alone.ok, alone.detail)
+    assert spread.data["actions"] == alone.data["actions"] > 0
+    # the workers' CPU time is the stage's too (this process only waits for them)
+    assert spread.data["cpu_seconds"] >= 0.5 * alone.data["cpu_seconds"] > 0
+    assert f"replay {len(traces)} traces on {backend} in 2 processes" in lines
