@@ -52,8 +52,8 @@ model costs a second or more the first time; compiled models are cached on disk
   machine:z3-induction     about 1 s; machine:z3-bmc about 5 s (depth 6, one owner)
   suite                    the longest stage: about 75 s, 50 s cached (generating and
                            writing 1,769 traces, witnesses of the seeded bugs included)
-  replay:memory            about 1.5 s; replay:sqlite about 15 s (a durable transaction per
-                           store call, a new file per trace)
+  replay:memory            about 1 s; replay:sqlite about 12 s (a durable transaction per
+                           store call, a new file per trace), each in --jobs processes
   machine:suite and its replays  about 5 s
   replay:postgres          (--backend all) about a minute on a local throwaway server
 Progress lines on stderr show each phase; a silent phase prints a line every 10 s."""
