@@ -35,6 +35,7 @@ from .machine_suite import (
     write_machine_suite,
 )
 from .replay import (
+    LOAD_PROGRESS_SECONDS,
     ReplayReport,
     ReplayTarget,
     TraceFiles,
@@ -50,7 +51,6 @@ Progress = Callable[[str], None]
 ExploreProgress = Callable[[ExploreReport], None]
 DOT_MAX_NODES = 500  # a picture, not a data export: GraphML is for large graphs
 EXPORT_MAX_STATES = 200_000  # keeping every transition costs memory
-LOAD_PROGRESS_SECONDS = 2.0
 
 
 def _quiet(_: str) -> None:

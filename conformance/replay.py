@@ -413,7 +413,7 @@ def replay_in_workers(
         raise ValueError(f"jobs must be at least 1, not {jobs}")
     jobs = min(jobs, len(traces))
     if jobs <= 1 or not can_replay_in_workers():
-        return replay_all(_read_all(traces, progress), make_target(0), progress, every)
+        return replay_all(_read_all(traces), make_target(0), progress, every)
     context = multiprocessing.get_context("fork")
     workers, connections = [], []
     # Frozen objects are left out of collections: a worker's collector then never touches
@@ -456,9 +456,7 @@ def replay_in_workers(
             connection.close()
 
 
-def _read_all(
-    traces: Sequence[Trace] | TraceFiles, progress: Callable[[str], None] | None
-) -> Sequence[Trace]:
+def _read_all(traces: Sequence[Trace] | TraceFiles) -> Sequence[Trace]:
     """The traces, read in this process when they are files."""
     if not isinstance(traces, TraceFiles):
         return traces
