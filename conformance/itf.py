@@ -227,6 +227,27 @@ def read_trace_bytes(path: Path) -> bytes:
 
 def encode_value(value: Any) -> Any:
     """Python value -> ITF JSON value."""
+    # Exact types first (a state is mostly ints, strings and dicts of them); any other type,
+    # subclasses included, takes the general path below.
+    kind = type(value)
+    if kind is int:
+        return value if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else {"#bigint": str(value)}
+    if kind is str:
+        return value
+    if kind is dict:
+        return {
+            "#map": [
+                [
+                    k if type(k) is str else encode_value(k),
+                    v if type(v) is str else encode_value(v),
+                ]
+                for k, v in sorted(value.items())
+            ]
+        }
+    if kind is frozenset and all(
+        type(v) is int and -MAX_SAFE_INT <= v <= MAX_SAFE_INT for v in value
+    ):
+        return {"#set": sorted(value, key=str)}  # a safe int's JSON text is its str
     if isinstance(value, bool | str) or value is None:
         return value
     if isinstance(value, int):

@@ -1,8 +1,9 @@
-"""The ITF decoder's fast paths agree with plain, obviously correct definitions.
+"""The ITF codec's fast paths agree with plain, obviously correct definitions.
 
-``decode_value`` skips the call for scalars and takes single-key ``#map`` objects first, and
-``has_long_digit_run`` replaces a regular expression by a byte translation; both are held
-here to the simple versions they replaced, on generated values and texts.
+``decode_value`` skips the call for scalars and takes single-key ``#map`` objects first,
+``encode_value`` dispatches on exact types and sorts sets of safe integers by their text
+directly, and ``has_long_digit_run`` replaces a regular expression by a byte translation;
+each is held here to the simple version it replaced, on generated values and texts.
 """
 
 from __future__ import annotations
@@ -124,3 +125,45 @@ def test_the_collector_is_paused_while_a_trace_decodes_and_restored_after() -> N
     with pytest.raises(RuntimeError), itf.collector_paused():
         raise RuntimeError("a decoding error")
     assert gc.isenabled()
+
+
+def reference_encode(value: Any) -> Any:
+    """The encoder written plainly: isinstance dispatch, sets sorted by their JSON text."""
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= itf.MAX_SAFE_INT else {"#bigint": str(value)}
+    if isinstance(value, frozenset | set):
+        encoded = [reference_encode(v) for v in value]
+        return {"#set": sorted(encoded, key=lambda v: json.dumps(v, sort_keys=True))}
+    if isinstance(value, tuple):
+        return {"#tup": [reference_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [reference_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {
+            "#map": [[reference_encode(k), reference_encode(v)] for k, v in sorted(value.items())]
+        }
+    raise TypeError(type(value).__name__)
+
+
+EDGE_INTS = st.sampled_from([itf.MAX_SAFE_INT, itf.MAX_SAFE_INT + 1, -itf.MAX_SAFE_INT - 1, 10, 9])
+PY_SCALARS = st.none() | st.booleans() | st.integers() | EDGE_INTS | st.text(max_size=3)
+PY_VALUES = st.recursive(
+    PY_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.frozensets(st.integers() | EDGE_INTS, max_size=4)
+        | st.frozensets(st.integers(-3, 12) | st.booleans(), max_size=4)
+        | st.dictionaries(st.integers(-3, 12), children, max_size=3)
+        | st.dictionaries(st.text(max_size=2), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(PY_VALUES)
+def test_encode_value_matches_the_plain_definition(value: Any) -> None:
+    # byte for byte: exported trace files must not change
+    assert json.dumps(itf.encode_value(value)) == json.dumps(reference_encode(value))
