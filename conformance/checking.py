@@ -362,9 +362,13 @@ def _suite_stage(
     profiles: Sequence[Profile],
     out_dir: Path,
     progress: Progress,
+    jobs: int = 1,
 ) -> tuple[CheckStage, list[Trace]]:
+    """Generate the suite (the profiles' parts in ``jobs`` worker processes, whose CPU time
+    the stage's counts too), write it and read it back."""
     started, cpu = time.perf_counter(), time.process_time()
-    suite = generate_suite(profiles, explored=explored, progress=progress)
+    workers_cpu = _reaped_children_cpu()
+    suite = generate_suite(profiles, explored=explored, progress=progress, jobs=jobs)
     write_suite(suite, out_dir)
     with collector_paused():
         traces = [read_trace(path) for path in sorted(out_dir.glob("*.itf.json"))]
@@ -388,7 +392,7 @@ def _suite_stage(
             detail += " (bounds too small to reach them)"
     data = {"suite": suite.index(), "out_dir": str(out_dir), "cpu_seconds": 0.0}
     ok = not (unexplained and must_cover)
-    data["cpu_seconds"] = round(_seconds_since(cpu), 3)
+    data["cpu_seconds"] = round(_seconds_since(cpu) + _reaped_children_cpu() - workers_cpu, 3)
     stage = CheckStage("suite", ok, detail, data, time.perf_counter() - started)
     return stage, traces
 
@@ -940,7 +944,7 @@ def _run_pipeline(
             model_stages.extend(MODEL_STAGES[index](options, progress))
     with tempfile.TemporaryDirectory(prefix="lashspec-suite-") as scratch:
         folder = out_dir if out_dir is not None else Path(scratch)
-        stage, traces = _suite_stage(explored, profiles, folder, progress)
+        stage, traces = _suite_stage(explored, profiles, folder, progress, jobs)
         report.stages.append(stage)
         for backend in backends:
             report.stages.append(_replay_stage(traces, backend, progress, dsn=dsn, jobs=jobs))
@@ -1086,11 +1090,20 @@ class ExportSummary:
 
 
 def run_export(
-    out_dir: Path, *, bounds: Mapping[str, int] | None = None, progress: Progress = _quiet
+    out_dir: Path,
+    *,
+    bounds: Mapping[str, int] | None = None,
+    progress: Progress = _quiet,
+    jobs: int | None = None,
 ) -> ExportSummary:
+    """Write the suite to ``out_dir``; the profiles' parts in ``jobs`` worker processes
+    (default: the CPUs this process may use)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise JobError(f"{out_dir} exists and is not a directory")
-    suite = generate_suite(profiles_for(bounds or {}), progress=progress)
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise JobError(f"--jobs must be at least 1, not {jobs}")
+    suite = generate_suite(profiles_for(bounds or {}), progress=progress, jobs=jobs)
     progress(f"writing {len(suite.traces)} traces to {out_dir}")
     files = write_suite(suite, out_dir)
     if bounds:

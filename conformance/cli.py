@@ -32,6 +32,7 @@ from ..model.fastexplore import EXHAUSTIVE_PROFILES
 from ..model.profiles import PROFILES
 from .broken_kernels import BROKEN_KERNELS
 from .checking import JobError, Progress
+from .forked import WorkerError
 from .protocol import AdapterError
 from .replay import ReplayWorkerError
 
@@ -376,6 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     export.add_argument("out_dir", type=Path, help="directory to write the traces into")
+    export.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        help="worker processes computing the profiles' traces (default: the CPUs this "
+        "process may use); the suite is the same for any number",
+    )
     _add_bounds_arguments(export)
     export.set_defaults(handler=_cmd_export)
 
@@ -577,7 +585,9 @@ def _cmd_export(args: argparse.Namespace, progress: Progress) -> int:
     from .checking import run_export
 
     _check_writable_directory(args.out_dir, "export directory")
-    summary = run_export(args.out_dir, bounds=_bounds_overrides(args), progress=progress)
+    summary = run_export(
+        args.out_dir, bounds=_bounds_overrides(args), progress=progress, jobs=args.jobs
+    )
     _print_table(summary.summary_rows(), ("measure", "value"))
     return EXIT_OK
 
@@ -657,7 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdapterError as error:
         print(f"lashspec: adapter failed: {error}{_adapter_hint(error)}", file=sys.stderr)
         return EXIT_VIOLATION
-    except ReplayWorkerError as error:
+    except (ReplayWorkerError, WorkerError) as error:
         print(f"lashspec: {error}", file=sys.stderr)
         return EXIT_VIOLATION
     except KeyboardInterrupt:

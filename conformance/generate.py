@@ -54,6 +54,7 @@ from ..model.kernel_model import (
 )
 from ..model.mutants import MUTANTS
 from ..model.profiles import PROFILES, SCENARIO_BOUNDS, UNREACHABLE_BY_DESIGN, Profile
+from .forked import forked_map
 from .itf import SUITE_INDEX_FILE, Trace, dumps_canonical, file_sha256, trace_to_json
 from .modeltrace import ActionNotEnabled, ModelRunner, trace_of
 from .promoted_traces import PROMOTED_TRACES
@@ -616,6 +617,79 @@ def _covered_pairs(traces: Iterable[Trace]) -> set[tuple[str, str]]:
     return {(s.action, str(s.outcome["tag"])) for t in traces for s in t.steps[1:]}
 
 
+@dataclass(frozen=True)
+class _ProfilePart:
+    """What one check profile adds to the suite (``generate_suite`` merges the parts)."""
+
+    declared: frozenset[tuple[str, str]]
+    invariants: frozenset[str]
+    traces: tuple[Trace, ...]
+    cover: CoverStats
+    boundaries: tuple[tuple[str, int, int, Trace], ...]  # (invariant, fragility, actions, trace)
+
+
+def _profile_part(
+    prof: Profile,
+    reuse: ExplorationResult | None,
+    max_trace_length: int,
+    boundary_sample: int,
+    progress: Progress,
+) -> _ProfilePart:
+    """The edge cover's traces and the invariant-boundary candidates of one profile."""
+    if reuse is not None and reuse.complete:
+        result = reuse
+    else:
+        progress(f"suite: exploring profile {prof.name}")
+        result = explore(compiled_model(prof.bounds))
+    compiled = result.compiled
+    runner = ModelRunner(prof.bounds)
+    covers, goals = edge_cover(result, max_trace_length=max_trace_length, focus=prof.focus)
+    traces = tuple(
+        trace_of(
+            runner,
+            steps,
+            f"cover-{prof.name}-{n:03d}",
+            {"kind": "cover", "profile": prof.name, "purpose": "edge cover"},
+        )
+        for n, steps in enumerate(covers)
+    )
+    stats = CoverStats(
+        prof.name,
+        result.state_count,
+        result.edge_count,
+        len(goals),
+        len({(compiled.bindings[b].action, plain_tag(tag)) for b, tag, _ in goals}),
+        len(traces),
+        sum(len(s) for s in covers),
+    )
+    progress(
+        f"suite: {prof.name}: {stats.goals} goals in {stats.traces} traces, "
+        f"{stats.steps} steps ({stats.steps_per_goal:.2f} steps/goal)"
+    )
+    boundaries = []
+    for name, boundary in invariant_boundaries(result, boundary_sample).items():
+        steps = [(a, dict(p)) for a, p in _path_actions(result, boundary.state)]
+        trace = trace_of(
+            runner,
+            steps,
+            f"boundary-{name}",
+            {
+                "kind": "boundary",
+                "profile": prof.name,
+                "purpose": f"state where {name} is most nearly violated "
+                f"({boundary.fragility} single-variable changes break it)",
+            },
+        )
+        boundaries.append((name, boundary.fragility, len(steps), trace))
+    return _ProfilePart(
+        frozenset(declared_action_outcomes(compiled)),
+        frozenset(inv.name for inv in compiled.model.invariants),
+        traces,
+        stats,
+        tuple(boundaries),
+    )
+
+
 def generate_suite(
     profiles: Sequence[Profile] = PROFILES,
     *,
@@ -626,68 +700,34 @@ def generate_suite(
     promoted: bool = True,
     explored: Mapping[str, ExplorationResult] | None = None,
     progress: Progress = _quiet,
+    jobs: int = 1,
 ) -> Suite:
     """The whole conformance suite (see the module docstring).
 
-    ``explored`` may hold complete explorations of some profiles (by name) to reuse.
+    ``explored`` may hold complete explorations of some profiles (by name) to reuse. The
+    profiles' parts are computed in ``jobs`` forked processes (``forked.py``) and merged in
+    profile order: the suite is the same for any ``jobs``.
     """
     suite = Suite()
     declared: set[tuple[str, str]] = set()
     invariants = {inv.name for inv in build_model(SCENARIO_BOUNDS).invariants}
     best_boundary: dict[str, tuple[int, int, Trace]] = {}
-    for prof in profiles:
+
+    def part(index: int, report: Progress) -> _ProfilePart:
+        prof = profiles[index]
         reuse = (explored or {}).get(prof.name)
-        if reuse is not None and reuse.complete:
-            result = reuse
-        else:
-            progress(f"suite: exploring profile {prof.name}")
-            result = explore(compiled_model(prof.bounds))
-        compiled = result.compiled
-        declared |= declared_action_outcomes(compiled)
-        invariants |= {inv.name for inv in compiled.model.invariants}
-        runner = ModelRunner(prof.bounds)
-        covers, goals = edge_cover(result, max_trace_length=max_trace_length, focus=prof.focus)
-        traces = [
-            trace_of(
-                runner,
-                steps,
-                f"cover-{prof.name}-{n:03d}",
-                {"kind": "cover", "profile": prof.name, "purpose": "edge cover"},
-            )
-            for n, steps in enumerate(covers)
-        ]
-        suite.traces.extend(traces)
-        stats = CoverStats(
-            prof.name,
-            result.state_count,
-            result.edge_count,
-            len(goals),
-            len({(compiled.bindings[b].action, plain_tag(tag)) for b, tag, _ in goals}),
-            len(traces),
-            sum(len(s) for s in covers),
-        )
-        suite.cover.append(stats)
-        progress(
-            f"suite: {prof.name}: {stats.goals} goals in {stats.traces} traces, "
-            f"{stats.steps} steps ({stats.steps_per_goal:.2f} steps/goal)"
-        )
-        for name, boundary in invariant_boundaries(result, boundary_sample).items():
-            steps = [(a, dict(p)) for a, p in _path_actions(result, boundary.state)]
-            trace = trace_of(
-                runner,
-                steps,
-                f"boundary-{name}",
-                {
-                    "kind": "boundary",
-                    "profile": prof.name,
-                    "purpose": f"state where {name} is most nearly violated "
-                    f"({boundary.fragility} single-variable changes break it)",
-                },
-            )
+        return _profile_part(prof, reuse, max_trace_length, boundary_sample, report)
+
+    for part_of_profile in forked_map(part, len(profiles), jobs, progress):
+        declared |= part_of_profile.declared
+        invariants |= part_of_profile.invariants
+        suite.traces.extend(part_of_profile.traces)
+        suite.cover.append(part_of_profile.cover)
+        for name, fragility, actions, trace in part_of_profile.boundaries:
+            # the most fragile state, then the shortest trace, then the earlier profile
             known = best_boundary.get(name)
-            rank = (boundary.fragility, -len(steps))
-            if known is None or rank > (known[0], known[1]):
-                best_boundary[name] = (boundary.fragility, -len(steps), trace)
+            if known is None or (fragility, -actions) > (known[0], known[1]):
+                best_boundary[name] = (fragility, -actions, trace)
     if witnesses:
         progress("suite: witness traces of the seeded model bugs, at the default bounds")
         # At the default bounds: some bugs need more than the profiles allow (a third
