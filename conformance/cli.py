@@ -38,22 +38,23 @@ from .replay import ReplayWorkerError
 
 # One measured run (the stage seconds of its --report), so the user knows which stage waits.
 CHECK_DURATIONS = """\
-Cost of each stage, from one run on an otherwise idle 2-core machine (--jobs 2: 2.7 minutes
-of wall time, 4 minutes of CPU time; the model stages run beside the rest). Compiling each
-model costs a second or more the first time; compiled models are cached on disk
-(LASHSPEC_CACHE_DIR), so a second check takes about 1.9 minutes:
+Cost of each stage, from one run on an otherwise idle 2-core machine (--jobs 2: 2.1 minutes
+of wall time, 3.7 minutes of CPU time; the model stages run beside the rest, and the suite's
+profiles and the replays in --jobs worker processes). Compiling each model costs a second or
+more the first time; compiled models are cached on disk (LASHSPEC_CACHE_DIR), so a second
+check takes about 1.4 minutes:
   explore:<profile>        0.5-4.5 s each (the 21 store profiles: about 32 s)
   explore:machine-<profile>  4-6 s each; machine:rules about a second
   explore:phase-order      instant
-  seeded-bugs              about 25 s (each bug explored to its first violation; 2 s cached)
+  seeded-bugs              about 30 s (each bug explored to its first violation; 3 s cached)
   z3:induction             about 1 s; z3:induction-unbounded about 1 s
   z3:bmc                   the longest model stage: about 35 s at depth 8 (the default;
                            each depth slower than the last; --skip-z3 skips z3)
   machine:seeded-bugs      about 20 s (each explored, then z3 BMC over its last steps)
   machine:z3-induction     about 1 s; machine:z3-bmc about 5 s (depth 6, one owner)
-  suite                    the longest stage: about 75 s, 50 s cached (generating and
+  suite                    the longest stage: about 65 s, 40 s cached (generating and
                            writing 1,769 traces, witnesses of the seeded bugs included)
-  replay:memory            about 1 s; replay:sqlite about 12 s (a durable transaction per
+  replay:memory            about 1 s; replay:sqlite about 10 s (a durable transaction per
                            store call, a new file per trace), each in --jobs processes
   machine:suite and its replays  about 5 s
   replay:postgres          (--backend all) about a minute on a local throwaway server
