@@ -85,7 +85,7 @@ def main() -> int:
         )
 
     started = time.perf_counter()
-    suite = generate_suite()
+    suite = generate_suite(jobs=args.jobs)  # the same suite for any jobs
     print(
         f"suite: {len(suite.traces)} traces, {suite.steps} steps, "
         f"generated in {time.perf_counter() - started:.1f}s"
