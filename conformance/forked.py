@@ -13,10 +13,11 @@ Replay has its own two-phase workers (``replay.replay_in_workers``).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
@@ -42,22 +43,47 @@ def forked_map(piece: Piece[Result], count: int, jobs: int, progress: Progress) 
     jobs = min(jobs, count)
     if jobs <= 1 or not can_fork():
         return [piece(index, progress) for index in range(count)]
-    context = multiprocessing.get_context("fork")
-    next_piece = context.Value("i", 0)
-    workers, connections = [], []
-    thaw = gc.get_freeze_count() == 0  # see replay_in_workers: shared pages stay shared
-    gc.freeze()
-    for _ in range(jobs):
-        here, there = context.Pipe(duplex=False)
-        process = context.Process(target=_work, args=(piece, count, next_piece, there), daemon=True)
-        process.start()
-        there.close()
-        workers.append(process)
-        connections.append(here)
-    if thaw:
-        gc.unfreeze()
-    try:
+    next_piece = multiprocessing.get_context("fork").Value("i", 0)
+    with forked_workers(jobs, _work, lambda worker, parent: (piece, count, next_piece, parent)) as (
+        workers,
+        connections,
+    ):
         return _collect(count, workers, connections, progress)
+
+
+@contextlib.contextmanager
+def forked_workers(
+    jobs: int, target: Callable[..., None], arguments: Callable[[int, Connection], tuple[Any, ...]]
+) -> Iterator[tuple[list[Any], list[Connection]]]:
+    """``jobs`` forked processes running ``target(*arguments(k, pipe_end))``, and this side's
+    end of each one's pipe (two-way: the worker may also receive); on leaving, any worker
+    still running is stopped and every pipe closed.
+
+    Objects are frozen out of the collector while the workers fork: a worker's collector
+    then never touches what it inherited, whose pages stay shared instead of being copied.
+    """
+    context = multiprocessing.get_context("fork")
+    workers, connections = [], []
+    thaw = gc.get_freeze_count() == 0  # leave a caller's own frozen objects frozen
+    gc.freeze()
+    try:
+        for worker in range(jobs):
+            here, there = context.Pipe()
+            process = context.Process(
+                target=target,
+                args=arguments(worker, there),
+                name=f"lashspec-worker-{worker}",
+                daemon=True,
+            )
+            process.start()
+            there.close()  # the worker holds the only other end: its death ends the pipe
+            workers.append(process)
+            connections.append(here)
+    finally:
+        if thaw:
+            gc.unfreeze()
+    try:
+        yield workers, connections
     finally:
         for process in workers:
             if process.is_alive():

@@ -10,8 +10,6 @@ state variable with the trace; the first difference stops the replay.
 from __future__ import annotations
 
 import contextlib
-import gc
-import multiprocessing
 import shutil
 import tempfile
 import time
@@ -26,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..kernel.clock import FakeProcessTable, ManualClock
 from ..kernel.sqlite import SqliteStore
 from ..kernel.store import Store
+from .forked import can_fork, forked_workers
 from .itf import Trace, collector_paused, normalise_outcome, normalise_state
 from .kernel_adapter import BadActionParams, KernelAdapter, UnknownAction, memory_store_factory
 from .machine_adapter import KernelSystems, UnsupportedSystem, trace_system
@@ -389,7 +388,7 @@ def can_replay_in_workers() -> bool:
     """Workers are forked, so that they start at once with the traces (or the loader)
     already there: a spawned worker would import the package and unpickle its traces, which
     takes longer than replaying them. Where the platform cannot fork, replay runs here."""
-    return "fork" in multiprocessing.get_all_start_methods()
+    return can_fork()
 
 
 def replay_in_workers(
@@ -414,46 +413,18 @@ def replay_in_workers(
     jobs = min(jobs, len(traces))
     if jobs <= 1 or not can_replay_in_workers():
         return replay_all(_read_all(traces), make_target(0), progress, every)
-    context = multiprocessing.get_context("fork")
-    workers, connections = [], []
-    # Frozen objects are left out of collections: a worker's collector then never touches
-    # the traces, whose pages stay shared with this process instead of being copied.
-    thaw = gc.get_freeze_count() == 0  # leave a caller's own frozen objects frozen
-    gc.freeze()
-    for worker in range(jobs):
-        here, there = context.Pipe()
-        process = context.Process(
-            target=_replay_worker,
-            args=(
-                traces,
-                range(worker, len(traces), jobs),
-                make_target,
-                worker,
-                there,
-                max(1, every // jobs),  # so that the sum crosses each multiple of every
-            ),
-            name=f"lashspec-replay-{worker}",
-            daemon=True,
-        )
-        process.start()
-        there.close()  # the worker holds the only other end: its death ends the pipe
-        workers.append(process)
-        connections.append(here)
-    if thaw:
-        gc.unfreeze()
-    try:
+    every_in_worker = max(1, every // jobs)  # so that the sum crosses each multiple of every
+
+    def arguments(worker: int, parent: Connection) -> tuple[Any, ...]:
+        shard = range(worker, len(traces), jobs)
+        return (traces, shard, make_target, worker, parent, every_in_worker)
+
+    with forked_workers(jobs, _replay_worker, arguments) as (workers, connections):
         if isinstance(traces, TraceFiles):
             _await_reading(traces, workers, connections, progress)
         for connection in connections:
             connection.send("replay")
         return _gather(len(traces), workers, connections, progress, every)
-    finally:
-        for process in workers:
-            if process.is_alive():
-                process.terminate()
-            process.join()
-        for connection in connections:
-            connection.close()
 
 
 def _read_all(traces: Sequence[Trace] | TraceFiles) -> Sequence[Trace]:
