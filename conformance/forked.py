@@ -106,7 +106,7 @@ def _collect(
             try:
                 message = connection.recv()
             except EOFError:
-                code = workers[worker].exitcode
+                code = exit_code(workers[worker])
                 raise WorkerError(
                     f"worker {worker} ended before its work was done (exit code {code})"
                 ) from None
@@ -123,6 +123,17 @@ def _collect(
     if missing:  # pragma: no cover - every worker said it was done
         raise WorkerError(f"pieces {missing} were never computed")
     return [results[index] for index in range(count)]
+
+
+def exit_code(process: Any) -> int | None:
+    """The exit code of a worker whose pipe has ended: its end of file can come before the
+    process is reaped, so wait a little for it (None if it is somehow still running)."""
+    process.join(timeout=EXIT_WAIT_SECONDS)
+    return process.exitcode  # type: ignore[no-any-return]
+
+
+#: How long to wait for a worker whose pipe ended to be reaped.
+EXIT_WAIT_SECONDS = 5.0
 
 
 def _work(

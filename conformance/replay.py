@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..kernel.clock import FakeProcessTable, ManualClock
 from ..kernel.sqlite import SqliteStore
 from ..kernel.store import Store
-from .forked import can_fork, forked_workers
+from .forked import can_fork, exit_code, forked_workers
 from .itf import Trace, collector_paused, normalise_outcome, normalise_state
 from .kernel_adapter import BadActionParams, KernelAdapter, UnknownAction, memory_store_factory
 from .machine_adapter import KernelSystems, UnsupportedSystem, trace_system
@@ -446,7 +446,7 @@ def _receive(worker: int, workers: Sequence[Any], connection: Connection) -> Any
     try:
         message = connection.recv()
     except EOFError:
-        code = workers[worker].exitcode
+        code = exit_code(workers[worker])
         raise ReplayWorkerError(
             f"replay worker {worker} ended without its results (exit code {code})"
         ) from None

@@ -118,7 +118,9 @@ def test_a_worker_that_dies_is_an_error_not_a_shorter_report(traces: list[Trace]
         with kernel_targets("memory") as make_target:
             return make_target(worker)
 
-    with pytest.raises(ReplayWorkerError, match=r"worker 0 ended without its results \(exit"):
+    with pytest.raises(
+        ReplayWorkerError, match=r"worker 0 ended without its results \(exit code 3\)"
+    ):
         replay_in_workers(traces, dying, 2)
 
 
